@@ -1,0 +1,1 @@
+//! IP allocation from pools (not written yet).

@@ -1,0 +1,1 @@
+//! ARP packet codec (not written yet).

@@ -1,0 +1,1 @@
+//! Pool configuration parsing and validation (not written yet).

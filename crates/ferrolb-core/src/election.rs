@@ -1,0 +1,1 @@
+//! Per-IP speaker election (not written yet).

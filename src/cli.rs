@@ -1,0 +1,158 @@
+//! Command-line contract of the `ferrolb` binary (names and defaults are in the design).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Top-level command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferrolb",
+    version,
+    about = "LoadBalancer Services for bare-metal and kind clusters"
+)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Allocate IPs from the pools and write Service status.
+    Controller(ControllerArgs),
+    /// Per-node agent: elect one node per IP and answer ARP for it.
+    Speaker(SpeakerArgs),
+    /// Validate a ConfigMap manifest or bare config file; exit 0 if valid, 1 otherwise.
+    CheckConfig(CheckConfigArgs),
+}
+
+/// Options shared by both daemons for reaching the cluster and the config.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClusterArgs {
+    /// kubeconfig to use; default: $KUBECONFIG, then in-cluster, then ~/.kube/config.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace of the pool ConfigMap and of FerroLB's Leases.
+    #[arg(long, default_value = "ferrolb-system")]
+    pub namespace: String,
+    /// Name of the pool ConfigMap.
+    #[arg(long, default_value = "ferrolb-config")]
+    pub config_map: String,
+}
+
+/// `ferrolb controller`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ControllerArgs {
+    /// Cluster access.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Only handle Services of this loadBalancerClass (default: only Services without a class).
+    #[arg(long)]
+    pub lb_class: Option<String>,
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:7472")]
+    pub metrics_addr: SocketAddr,
+    /// Take part in leader election on Lease `ferrolb-controller` (disable only for one replica).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+}
+
+/// `ferrolb speaker`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SpeakerArgs {
+    /// This node's name.
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: String,
+    /// Cluster access.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// How long a speaker's lease stays valid without renewal (e.g. 3s, 2500ms).
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub lease_duration: std::time::Duration,
+    /// How often the speaker renews its lease.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub lease_renew: std::time::Duration,
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:7473")]
+    pub metrics_addr: SocketAddr,
+}
+
+/// `ferrolb check-config FILE`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckConfigArgs {
+    /// A ConfigMap manifest (YAML or JSON) or a bare config file.
+    pub file: PathBuf,
+}
+
+/// Parses durations written as `500ms`, `3s`, `1.5s` or `2m`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (number, unit) = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map(|i| t.split_at(i))
+        .ok_or_else(|| format!("duration {text:?} has no unit (use ms, s or m)"))?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("duration {text:?} does not start with a number"))?;
+    let secs = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => {
+            return Err(format!(
+                "duration {text:?} has unknown unit {unit:?} (use ms, s or m)"
+            ))
+        }
+    };
+    std::time::Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("duration {text:?} is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1100ms"), Ok(Duration::from_millis(1100)));
+        assert_eq!(parse_duration("3s"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("3").unwrap_err().contains("no unit"));
+        assert!(parse_duration("3h").unwrap_err().contains("unknown unit"));
+    }
+
+    #[test]
+    fn cli_parses_design_flags() {
+        let cli = Cli::try_parse_from([
+            "ferrolb",
+            "speaker",
+            "--node-name",
+            "n1",
+            "--lease-duration",
+            "3s",
+            "--lease-renew",
+            "1s",
+        ])
+        .unwrap();
+        assert!(matches!(cli.command, Command::Speaker(ref s) if s.node_name == "n1"));
+        let cli =
+            Cli::try_parse_from(["ferrolb", "controller", "--leader-elect", "false"]).unwrap();
+        assert!(matches!(cli.command, Command::Controller(ref c) if !c.leader_elect));
+    }
+}

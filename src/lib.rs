@@ -1,0 +1,8 @@
+//! FerroLB: LoadBalancer Services for bare-metal and kind clusters.
+//!
+//! The `ferrolb` binary has three subcommands: the `controller` (allocates IPs and writes
+//! Service status), the `speaker` (per-node agent that wins per-IP elections and answers ARP),
+//! and `check-config` (validates a pool config offline). Pure decisions live in `ferrolb-core`;
+//! this crate is the Kubernetes and network glue around it.
+
+pub mod cli;
