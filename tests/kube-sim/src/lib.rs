@@ -1,1 +1,4 @@
-pub fn placeholder() {}
+//! kube-sim: a Kubernetes API server emulator over real HTTP (being written).
+
+pub mod patch;
+pub mod protobuf;

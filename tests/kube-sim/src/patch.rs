@@ -1,0 +1,1 @@
+//! Patch engines: JSON merge, JSON patch, strategic merge (not written yet).

@@ -1,0 +1,1 @@
+//! Decoding of protobuf request bodies sent by kubectl (not written yet).
