@@ -1,1 +1,0 @@
-//! Patch engines: JSON merge, JSON patch, strategic merge (not written yet).
