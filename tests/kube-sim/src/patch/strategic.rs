@@ -377,12 +377,12 @@ impl Merger<'_> {
                 }
                 Some(Value::String(d)) if d == "merge" => {}
                 None => {}
-                Some(other) => return Err(self.bad_directive(
-                    PATCH,
-                    format!(
+                Some(other) => {
+                    let reason = format!(
                         "list elements accept \"delete\", \"replace\" or \"merge\", got {other}"
-                    ),
-                )),
+                    );
+                    return Err(self.bad_directive(PATCH, reason));
+                }
             }
             let Some(key_value) = key_value else {
                 return Err(self.bad_patch(format!(
