@@ -279,6 +279,14 @@ pub fn update(
     Ok(present(t.resource, &stored))
 }
 
+fn patch_error(e: patch::PatchError) -> ApiError {
+    if e.status_code() == 422 {
+        ApiError::patch_failed(e.to_string())
+    } else {
+        ApiError::bad_request(e.to_string())
+    }
+}
+
 /// The kinds of PATCH bodies.
 fn patched(
     kind: &str,

@@ -157,9 +157,13 @@ pub fn content_type(headers: &HeaderMap) -> String {
 pub fn decode_object(content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
     match content_type {
         "application/vnd.kubernetes.protobuf" => protobuf::decode_k8s_protobuf(body).map_err(|e| {
-            let mut err = ApiError::unsupported_media_type(content_type);
-            err.message = format!("{}: {e}", err.message);
-            err
+            if e.is_unsupported() {
+                let mut err = ApiError::unsupported_media_type(content_type);
+                err.message = format!("{}: {e}", err.message);
+                err
+            } else {
+                ApiError::bad_request(format!("the protobuf request body cannot be decoded: {e}"))
+            }
         }),
         "application/yaml" | "application/apply-patch+yaml" => decode_json_or_yaml(body),
         "application/json" | "" => serde_json::from_slice(body)

@@ -378,12 +378,10 @@ impl Merger<'_> {
                 Some(Value::String(d)) if d == "merge" => {}
                 None => {}
                 Some(other) => {
-                    return Err(self.bad_directive(
-                        PATCH,
-                        format!(
+                    let reason = format!(
                         "list elements accept \"delete\", \"replace\" or \"merge\", got {other}"
-                    ),
-                    ))
+                    );
+                    return Err(self.bad_directive(PATCH, reason));
                 }
             }
             let Some(key_value) = key_value else {
