@@ -301,12 +301,9 @@ fn patched(
     match content_type {
         "application/merge-patch+json" => Ok(patch::merge_patch(current, &parse()?)),
         "application/strategic-merge-patch+json" => {
-            patch::strategic_merge(current, &parse()?, kind)
-                .map_err(|e| ApiError::bad_request(e.to_string()))
+            patch::strategic_merge(current, &parse()?, kind).map_err(patch_error)
         }
-        "application/json-patch+json" => {
-            patch::json_patch(current, &parse()?).map_err(|e| ApiError::patch_failed(e.to_string()))
-        }
+        "application/json-patch+json" => patch::json_patch(current, &parse()?).map_err(patch_error),
         other => Err(ApiError::unsupported_media_type(other)),
     }
 }
