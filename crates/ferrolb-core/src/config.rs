@@ -1,1 +1,0 @@
-//! Pool configuration parsing and validation (not written yet).
