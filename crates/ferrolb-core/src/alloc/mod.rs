@@ -217,8 +217,10 @@ impl Allocator {
             }
         }
         let sharing_key = req.sharing_key.clone().or_else(|| {
-            ips.iter()
-                .find_map(|ip| self.pool_of(ip))
+            // The first address's pool only, as `place` does, so a restart re-derives the key
+            // the allocation was made under.
+            ips.first()
+                .and_then(|ip| self.pool_of(ip))
                 .and_then(|p| self.pools[p].default_sharing_key.clone())
         });
         for ip in ips {
@@ -377,8 +379,8 @@ impl Allocator {
             rec.alloc.sharing_key.clone()
         } else {
             req.sharing_key.clone().or_else(|| {
-                held.iter()
-                    .find_map(|ip| self.pool_of(ip))
+                held.first()
+                    .and_then(|ip| self.pool_of(ip))
                     .and_then(|p| self.pools[p].default_sharing_key.clone())
             })
         };
