@@ -1,1 +1,0 @@
-//! IP allocation from pools (not written yet).
