@@ -70,6 +70,15 @@ pub struct ControllerArgs {
     /// Take part in leader election on Lease `ferrolb-controller` (disable only for one replica).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub leader_elect: bool,
+    /// How long the leader's lease is valid without renewal.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub leader_lease_duration: std::time::Duration,
+    /// A leader that could not renew for this long steps down (must be below the duration).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub leader_renew_deadline: std::time::Duration,
+    /// How often to try to acquire or renew the lease.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub leader_retry_period: std::time::Duration,
 }
 
 /// `ferrolb speaker`.

@@ -6,3 +6,8 @@
 //! this crate is the Kubernetes and network glue around it.
 
 pub mod cli;
+pub mod controller;
+pub mod http_server;
+pub mod kube_client;
+pub mod leader;
+pub mod signals;

@@ -1,27 +1,53 @@
 //! The `ferrolb` binary: parses the command line, sets up logging, and runs one component.
 
-use anyhow::Result;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
 use clap::Parser;
 use ferrolb::cli::{Cli, Command, LogFormat};
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
 }
 
-fn main() -> Result<()> {
+fn check_config(path: &std::path::Path) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    match ferrolb_core::config::parse_file(&text) {
+        Ok(parsed) => {
+            println!("{}: valid", path.display());
+            print!("{}", ferrolb_core::config::summary(&parsed.config));
+            for w in &parsed.warnings {
+                println!("warning: {w}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            eprintln!("{}: invalid ({} error(s))", path.display(), errors.0.len());
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
-        Command::Controller(_) => anyhow::bail!("ferrolb controller: not implemented yet"),
+        Command::CheckConfig(args) => check_config(&args.file),
+        Command::Controller(args) => {
+            let shutdown = ferrolb::signals::shutdown_token()?;
+            ferrolb::controller::run(args, shutdown).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Speaker(_) => anyhow::bail!("ferrolb speaker: not implemented yet"),
-        Command::CheckConfig(_) => anyhow::bail!("ferrolb check-config: not implemented yet"),
     }
 }

@@ -1,0 +1,169 @@
+//! Reading a Service: whether the controller handles it, what it currently shows in its status,
+//! and the plain [`ServiceInfo`] the pure allocator works from.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ferrolb_core::addr::Family;
+use ferrolb_core::service::{IpFamilyPolicy, Protocol, ServiceInfo, ServiceKey, ServicePort};
+use k8s_openapi::api::core::v1::Service;
+
+/// The annotation the controller writes with the pool the IPs came from.
+pub const ALLOCATED_FROM_POOL: &str = "ferrolb.io/allocated-from-pool";
+
+/// The `ipMode` the controller writes: traffic arrives with the VIP as destination.
+pub const IP_MODE: &str = "VIP";
+
+/// Whether the controller is responsible for a Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handling {
+    /// `type: LoadBalancer` with our class: allocate.
+    Ours,
+    /// Not a LoadBalancer (any more).
+    NotLoadBalancer,
+    /// A LoadBalancer of another class.
+    OtherClass,
+    /// Being deleted (has a deletionTimestamp).
+    Deleting,
+}
+
+/// Everything the controller needs to know about one Service.
+#[derive(Debug, Clone)]
+pub struct ServiceView {
+    /// namespace/name.
+    pub key: ServiceKey,
+    /// Whether we handle it.
+    pub handling: Handling,
+    /// Input for the allocator.
+    pub info: ServiceInfo,
+    /// `status.loadBalancer.ingress[].ip` that parse, in order.
+    pub ingress: Vec<IpAddr>,
+    /// Whether every ingress entry carries `ipMode: VIP` and nothing but an IP.
+    pub ingress_in_our_shape: bool,
+    /// The value of [`ALLOCATED_FROM_POOL`], if set.
+    pub pool_annotation: Option<String>,
+    /// `metadata.creationTimestamp` in seconds, for "the older Service wins".
+    pub created: i64,
+}
+
+fn family(text: &str) -> Option<Family> {
+    match text {
+        "IPv4" => Some(Family::V4),
+        "IPv6" => Some(Family::V6),
+        _ => None,
+    }
+}
+
+fn protocol(text: Option<&str>) -> Protocol {
+    match text {
+        Some("UDP") => Protocol::Udp,
+        Some("SCTP") => Protocol::Sctp,
+        _ => Protocol::Tcp,
+    }
+}
+
+/// Reads `svc`; `lb_class` is the controller's `--lb-class` (`None`: only class-less Services).
+pub fn view(svc: &Service, lb_class: Option<&str>) -> ServiceView {
+    let meta = &svc.metadata;
+    let spec = svc.spec.clone().unwrap_or_default();
+    let key = ServiceKey::new(meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default());
+    let handling = if meta.deletion_timestamp.is_some() {
+        Handling::Deleting
+    } else if spec.type_.as_deref() != Some("LoadBalancer") {
+        Handling::NotLoadBalancer
+    } else if spec.load_balancer_class.as_deref() != lb_class {
+        Handling::OtherClass
+    } else {
+        Handling::Ours
+    };
+    let ip_families: Vec<Family> = spec.ip_families.iter().flatten().filter_map(|f| family(f)).collect();
+    let info = ServiceInfo {
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+        labels: meta.labels.clone().unwrap_or_default(),
+        annotations: meta.annotations.clone().unwrap_or_default(),
+        load_balancer_ip: spec.load_balancer_ip.clone().filter(|s| !s.is_empty()),
+        ip_families: if ip_families.is_empty() { vec![Family::V4] } else { ip_families },
+        ip_family_policy: match spec.ip_family_policy.as_deref() {
+            Some("PreferDualStack") => IpFamilyPolicy::PreferDualStack,
+            Some("RequireDualStack") => IpFamilyPolicy::RequireDualStack,
+            _ => IpFamilyPolicy::SingleStack,
+        },
+        ports: spec
+            .ports
+            .iter()
+            .flatten()
+            .filter_map(|p| {
+                Some(ServicePort {
+                    port: u16::try_from(p.port).ok()?,
+                    protocol: protocol(p.protocol.as_deref()),
+                })
+            })
+            .collect(),
+        external_traffic_local: spec.external_traffic_policy.as_deref() == Some("Local"),
+        selector: spec.selector.clone().unwrap_or_default(),
+    };
+    let entries = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.clone())
+        .unwrap_or_default();
+    let ingress: Vec<IpAddr> = entries.iter().filter_map(|i| i.ip.as_deref()?.parse().ok()).collect();
+    let ingress_in_our_shape = entries
+        .iter()
+        .all(|i| i.ip.is_some() && i.hostname.is_none() && i.ip_mode.as_deref() == Some(IP_MODE) && i.ports.is_none());
+    let annotations: BTreeMap<String, String> = meta.annotations.clone().unwrap_or_default();
+    ServiceView {
+        key,
+        handling,
+        info,
+        ingress_in_our_shape: ingress_in_our_shape && entries.len() == ingress.len(),
+        ingress,
+        pool_annotation: annotations.get(ALLOCATED_FROM_POOL).cloned(),
+        created: meta.creation_timestamp.as_ref().map_or(i64::MAX, |t| t.0.as_second()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(json: serde_json::Value) -> Service {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn class_and_type_decide_handling() {
+        let base = serde_json::json!({"metadata": {"name": "a", "namespace": "ns"}, "spec": {"type": "LoadBalancer"}});
+        assert_eq!(view(&svc(base.clone()), None).handling, Handling::Ours);
+        assert_eq!(view(&svc(base.clone()), Some("x")).handling, Handling::OtherClass);
+        let mut classed = base.clone();
+        classed["spec"]["loadBalancerClass"] = "x".into();
+        assert_eq!(view(&svc(classed.clone()), Some("x")).handling, Handling::Ours);
+        assert_eq!(view(&svc(classed), None).handling, Handling::OtherClass);
+        let mut cip = base;
+        cip["spec"]["type"] = "ClusterIP".into();
+        assert_eq!(view(&svc(cip), None).handling, Handling::NotLoadBalancer);
+    }
+
+    #[test]
+    fn reads_ingress_ports_and_families() {
+        let v = view(
+            &svc(serde_json::json!({
+                "metadata": {"name": "a", "namespace": "ns", "creationTimestamp": "2026-01-01T00:00:00Z"},
+                "spec": {"type": "LoadBalancer", "ipFamilies": ["IPv6", "IPv4"], "ipFamilyPolicy": "RequireDualStack",
+                         "ports": [{"port": 53, "protocol": "UDP"}, {"port": 80}], "externalTrafficPolicy": "Local"},
+                "status": {"loadBalancer": {"ingress": [{"ip": "2001:db8::1", "ipMode": "VIP"}, {"ip": "198.51.100.1", "ipMode": "VIP"}]}}
+            })),
+            None,
+        );
+        assert_eq!(v.info.ip_families, vec![Family::V6, Family::V4]);
+        assert_eq!(v.info.ip_family_policy, IpFamilyPolicy::RequireDualStack);
+        assert_eq!(v.info.ports[0], ServicePort { port: 53, protocol: Protocol::Udp });
+        assert!(v.info.external_traffic_local);
+        assert_eq!(v.ingress.len(), 2);
+        assert!(v.ingress_in_our_shape);
+        assert_eq!(v.created, 1_767_225_600);
+    }
+}

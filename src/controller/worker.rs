@@ -1,0 +1,445 @@
+//! The allocation loop. One task owns the allocator, so allocations are serialised without
+//! locks and are deterministic; API writes run concurrently (one at a time per Service) and
+//! failed writes are retried with backoff. On start it first replays every existing
+//! `status.loadBalancer.ingress` (oldest Service first) and only then allocates anything new.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferrolb_core::alloc::Allocator;
+use ferrolb_core::config::{parse_config_map_data, Config};
+use ferrolb_core::service::{allocation_request, AllocationRequest, ServiceKey, SharingAttrs};
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::Resource;
+use thiserror::Error;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::decide::decide;
+use super::metrics::ControllerMetrics;
+use super::service_view::{view, Handling, ServiceView};
+use super::writer::{normal, warning, Plan, WriteOutcome, Writer};
+
+/// Writes in flight at once; enough to hide API latency, small enough to be polite.
+const MAX_IN_FLIGHT: usize = 32;
+const RETRY_MIN: Duration = Duration::from_millis(200);
+const RETRY_MAX: Duration = Duration::from_secs(30);
+/// How long to trust our own write over a cache that has not delivered it yet.
+const EXPECTATION_TTL: Duration = Duration::from_secs(10);
+
+/// What a Service shows after our last successful write, until the cache catches up.
+#[derive(Debug, Clone)]
+struct Expectation {
+    ingress: Vec<std::net::IpAddr>,
+    pool: Option<String>,
+    at: tokio::time::Instant,
+}
+
+/// Why the loop stopped.
+#[derive(Debug, Error)]
+pub enum WorkerError {
+    /// A watch stream ended, which kube-runtime watchers never do on their own.
+    #[error("the {0} watch stream ended unexpectedly")]
+    StreamEnded(&'static str),
+}
+
+/// Settings of the loop.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// `--lb-class`.
+    pub lb_class: Option<String>,
+    /// Namespace of the pool ConfigMap.
+    pub namespace: String,
+    /// Name of the pool ConfigMap.
+    pub config_map: String,
+}
+
+/// The loop's state.
+pub struct Worker {
+    settings: WorkerSettings,
+    allocator: Allocator,
+    services: Store<Service>,
+    writer: Writer,
+    metrics: ControllerMetrics,
+    config: Option<Config>,
+    dirty: BTreeSet<ServiceKey>,
+    in_flight: BTreeSet<ServiceKey>,
+    /// Failed for lack of capacity or a matching pool: retried when that may have changed.
+    waiting: BTreeSet<ServiceKey>,
+    /// When to look at a Service again (failed write, or an expectation to re-check).
+    retries: BTreeMap<ServiceKey, tokio::time::Instant>,
+    /// Consecutive failed writes per Service, for backoff.
+    attempts: BTreeMap<ServiceKey, u32>,
+    /// Last failure note per Service, so a repeated failure is not re-announced every pass.
+    last_failure: BTreeMap<ServiceKey, String>,
+    /// Our writes the Service cache may not have delivered yet; without this a fast second
+    /// pass would see the old status and allocate (and announce) the same IP twice.
+    expected: BTreeMap<ServiceKey, Expectation>,
+}
+
+type WatchItem<K> = Result<watcher::Event<K>, watcher::Error>;
+
+impl Worker {
+    /// A loop over the Services in `services` (a reflector store fed by the stream given to
+    /// [`Worker::run`]).
+    pub fn new(settings: WorkerSettings, services: Store<Service>, writer: Writer, metrics: ControllerMetrics) -> Self {
+        Self {
+            settings,
+            allocator: Allocator::new(Vec::new()),
+            services,
+            writer,
+            metrics,
+            config: None,
+            dirty: BTreeSet::new(),
+            in_flight: BTreeSet::new(),
+            waiting: BTreeSet::new(),
+            retries: BTreeMap::new(),
+            attempts: BTreeMap::new(),
+            last_failure: BTreeMap::new(),
+            expected: BTreeMap::new(),
+        }
+    }
+
+    fn lookup(&self, key: &ServiceKey) -> Option<Arc<Service>> {
+        self.services.get(&ObjectRef::new(&key.name).within(&key.namespace))
+    }
+
+    fn all_keys(&self) -> BTreeSet<ServiceKey> {
+        let mut keys: BTreeSet<ServiceKey> = self
+            .services
+            .state()
+            .iter()
+            .map(|s| ServiceKey::new(s.metadata.namespace.clone().unwrap_or_default(), s.metadata.name.clone().unwrap_or_default()))
+            .collect();
+        keys.extend(self.allocator.services().map(|(k, _)| k.clone()));
+        keys
+    }
+
+    /// Runs until `shutdown`; `services` must be the reflector-wrapped Service watch feeding
+    /// the store given to [`Worker::new`], `config` a watch of the pool ConfigMap alone.
+    pub async fn run<S, C>(mut self, mut services: S, mut config: C, shutdown: CancellationToken, on_synced: impl FnOnce()) -> Result<(), WorkerError>
+    where
+        S: Stream<Item = WatchItem<Service>> + Unpin,
+        C: Stream<Item = WatchItem<ConfigMap>> + Unpin,
+    {
+        // Phase 1: both caches complete before anything is decided.
+        let (mut svc_synced, mut cm_synced) = (false, false);
+        let mut initial_cm: Option<ConfigMap> = None;
+        while !(svc_synced && cm_synced) {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                ev = services.next() => match ev {
+                    None => return Err(WorkerError::StreamEnded("Service")),
+                    Some(Ok(watcher::Event::InitDone)) => svc_synced = true,
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => tracing::warn!(error = %e, "Service watch failed; retrying"),
+                },
+                ev = config.next() => match ev {
+                    None => return Err(WorkerError::StreamEnded("ConfigMap")),
+                    Some(Ok(watcher::Event::InitApply(cm))) => initial_cm = Some(cm),
+                    Some(Ok(watcher::Event::InitDone)) => cm_synced = true,
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => tracing::warn!(error = %e, "ConfigMap watch failed; retrying"),
+                },
+            }
+        }
+        let started = Instant::now();
+        self.on_config(initial_cm.as_ref()).await;
+        self.replay().await;
+        self.dirty = self.all_keys();
+        tracing::info!(services = self.dirty.len(), elapsed = ?started.elapsed(), "replayed existing allocations; reconciling");
+        on_synced();
+
+        // Phase 2: react to changes.
+        let mut writes: JoinSet<(Plan, WriteOutcome)> = JoinSet::new();
+        loop {
+            self.dispatch(&mut writes);
+            let next_retry = self.retries.values().min().copied();
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                ev = services.next() => match ev {
+                    None => return Err(WorkerError::StreamEnded("Service")),
+                    Some(Ok(watcher::Event::Apply(s) | watcher::Event::Delete(s) | watcher::Event::InitApply(s))) => {
+                        self.dirty.insert(ServiceKey::new(s.metadata.namespace.clone().unwrap_or_default(), s.metadata.name.clone().unwrap_or_default()));
+                    }
+                    // After a re-list, deletions that happened while disconnected have no event.
+                    Some(Ok(watcher::Event::InitDone)) => self.dirty = self.all_keys(),
+                    Some(Ok(watcher::Event::Init)) => {}
+                    Some(Err(e)) => tracing::warn!(error = %e, "Service watch failed; retrying"),
+                },
+                ev = config.next() => match ev {
+                    None => return Err(WorkerError::StreamEnded("ConfigMap")),
+                    Some(Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm))) => self.on_config(Some(&cm)).await,
+                    Some(Ok(watcher::Event::Delete(_))) => self.on_config(None).await,
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => tracing::warn!(error = %e, "ConfigMap watch failed; retrying"),
+                },
+                Some(done) = writes.join_next(), if !writes.is_empty() => {
+                    if let Ok((plan, outcome)) = done {
+                        self.finished(plan, outcome);
+                    }
+                }
+                _ = sleep_until(next_retry), if next_retry.is_some() => {
+                    let now = tokio::time::Instant::now();
+                    let due: Vec<ServiceKey> = self.retries.iter().filter(|(_, at)| **at <= now).map(|(k, _)| k.clone()).collect();
+                    for k in due {
+                        self.retries.remove(&k);
+                        self.dirty.insert(k);
+                    }
+                }
+            }
+        }
+        // Let writes already sent finish, briefly, so a graceful stop leaves no half-done work.
+        let _ = tokio::time::timeout(Duration::from_secs(5), async { while writes.join_next().await.is_some() {} }).await;
+        Ok(())
+    }
+
+    /// Starts writes for dirty Services that are not already being written.
+    fn dispatch(&mut self, writes: &mut JoinSet<(Plan, WriteOutcome)>) {
+        // Deciding one Service can wake others (a release frees capacity), so keep going until
+        // nothing dispatchable is left rather than walking a snapshot.
+        while self.in_flight.len() < MAX_IN_FLIGHT {
+            let Some(key) = self.dirty.iter().find(|k| !self.in_flight.contains(*k)).cloned() else {
+                break;
+            };
+            self.dirty.remove(&key);
+            let Some(plan) = self.plan(&key) else { continue };
+            self.in_flight.insert(key);
+            let writer = self.writer.clone();
+            writes.spawn(async move {
+                let outcome = writer.apply(&plan).await;
+                (plan, outcome)
+            });
+        }
+    }
+
+    fn plan(&mut self, key: &ServiceKey) -> Option<Plan> {
+        let started = Instant::now();
+        let svc = self.lookup(key);
+        let Some(svc) = svc else {
+            // Deleted: give its addresses back; nothing to write on a gone object.
+            if self.allocator.release(key).is_some() {
+                self.capacity_freed();
+            }
+            self.retries.remove(key);
+            self.attempts.remove(key);
+            self.last_failure.remove(key);
+            self.waiting.remove(key);
+            self.expected.remove(key);
+            self.publish_stats();
+            return None;
+        };
+        let mut v = view(&svc, self.settings.lb_class.as_deref());
+        if let Some(exp) = self.expected.get(key) {
+            let caught_up = v.ingress == exp.ingress && v.pool_annotation == exp.pool;
+            if caught_up || exp.at.elapsed() > EXPECTATION_TTL {
+                self.expected.remove(key);
+            } else {
+                // Decide against our own write; look again once it can no longer be in flight,
+                // so a manual edit made meanwhile is still corrected.
+                v.ingress = exp.ingress.clone();
+                v.pool_annotation = exp.pool.clone();
+                v.ingress_in_our_shape = true;
+                let recheck = exp.at + EXPECTATION_TTL;
+                self.retries.entry(key.clone()).or_insert(recheck);
+            }
+        }
+        let mut d = decide(&mut self.allocator, &v);
+        self.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
+        if d.allocated {
+            self.metrics.allocations.inc();
+        }
+        if d.released {
+            self.capacity_freed();
+        }
+        match d.failure {
+            Some(reason) => {
+                self.metrics.failed(reason);
+                if reason != "bad_annotation" {
+                    self.waiting.insert(key.clone());
+                }
+                let note = d.events.first().map(|e| e.note.clone()).unwrap_or_default();
+                if self.last_failure.get(key) == Some(&note) {
+                    d.events.clear();
+                } else {
+                    self.last_failure.insert(key.clone(), note);
+                }
+            }
+            None => {
+                self.waiting.remove(key);
+                self.last_failure.remove(key);
+            }
+        }
+        if v.handling != Handling::Ours {
+            self.waiting.remove(key);
+            self.last_failure.remove(key);
+        }
+        self.publish_stats();
+        let mut plan = Plan::new(key.clone(), svc.object_ref(&()));
+        plan.outcome = (
+            d.ingress.clone().unwrap_or_else(|| v.ingress.clone()),
+            d.pool_annotation.clone().unwrap_or_else(|| v.pool_annotation.clone()),
+        );
+        plan.ingress = d.ingress;
+        plan.pool_annotation = d.pool_annotation;
+        plan.events = d.events;
+        (!plan.is_empty()).then_some(plan)
+    }
+
+    fn finished(&mut self, plan: Plan, outcome: WriteOutcome) {
+        let key = plan.key;
+        self.in_flight.remove(&key);
+        match outcome {
+            WriteOutcome::Done => {
+                self.attempts.remove(&key);
+                if plan.ingress.is_some() || plan.pool_annotation.is_some() {
+                    let (ingress, pool) = plan.outcome;
+                    let at = tokio::time::Instant::now();
+                    self.expected.insert(key, Expectation { ingress, pool, at });
+                }
+            }
+            WriteOutcome::Gone => {
+                self.attempts.remove(&key);
+                self.retries.remove(&key);
+                self.expected.remove(&key);
+            }
+            WriteOutcome::Failed(e) => {
+                let attempts = self.attempts.get(&key).copied().unwrap_or(0) + 1;
+                let delay = RETRY_MIN.saturating_mul(1 << attempts.min(10)).min(RETRY_MAX);
+                tracing::warn!(service = %key, error = %e, attempt = attempts, retry_in = ?delay, "writing Service failed");
+                self.attempts.insert(key.clone(), attempts);
+                self.retries.insert(key, tokio::time::Instant::now() + delay);
+            }
+        }
+    }
+
+    fn capacity_freed(&mut self) {
+        let waiting = std::mem::take(&mut self.waiting);
+        self.dirty.extend(waiting);
+    }
+
+    fn publish_stats(&self) {
+        self.metrics
+            .set_pool_stats(&self.allocator.stats(), self.allocator.orphaned_ips());
+    }
+
+    /// Registers every existing ingress before anything new is allocated: oldest Service first,
+    /// so when two Services claim one IP the older keeps it and the newer is re-allocated.
+    async fn replay(&mut self) {
+        let mut views: Vec<ServiceView> = self
+            .services
+            .state()
+            .iter()
+            .map(|s| view(s, self.settings.lb_class.as_deref()))
+            .filter(|v| v.handling == Handling::Ours && !v.ingress.is_empty())
+            .collect();
+        views.sort_by(|a, b| (a.created, &a.key).cmp(&(b.created, &b.key)));
+        for v in views {
+            let req = allocation_request(&v.info).unwrap_or_else(|_| fallback_request(&v));
+            match self.allocator.restore(&v.key, &req, &v.ingress) {
+                Ok(a) if a.is_orphaned() => {
+                    tracing::warn!(service = %v.key, ips = ?a.addresses(), "kept an IP that is outside every pool");
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.metrics.ip_conflicts.inc();
+                    let note = format!("{e}; this Service will get a new IP");
+                    tracing::warn!(service = %v.key, %note, "duplicate IP found during replay");
+                    if let Some(svc) = self.lookup(&v.key) {
+                        self.writer.event(&warning("IPConflict", "Allocate", note), &svc.object_ref(&())).await;
+                    }
+                }
+            }
+        }
+        self.publish_stats();
+    }
+
+    /// Applies a new ConfigMap (or its absence): a valid config replaces the pools at once
+    /// without moving any IP; an invalid one is rejected and the last good one stays.
+    async fn on_config(&mut self, cm: Option<&ConfigMap>) {
+        let (ns, name) = (&self.settings.namespace, &self.settings.config_map);
+        let Some(cm) = cm else {
+            tracing::info!(configmap = %format!("{ns}/{name}"), "pool ConfigMap not found: no pools are configured, so no IPs will be allocated");
+            self.metrics.config_valid.set(1);
+            self.apply_config(Config::default()).await;
+            return;
+        };
+        let reference = cm.object_ref(&());
+        let data = cm.data.clone().unwrap_or_default();
+        match parse_config_map_data(&data) {
+            Ok(parsed) => {
+                self.metrics.config_valid.set(1);
+                if self.config.as_ref() == Some(&parsed.config) {
+                    return;
+                }
+                let pools = parsed.config.pools.len();
+                tracing::info!(configmap = %format!("{ns}/{name}"), pools, format = ?parsed.config.format, "loaded pool config");
+                self.writer
+                    .event(&normal("ConfigLoaded", "LoadConfig", format!("loaded {pools} pool(s) ({:?} format)", parsed.config.format)), &reference)
+                    .await;
+                if !parsed.warnings.is_empty() {
+                    let note = parsed.warnings.join("; ");
+                    tracing::warn!(configmap = %format!("{ns}/{name}"), %note, "pool config warnings");
+                    self.writer.event(&warning("ConfigWarning", "LoadConfig", note), &reference).await;
+                }
+                self.apply_config(parsed.config).await;
+            }
+            Err(errors) => {
+                self.metrics.config_valid.set(0);
+                let list = errors.to_string();
+                tracing::error!(configmap = %format!("{ns}/{name}"), errors = %list, "pool config rejected; the last good config stays in force");
+                let note = format!("config rejected, the last good config stays in force: {}", list.replace('\n', "; "));
+                self.writer.event(&warning("ConfigInvalid", "LoadConfig", note), &reference).await;
+            }
+        }
+    }
+
+    async fn apply_config(&mut self, config: Config) {
+        let change = self.allocator.set_pools(config.pools.clone());
+        self.config = Some(config);
+        for key in &change.orphaned {
+            let Some(svc) = self.lookup(key) else { continue };
+            let ips = self.allocator.get(key).map(|a| a.addresses()).unwrap_or_default();
+            let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
+            let note = format!(
+                "IP {} is outside every pool after a config change; it is kept until the Service is deleted or changed",
+                list.join(", ")
+            );
+            self.writer.event(&warning("IPOutsidePools", "LoadConfig", note), &svc.object_ref(&())).await;
+        }
+        // New pools take effect at once: waiting Services may fit now, annotations may change.
+        self.dirty = self.all_keys();
+        self.publish_stats();
+    }
+}
+
+/// What to restore a Service with when its annotations no longer parse: its addresses must
+/// still be registered, or another Service could be given them.
+fn fallback_request(v: &ServiceView) -> AllocationRequest {
+    let families = v.ingress.iter().map(ferrolb_core::addr::Family::of).collect();
+    AllocationRequest {
+        pool: None,
+        ips: v.ingress.clone(),
+        sharing_key: None,
+        families,
+        require_all: false,
+        sharing: SharingAttrs {
+            ports: v.info.ports.iter().copied().collect(),
+            external_traffic_local: v.info.external_traffic_local,
+            selector: v.info.selector.clone(),
+        },
+        namespace: v.info.namespace.clone(),
+        labels: v.info.labels.clone(),
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,178 @@
+//! Carrying out a decision: the annotation, the status subresource and the Events. Decisions
+//! are made in memory by the worker; only this module talks to the API server for a Service.
+
+use std::net::IpAddr;
+
+use ferrolb_core::service::ServiceKey;
+use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::Client;
+use serde_json::{json, Value};
+
+use super::metrics::ControllerMetrics;
+use super::service_view::{ALLOCATED_FROM_POOL, IP_MODE};
+
+/// The field manager named in every write, so `managedFields` show who wrote what.
+pub const FIELD_MANAGER: &str = "ferrolb-controller";
+
+/// What to write for one Service; `None` fields are left alone.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The Service.
+    pub key: ServiceKey,
+    /// Reference for Events.
+    pub reference: ObjectReference,
+    /// `Some(ips)`: make `status.loadBalancer.ingress` exactly these (empty clears it).
+    pub ingress: Option<Vec<IpAddr>>,
+    /// `Some(Some(pool))`: set [`ALLOCATED_FROM_POOL`]; `Some(None)`: remove it.
+    pub pool_annotation: Option<Option<String>>,
+    /// Events to publish on the Service.
+    pub events: Vec<Notice>,
+    /// Ingress and pool annotation the Service shows once the plan is carried out.
+    pub outcome: (Vec<IpAddr>, Option<String>),
+}
+
+impl Plan {
+    /// A plan that writes nothing yet.
+    pub fn new(key: ServiceKey, reference: ObjectReference) -> Self {
+        Self {
+            key,
+            reference,
+            ingress: None,
+            pool_annotation: None,
+            events: Vec::new(),
+            outcome: (Vec::new(), None),
+        }
+    }
+
+    /// Whether the plan has anything to do.
+    pub fn is_empty(&self) -> bool {
+        self.ingress.is_none() && self.pool_annotation.is_none() && self.events.is_empty()
+    }
+}
+
+/// How a plan went.
+#[derive(Debug)]
+pub enum WriteOutcome {
+    /// Everything written.
+    Done,
+    /// The Service no longer exists; nothing to retry.
+    Gone,
+    /// A write failed; retry later.
+    Failed(kube::Error),
+}
+
+/// An Event to publish, in a form that can be compared and logged (kube's own type cannot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// Warning (true) or Normal.
+    pub warning: bool,
+    /// `IPAllocated`, `AllocationFailed`, ...
+    pub reason: &'static str,
+    /// What the controller was doing (`Allocate`, `Release`, `LoadConfig`).
+    pub action: &'static str,
+    /// The human message.
+    pub note: String,
+}
+
+impl Notice {
+    fn to_event(&self) -> Event {
+        Event {
+            type_: if self.warning { EventType::Warning } else { EventType::Normal },
+            reason: self.reason.into(),
+            note: Some(self.note.clone()),
+            action: self.action.into(),
+            secondary: None,
+        }
+    }
+}
+
+/// A Normal Event.
+pub fn normal(reason: &'static str, action: &'static str, note: String) -> Notice {
+    Notice { warning: false, reason, action, note }
+}
+
+/// A Warning Event.
+pub fn warning(reason: &'static str, action: &'static str, note: String) -> Notice {
+    Notice { warning: true, reason, action, note }
+}
+
+/// The status body for `ips`.
+pub fn ingress_patch(ips: &[IpAddr]) -> Value {
+    if ips.is_empty() {
+        return json!({"status": {"loadBalancer": {"ingress": null}}});
+    }
+    let entries: Vec<Value> = ips.iter().map(|ip| json!({"ip": ip.to_string(), "ipMode": IP_MODE})).collect();
+    json!({"status": {"loadBalancer": {"ingress": entries}}})
+}
+
+/// Writes plans and Events.
+#[derive(Clone)]
+pub struct Writer {
+    client: Client,
+    recorder: Recorder,
+    metrics: ControllerMetrics,
+}
+
+impl Writer {
+    /// A writer using `client`, publishing Events as `recorder`.
+    pub fn new(client: Client, recorder: Recorder, metrics: ControllerMetrics) -> Self {
+        Self { client, recorder, metrics }
+    }
+
+    /// Publishes one Event; a failure is logged, never fatal (an Event is a courtesy).
+    pub async fn event(&self, ev: &Notice, reference: &ObjectReference) {
+        match self.recorder.publish(&ev.to_event(), reference).await {
+            Ok(()) => self.metrics.wrote("event"),
+            Err(e) => tracing::warn!(
+                object = ?reference.name, reason = %ev.reason, error = %e,
+                "could not publish an Event"
+            ),
+        }
+    }
+
+    /// Carries out `plan`: annotation, then status, then Events.
+    pub async fn apply(&self, plan: &Plan) -> WriteOutcome {
+        let api: Api<Service> = Api::namespaced(self.client.clone(), &plan.key.namespace);
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        if let Some(pool) = &plan.pool_annotation {
+            let body = json!({"metadata": {"annotations": {ALLOCATED_FROM_POOL: pool}}});
+            match api.patch(&plan.key.name, &params, &Patch::Merge(&body)).await {
+                Ok(_) => self.metrics.wrote("annotation"),
+                Err(kube::Error::Api(s)) if s.is_not_found() => return WriteOutcome::Gone,
+                Err(e) => return WriteOutcome::Failed(e),
+            }
+        }
+        if let Some(ips) = &plan.ingress {
+            match api.patch_status(&plan.key.name, &params, &Patch::Merge(&ingress_patch(ips))).await {
+                Ok(_) => self.metrics.wrote("status"),
+                Err(kube::Error::Api(s)) if s.is_not_found() => return WriteOutcome::Gone,
+                Err(e) => return WriteOutcome::Failed(e),
+            }
+        }
+        for ev in &plan.events {
+            self.event(ev, &plan.reference).await;
+        }
+        WriteOutcome::Done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ingress_patch_writes_vip_mode_and_clears_with_null() {
+        let ips: Vec<IpAddr> = vec!["198.51.100.7".parse().unwrap(), "2001:db8::7".parse().unwrap()];
+        assert_eq!(
+            ingress_patch(&ips),
+            json!({"status": {"loadBalancer": {"ingress": [
+                {"ip": "198.51.100.7", "ipMode": "VIP"}, {"ip": "2001:db8::7", "ipMode": "VIP"}]}}})
+        );
+        assert_eq!(ingress_patch(&[]), json!({"status": {"loadBalancer": {"ingress": null}}}));
+    }
+}

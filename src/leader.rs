@@ -1,0 +1,241 @@
+//! Leader election on a coordination.k8s.io Lease with optimistic concurrency, so two
+//! controller replicas never allocate at once.
+//!
+//! Every write is a PUT carrying the resourceVersion just read, so of two replicas racing for
+//! the lease exactly one wins (the other gets 409 Conflict). Expiry is judged by how long ago
+//! *this* process saw the lease change, never by comparing the holder's clock with ours. A
+//! leader steps down when it has failed to renew for `renew_deadline`, which is shorter than
+//! the lease duration, so it has stopped before anyone else can take the lease.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use kube::api::{Api, PostParams};
+use thiserror::Error;
+use tokio_util::sync::CancellationToken;
+
+/// Timings of the election.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaseSettings {
+    /// How long a lease is valid after its last renewal.
+    pub duration: Duration,
+    /// A leader that has not renewed for this long steps down (must be < `duration`).
+    pub renew_deadline: Duration,
+    /// How often to try to acquire or renew.
+    pub retry_period: Duration,
+}
+
+impl Default for LeaseSettings {
+    fn default() -> Self {
+        Self {
+            duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Why leadership ended or was never gained.
+#[derive(Debug, Error)]
+pub enum LeaderError {
+    /// Shutdown was requested.
+    #[error("leader election for lease {lease} stopped: shutting down")]
+    Cancelled {
+        /// The lease name.
+        lease: String,
+    },
+    /// Renewals failed for longer than the renew deadline.
+    #[error("lost leadership of lease {lease}: no successful renewal for {elapsed:?} (deadline {deadline:?})")]
+    Lost {
+        /// The lease name.
+        lease: String,
+        /// Time since the last successful renewal.
+        elapsed: Duration,
+        /// The renew deadline.
+        deadline: Duration,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Observed {
+    resource_version: String,
+    at: Instant,
+}
+
+/// One contender for one lease.
+pub struct LeaderElector {
+    api: Api<Lease>,
+    name: String,
+    identity: String,
+    settings: LeaseSettings,
+    observed: Mutex<Option<Observed>>,
+}
+
+fn now() -> MicroTime {
+    MicroTime(jiff::Timestamp::now())
+}
+
+fn secs(d: Duration) -> i32 {
+    i32::try_from(d.as_secs().max(1)).unwrap_or(i32::MAX)
+}
+
+impl LeaderElector {
+    /// A contender for lease `name` in the namespace of `api`, identified as `identity`.
+    pub fn new(api: Api<Lease>, name: impl Into<String>, identity: impl Into<String>, settings: LeaseSettings) -> Self {
+        Self {
+            api,
+            name: name.into(),
+            identity: identity.into(),
+            settings,
+            observed: Mutex::new(None),
+        }
+    }
+
+    /// This contender's identity.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// Records when we saw the lease change; returns how long ago that was.
+    fn observe(&self, lease: &Lease) -> Duration {
+        let rv = lease.metadata.resource_version.clone().unwrap_or_default();
+        let mut guard = self.observed.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            Some(o) if o.resource_version == rv => o.at.elapsed(),
+            _ => {
+                *guard = Some(Observed {
+                    resource_version: rv,
+                    at: Instant::now(),
+                });
+                Duration::ZERO
+            }
+        }
+    }
+
+    /// One attempt to acquire or renew; `Ok(true)` means we hold the lease now.
+    pub async fn try_acquire_or_renew(&self) -> Result<bool, kube::Error> {
+        let Some(mut lease) = self.api.get_opt(&self.name).await? else {
+            let lease = Lease {
+                metadata: ObjectMeta {
+                    name: Some(self.name.clone()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(LeaseSpec {
+                    holder_identity: Some(self.identity.clone()),
+                    lease_duration_seconds: Some(secs(self.settings.duration)),
+                    acquire_time: Some(now()),
+                    renew_time: Some(now()),
+                    lease_transitions: Some(0),
+                    ..LeaseSpec::default()
+                }),
+            };
+            return match self.api.create(&PostParams::default(), &lease).await {
+                Ok(created) => {
+                    self.observe(&created);
+                    Ok(true)
+                }
+                Err(kube::Error::Api(s)) if s.is_already_exists() => Ok(false),
+                Err(e) => Err(e),
+            };
+        };
+        let since_change = self.observe(&lease);
+        let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+        let holder = spec.holder_identity.clone().unwrap_or_default();
+        let valid_for = spec
+            .lease_duration_seconds
+            .map_or(self.settings.duration, |s| Duration::from_secs(u64::try_from(s).unwrap_or(0)));
+        if holder == self.identity {
+            spec.renew_time = Some(now());
+            spec.lease_duration_seconds = Some(secs(self.settings.duration));
+        } else if holder.is_empty() || since_change > valid_for {
+            spec.holder_identity = Some(self.identity.clone());
+            spec.acquire_time = Some(now());
+            spec.renew_time = Some(now());
+            spec.lease_duration_seconds = Some(secs(self.settings.duration));
+            spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+        } else {
+            return Ok(false);
+        }
+        // The PUT carries the resourceVersion we read: a racing contender gets 409.
+        match self.api.replace(&self.name, &PostParams::default(), &lease).await {
+            Ok(written) => {
+                self.observe(&written);
+                Ok(true)
+            }
+            Err(kube::Error::Api(s)) if s.is_conflict() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits until this contender holds the lease.
+    pub async fn acquire(&self, shutdown: &CancellationToken) -> Result<(), LeaderError> {
+        loop {
+            match self.try_acquire_or_renew().await {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) => tracing::warn!(lease = %self.name, error = %e, "cannot reach the lease; retrying"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.retry_period) => {}
+                _ = shutdown.cancelled() => return Err(LeaderError::Cancelled { lease: self.name.clone() }),
+            }
+        }
+    }
+
+    /// Keeps renewing; returns when leadership is lost or shutdown is requested.
+    pub async fn hold(&self, shutdown: &CancellationToken) -> LeaderError {
+        let mut last_ok = Instant::now();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.retry_period) => {}
+                _ = shutdown.cancelled() => return LeaderError::Cancelled { lease: self.name.clone() },
+            }
+            match tokio::time::timeout(self.settings.renew_deadline, self.try_acquire_or_renew()).await {
+                Ok(Ok(true)) => last_ok = Instant::now(),
+                Ok(Ok(false)) => {
+                    return LeaderError::Lost {
+                        lease: self.name.clone(),
+                        elapsed: last_ok.elapsed(),
+                        deadline: self.settings.renew_deadline,
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!(lease = %self.name, error = %e, "lease renewal failed"),
+                Err(_) => tracing::warn!(lease = %self.name, "lease renewal timed out"),
+            }
+            if last_ok.elapsed() > self.settings.renew_deadline {
+                return LeaderError::Lost {
+                    lease: self.name.clone(),
+                    elapsed: last_ok.elapsed(),
+                    deadline: self.settings.renew_deadline,
+                };
+            }
+        }
+    }
+
+    /// Gives the lease up so another contender can take it at once (graceful shutdown).
+    pub async fn release(&self) -> Result<(), kube::Error> {
+        let Some(mut lease) = self.api.get_opt(&self.name).await? else {
+            return Ok(());
+        };
+        let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+        if spec.holder_identity.as_deref() != Some(self.identity.as_str()) {
+            return Ok(());
+        }
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+        spec.renew_time = Some(now());
+        self.api.replace(&self.name, &PostParams::default(), &lease).await.map(|_| ())
+    }
+}
+
+/// A process identity unique among replicas: the pod (or host) name plus a random suffix, so
+/// two processes never mistake each other's lease for their own.
+pub fn unique_identity() -> String {
+    let base = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "ferrolb".to_string());
+    let suffix: u32 = rand::random();
+    format!("{base}_{suffix:08x}")
+}
