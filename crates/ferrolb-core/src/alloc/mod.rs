@@ -98,7 +98,9 @@ pub struct Allocator {
     pools: Vec<Pool>,
     ranges: RangeIndex,
     services: BTreeMap<ServiceKey, Record>,
-    holders: BTreeMap<IpKey, BTreeSet<ServiceKey>>,
+    /// Holders per address, sorted. A sorted `Vec` rather than a `BTreeSet`: almost every
+    /// address has one holder, and a one-element `BTreeSet` costs a whole ~500-byte node.
+    holders: BTreeMap<IpKey, Vec<ServiceKey>>,
     /// Addresses held under each sharing key, so a Service with a key finds its future
     /// co-holders without scanning every allocation.
     by_key: BTreeMap<String, BTreeSet<IpKey>>,
@@ -421,7 +423,9 @@ impl Allocator {
                     self.ranges.states[i].take(k.1);
                 }
             }
-            set.insert(key.clone());
+            if let Err(at) = set.binary_search(key) {
+                set.insert(at, key.clone());
+            }
             if let Some(sk) = &alloc.sharing_key {
                 self.by_key.entry(sk.clone()).or_default().insert(k);
             }
@@ -441,7 +445,9 @@ impl Allocator {
         let Some(set) = self.holders.get_mut(&k) else {
             return;
         };
-        set.remove(key);
+        if let Ok(at) = set.binary_search(key) {
+            set.remove(at);
+        }
         if !set.is_empty() {
             // Co-holders share this Service's key (the sharing rule), so the key index stays.
             return;
