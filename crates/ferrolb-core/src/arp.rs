@@ -1,1 +1,0 @@
-//! ARP packet codec (not written yet).

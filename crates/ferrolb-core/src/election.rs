@@ -1,1 +1,0 @@
-//! Per-IP speaker election (not written yet).
