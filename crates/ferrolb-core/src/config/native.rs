@@ -75,7 +75,9 @@ fn pool(item: &Value, origin: &At, report: &mut Report) -> Option<DraftPool> {
     let items = walk::string_list(map, "addresses", &at, report);
     let written = match walk::get(map, "addresses") {
         Some(Value::Array(a)) => a.len(),
-        _ => 0,
+        // Present but not a list: already reported as a type error, not as "no addresses".
+        Some(_) => 1,
+        None => 0,
     };
     let mut ranges = Vec::new();
     let mut sources = Vec::new();
@@ -199,6 +201,13 @@ fn duration(map: &Map<String, Value>, key: &str, at: &At, report: &mut Report) -
         },
         // A bare 0 is unambiguous, any other bare number is not (seconds? milliseconds?).
         Value::Number(n) if n.as_u64() == Some(0) => Some(Duration::ZERO),
+        Value::Number(n) => {
+            at.error(
+                report,
+                format!("expected a duration with a unit, found number {n} (did you mean \"{n}s\" or \"{n}ms\"?)"),
+            );
+            None
+        }
         other => {
             at.error(
                 report,
