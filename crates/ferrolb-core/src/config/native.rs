@@ -138,26 +138,28 @@ fn l2_section(map: &Map<String, Value>, at: &At, report: &mut Report) -> L2Confi
     l2
 }
 
-/// A list of regexes; `None` (after reporting) if any is invalid.
+/// A list of regexes; `None` (after reporting every bad one) if any is invalid.
 fn regexes(map: &Map<String, Value>, key: &str, at: &At, report: &mut Report) -> Option<RegexList> {
     let items = walk::string_list(map, key, at, report);
-    let mut ok = true;
-    for (i, src) in &items {
-        if let Err((_, why)) = RegexList::new(vec![src.clone()]) {
-            at.key(key)
-                .index(*i)
-                .error(report, format!("invalid regex {src:?}: {why}"));
-            ok = false;
-        }
-    }
-    if !ok {
-        return None;
-    }
-    match RegexList::new(items.into_iter().map(|(_, s)| s).collect()) {
+    let sources: Vec<String> = items.iter().map(|(_, s)| s.clone()).collect();
+    match RegexList::new(sources) {
         Ok(list) => Some(list),
-        Err((_, why)) => {
-            at.key(key)
-                .error(report, format!("invalid regex list: {why}"));
+        Err((_, set_error)) => {
+            // Rare, so re-checking one by one to name every bad pattern costs nothing.
+            let mut named = false;
+            for (i, src) in &items {
+                if let Err((_, why)) = RegexList::new(vec![src.clone()]) {
+                    at.key(key)
+                        .index(*i)
+                        .error(report, format!("invalid regex {src:?}: {why}"));
+                    named = true;
+                }
+            }
+            if !named {
+                // Each pattern is fine alone but together they exceed the size limit.
+                at.key(key)
+                    .error(report, format!("invalid regex list: {set_error}"));
+            }
             None
         }
     }

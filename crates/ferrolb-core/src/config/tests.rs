@@ -444,7 +444,7 @@ fn kubevip_example_with_mixed_families_translates() {
     assert_eq!(
         p.warnings,
         vec![
-            r#"pool "range-team-a": "allow-share-team-a": kube-vip shares IPv4 addresses only; FerroLB lets this pool's IPv6 addresses be shared too (ports must still not overlap)"#
+            r#"data["allow-share-team-a"]: pool "range-team-a" also has IPv6 addresses; kube-vip shares only IPv4 addresses, FerroLB shares both (ports must still not overlap)"#
         ]
     );
 }
