@@ -134,9 +134,12 @@ pub(super) fn parse(data: &BTreeMap<String, String>, report: &mut Report) -> Dra
             d.pool.default_sharing_key = Some(sharing.clone());
             if d.pool.families().contains(&Family::V6) {
                 report.warn(
-                    Some(&d.pool.name),
-                    "",
-                    format!("{key:?}: kube-vip shares IPv4 addresses only; FerroLB lets this pool's IPv6 addresses be shared too (ports must still not overlap)"),
+                    None,
+                    field(key),
+                    format!(
+                        "pool {:?} also has IPv6 addresses; kube-vip shares only IPv4 addresses, FerroLB shares both (ports must still not overlap)",
+                        d.pool.name
+                    ),
                 );
             }
         }

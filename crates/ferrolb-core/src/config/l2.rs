@@ -2,6 +2,7 @@
 //! gratuitous ARP is sent on takeover.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use regex::RegexSet;
@@ -32,14 +33,16 @@ impl RegexList {
     /// Compiles `sources`; on failure returns the index of the first bad pattern and the
     /// regex error as one line.
     pub fn new(sources: Vec<String>) -> Result<Self, (usize, String)> {
-        for (i, s) in sources.iter().enumerate() {
-            if let Err(e) = regex::Regex::new(s) {
-                return Err((i, regex_error(&e)));
-            }
+        match RegexSet::new(&sources) {
+            Ok(set) => Ok(Self { sources, set }),
+            // The set's error does not say which pattern failed; only now is it worth
+            // compiling them one by one to find out.
+            Err(set_error) => Err(sources
+                .iter()
+                .enumerate()
+                .find_map(|(i, s)| regex::Regex::new(s).err().map(|e| (i, regex_error(&e))))
+                .unwrap_or_else(|| (0, regex_error(&set_error)))),
         }
-        // Each pattern compiled on its own above, so the set only fails on size limits.
-        let set = RegexSet::new(&sources).map_err(|e| (0, regex_error(&e)))?;
-        Ok(Self { sources, set })
     }
 
     /// The patterns as written.
@@ -131,13 +134,20 @@ impl Default for L2Config {
 
 /// The built-in exclusion list, compiled.
 pub(crate) fn default_excludes() -> RegexList {
-    let sources = DEFAULT_EXCLUDE_INTERFACES
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    // The defaults are constants covered by a unit test; if they were ever broken, announcing
-    // everywhere is still better than refusing every config.
-    RegexList::new(sources).unwrap_or_default()
+    // Compiling the set costs far more than parsing a whole config, and every config that does
+    // not override the list needs it, so it is compiled once per process and shared.
+    static DEFAULT: OnceLock<RegexList> = OnceLock::new();
+    DEFAULT
+        .get_or_init(|| {
+            let sources = DEFAULT_EXCLUDE_INTERFACES
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            // The defaults are constants covered by a unit test; if they were ever broken,
+            // announcing everywhere is still better than refusing every config.
+            RegexList::new(sources).unwrap_or_default()
+        })
+        .clone()
 }
 
 impl L2Config {

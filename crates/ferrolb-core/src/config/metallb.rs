@@ -104,7 +104,9 @@ fn pool(item: &Value, origin: &At, report: &mut Report) -> Option<DraftPool> {
     let items = walk::string_list(map, "addresses", &at, report);
     let written = match walk::get(map, "addresses") {
         Some(Value::Array(a)) => a.len(),
-        _ => 0,
+        // Present but not a list: already reported as a type error, not as "no addresses".
+        Some(_) => 1,
+        None => 0,
     };
     let mut ranges = Vec::new();
     let mut sources = Vec::new();

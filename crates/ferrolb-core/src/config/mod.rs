@@ -5,6 +5,8 @@
 //! unknown key and wrong type is reported with its exact path, and every problem in a config is
 //! reported at once. Nothing here panics on input: a bad config is a list of [`ConfigError`]s.
 
+#![warn(missing_docs)]
+
 mod addresses;
 mod duration;
 mod error;

@@ -75,7 +75,9 @@ fn pool(item: &Value, origin: &At, report: &mut Report) -> Option<DraftPool> {
     let items = walk::string_list(map, "addresses", &at, report);
     let written = match walk::get(map, "addresses") {
         Some(Value::Array(a)) => a.len(),
-        _ => 0,
+        // Present but not a list: already reported as a type error, not as "no addresses".
+        Some(_) => 1,
+        None => 0,
     };
     let mut ranges = Vec::new();
     let mut sources = Vec::new();
@@ -136,26 +138,28 @@ fn l2_section(map: &Map<String, Value>, at: &At, report: &mut Report) -> L2Confi
     l2
 }
 
-/// A list of regexes; `None` (after reporting) if any is invalid.
+/// A list of regexes; `None` (after reporting every bad one) if any is invalid.
 fn regexes(map: &Map<String, Value>, key: &str, at: &At, report: &mut Report) -> Option<RegexList> {
     let items = walk::string_list(map, key, at, report);
-    let mut ok = true;
-    for (i, src) in &items {
-        if let Err((_, why)) = RegexList::new(vec![src.clone()]) {
-            at.key(key)
-                .index(*i)
-                .error(report, format!("invalid regex {src:?}: {why}"));
-            ok = false;
-        }
-    }
-    if !ok {
-        return None;
-    }
-    match RegexList::new(items.into_iter().map(|(_, s)| s).collect()) {
+    let sources: Vec<String> = items.iter().map(|(_, s)| s.clone()).collect();
+    match RegexList::new(sources) {
         Ok(list) => Some(list),
-        Err((_, why)) => {
-            at.key(key)
-                .error(report, format!("invalid regex list: {why}"));
+        Err((_, set_error)) => {
+            // Rare, so re-checking one by one to name every bad pattern costs nothing.
+            let mut named = false;
+            for (i, src) in &items {
+                if let Err((_, why)) = RegexList::new(vec![src.clone()]) {
+                    at.key(key)
+                        .index(*i)
+                        .error(report, format!("invalid regex {src:?}: {why}"));
+                    named = true;
+                }
+            }
+            if !named {
+                // Each pattern is fine alone but together they exceed the size limit.
+                at.key(key)
+                    .error(report, format!("invalid regex list: {set_error}"));
+            }
             None
         }
     }
@@ -199,6 +203,13 @@ fn duration(map: &Map<String, Value>, key: &str, at: &At, report: &mut Report) -
         },
         // A bare 0 is unambiguous, any other bare number is not (seconds? milliseconds?).
         Value::Number(n) if n.as_u64() == Some(0) => Some(Duration::ZERO),
+        Value::Number(n) => {
+            at.error(
+                report,
+                format!("expected a duration with a unit, found number {n} (did you mean \"{n}s\" or \"{n}ms\"?)"),
+            );
+            None
+        }
         other => {
             at.error(
                 report,

@@ -87,10 +87,14 @@ pub(crate) fn pools(drafts: &[DraftPool], report: &mut Report) {
     overlaps(drafts, report);
 }
 
-/// Reports each range that shares an address with an earlier one, naming both.
+/// Past this many, the operator has a systematic mistake (a pool pasted twice) and more
+/// lines would only bury the other errors.
+const MAX_OVERLAP_ERRORS: usize = 50;
+
+/// Reports every pair of ranges that share an address, naming both.
 fn overlaps(drafts: &[DraftPool], report: &mut Report) {
-    // (family, first, last, pool index, range index), swept in address order: a range overlaps
-    // something before it exactly when it starts at or before the furthest end seen so far.
+    // (family, first, last, pool index, range index), swept in address order while keeping
+    // the ranges that still reach the current one; each of those overlaps it.
     let mut all: Vec<(Family, u128, u128, usize, usize)> = drafts
         .iter()
         .enumerate()
@@ -107,45 +111,51 @@ fn overlaps(drafts: &[DraftPool], report: &mut Report) {
         })
         .collect();
     all.sort_unstable();
-    let mut reach: Option<(Family, u128, usize, usize)> = None;
+    let mut active: Vec<(Family, u128, usize, usize)> = Vec::new();
+    let mut reported = 0;
     for &(family, first, last, p, r) in &all {
-        match reach {
-            Some((f, end, op, or)) if f == family && first <= end => {
-                // Blame whichever of the two is written later, so the earlier one reads as
-                // the established range and the message points at the newcomer.
-                let ((bp, br), (ep, er)) = if (p, r) > (op, or) {
-                    ((p, r), (op, or))
-                } else {
-                    ((op, or), (p, r))
-                };
-                let (blamed, earlier) = (&drafts[bp], &drafts[ep]);
-                let (field, text) = &blamed.sources[br];
-                let (efield, etext) = &earlier.sources[er];
-                let whose = if bp == ep {
-                    "the same pool".to_string()
-                } else {
-                    earlier.label()
-                };
-                let at = blamed.at();
-                let at = At {
-                    pool: at.pool,
-                    path: if at.path.is_empty() {
-                        field.clone()
-                    } else {
-                        format!("{}.{field}", at.path)
-                    },
-                };
-                at.error(
-                    report,
-                    format!("{text:?} overlaps {etext:?} ({efield} of {whose})"),
+        active.retain(|&(f, end, _, _)| f == family && end >= first);
+        for &(_, _, op, or) in &active {
+            reported += 1;
+            if reported > MAX_OVERLAP_ERRORS {
+                report.error(
+                    None,
+                    "pools",
+                    format!("more than {MAX_OVERLAP_ERRORS} overlapping ranges; the rest are not listed"),
                 );
-                if last > end {
-                    reach = Some((family, last, p, r));
-                }
+                return;
             }
-            _ => reach = Some((family, last, p, r)),
+            overlap(drafts, (p, r), (op, or), report);
         }
+        active.push((family, last, p, r));
     }
+}
+
+/// Reports one overlapping pair against whichever of the two is written later, so the earlier
+/// one reads as the established range and the message points at the newcomer.
+fn overlap(drafts: &[DraftPool], a: (usize, usize), b: (usize, usize), report: &mut Report) {
+    let ((bp, br), (ep, er)) = if a > b { (a, b) } else { (b, a) };
+    let (blamed, earlier) = (&drafts[bp], &drafts[ep]);
+    let (field, text) = &blamed.sources[br];
+    let (efield, etext) = &earlier.sources[er];
+    let whose = if bp == ep {
+        "the same pool".to_string()
+    } else {
+        earlier.label()
+    };
+    let at = blamed.at();
+    let at = At {
+        pool: at.pool,
+        path: if at.path.is_empty() {
+            field.clone()
+        } else {
+            format!("{}.{field}", at.path)
+        },
+    };
+    at.error(
+        report,
+        format!("{text:?} overlaps {etext:?} ({efield} of {whose})"),
+    );
 }
 
 /// Label keys and values a Kubernetes object could actually carry.
