@@ -39,8 +39,10 @@ async fn from_file(path: &Path) -> Result<kube::Config, ClientError> {
         .map_err(wrap)
 }
 
-/// Builds a client from the first configuration source that exists.
-pub async fn connect(kubeconfig: Option<&Path>) -> Result<kube::Client, ClientError> {
+/// Builds a client from the first configuration source that exists. Requests carry the
+/// User-Agent `ferrolb-<component>/<version> (<identity>)`, so API audit logs (and kube-sim's
+/// request log) show which component and which replica made them.
+pub async fn connect(kubeconfig: Option<&Path>, component: &str, identity: &str) -> Result<kube::Client, ClientError> {
     let config = if let Some(path) = kubeconfig {
         from_file(path).await?
     } else if let Some(path) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
@@ -57,5 +59,10 @@ pub async fn connect(kubeconfig: Option<&Path>) -> Result<kube::Client, ClientEr
         }
         from_file(&path).await?
     };
+    let mut config = config;
+    let agent = format!("ferrolb-{component}/{} ({identity})", env!("CARGO_PKG_VERSION"));
+    if let Ok(value) = http::HeaderValue::from_str(&agent) {
+        config.headers.push((http::header::USER_AGENT, value));
+    }
     Ok(kube::Client::try_from(config)?)
 }

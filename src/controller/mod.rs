@@ -52,14 +52,14 @@ pub enum ControllerError {
 
 /// Runs the controller until `shutdown` (then releases leadership) or a fatal error.
 pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<(), ControllerError> {
-    let client = kube_client::connect(args.cluster.kubeconfig.as_deref()).await?;
+    let identity = unique_identity();
+    let client = kube_client::connect(args.cluster.kubeconfig.as_deref(), "controller", &identity).await?;
     let mut registry = Registry::default();
     let metrics = ControllerMetrics::register(&mut registry);
     let ready = Readiness::default();
     let bound = http_server::serve(args.metrics_addr, Arc::new(registry), ready.clone(), shutdown.clone()).await?;
     tracing::info!(metrics = %bound, lb_class = ?args.lb_class, "controller starting");
 
-    let identity = unique_identity();
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
