@@ -385,6 +385,8 @@ async fn controller_reconciles_parent_when_owned_child_changes() {
 
 #[tokio::test]
 async fn watcher_resumes_after_dropped_watch_without_losing_events() {
+    /// (uid, resourceVersion): what makes a received object "exactly as created".
+    type Ident = (Option<String>, Option<String>);
     let sim = sim().await;
     let api: Api<Service> = Api::default_namespaced(sim.client().unwrap());
     let mut rx = forward(watcher(api.clone(), watcher::Config::default()));
@@ -404,7 +406,7 @@ async fn watcher_resumes_after_dropped_watch_without_losing_events() {
         created.insert(s.name_any(), (s.uid(), s.resource_version()));
     }
 
-    let mut seen: BTreeMap<String, Vec<(Option<String>, Option<String>)>> = BTreeMap::new();
+    let mut seen: BTreeMap<String, Vec<Ident>> = BTreeMap::new();
     while seen.len() < created.len() {
         let ev = recv_until(&mut rx, "every created Service", |_| true).await;
         match ev {
