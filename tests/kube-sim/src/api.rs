@@ -255,15 +255,7 @@ pub fn update(
         match rv_of(&obj) {
             Some(rv) if Some(rv) != rv_of(cur) => return Err(ApiError::conflict(def, &name)),
             None if !def.unconditional_update => {
-                return Err(ApiError::invalid(
-                    def,
-                    &name,
-                    &[FieldError::invalid(
-                        "metadata.resourceVersion",
-                        0,
-                        "must be specified for an update",
-                    )],
-                ))
+                return Err(ApiError::resource_version_required(def, &name))
             }
             _ => {}
         }
@@ -331,9 +323,11 @@ pub fn patch(
             });
         }
     } else if q.flag("force") {
-        return Err(ApiError::invalid(
-            def,
-            &name,
+        // The real server validates PatchOptions here, not the object.
+        return Err(ApiError::invalid_group_kind(
+            "meta.k8s.io",
+            "PatchOptions",
+            "",
             &[FieldError::forbidden(
                 "force",
                 "may not be specified for non-apply patch",

@@ -310,8 +310,7 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, shutdown: Cancell
     let mut pauses = shared.faults.pause_requests();
     let mut listener = Some(listener);
     let mut epoch = shutdown.child_token();
-    loop {
-        let Some(l) = listener.as_ref() else { break };
+    while let Some(l) = listener.as_ref() {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             changed = pauses.changed() => {

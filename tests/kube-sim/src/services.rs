@@ -25,35 +25,71 @@ pub struct ServiceAllocations {
     v4: BTreeSet<u32>,
     v6: BTreeSet<u128>,
     node_ports: BTreeSet<u16>,
+    /// Where the next search for a free address/port starts (next-fit). Scanning from the
+    /// start of the range every time made each create O(allocated) under the store lock,
+    /// so creating 10,000 Services was quadratic and stalled every other request.
+    next_v4: u32,
+    next_v6: u128,
+    next_node_port: u16,
+}
+
+/// The first free offset in `lo..hi`, searching from `*cursor` and wrapping around once;
+/// advances the cursor past it.
+fn next_free<T>(lo: T, hi: T, cursor: &mut T, used: impl Fn(T) -> bool) -> Option<T>
+where
+    T: Copy + PartialOrd + std::ops::Add<Output = T> + From<u8>,
+{
+    let one = T::from(1);
+    let start = if *cursor >= lo && *cursor < hi {
+        *cursor
+    } else {
+        lo
+    };
+    let mut o = start;
+    loop {
+        if !used(o) {
+            *cursor = o + one;
+            return Some(o);
+        }
+        o = o + one;
+        if o >= hi {
+            o = lo;
+        }
+        if o == start {
+            return None;
+        }
+    }
 }
 
 impl ServiceAllocations {
     fn take_v4(&mut self) -> Option<Ipv4Addr> {
-        (10..V4_SIZE - 1)
-            .map(|o| V4_BASE + o)
-            .find(|a| !self.v4.contains(a))
-            .inspect(|a| {
-                self.v4.insert(*a);
-            })
-            .map(Ipv4Addr::from)
+        let used = &self.v4;
+        let o = next_free(10, V4_SIZE - 1, &mut self.next_v4, |o| {
+            used.contains(&(V4_BASE + o))
+        })?;
+        self.v4.insert(V4_BASE + o);
+        Some(Ipv4Addr::from(V4_BASE + o))
     }
 
     fn take_v6(&mut self) -> Option<Ipv6Addr> {
-        (10..V6_SIZE - 1)
-            .map(|o| V6_BASE + o)
-            .find(|a| !self.v6.contains(a))
-            .inspect(|a| {
-                self.v6.insert(*a);
-            })
-            .map(Ipv6Addr::from)
+        let used = &self.v6;
+        let o = next_free(10, V6_SIZE - 1, &mut self.next_v6, |o| {
+            used.contains(&(V6_BASE + o))
+        })?;
+        self.v6.insert(V6_BASE + o);
+        Some(Ipv6Addr::from(V6_BASE + o))
     }
 
     fn take_node_port(&mut self) -> Option<u16> {
-        (NODE_PORT_MIN..=NODE_PORT_MAX)
-            .find(|p| !self.node_ports.contains(p))
-            .inspect(|p| {
-                self.node_ports.insert(*p);
-            })
+        let used = &self.node_ports;
+        let p = next_free(
+            NODE_PORT_MIN,
+            NODE_PORT_MAX + 1,
+            &mut self.next_node_port,
+            |p| used.contains(&p),
+        )?;
+        self.node_ports.insert(p);
+        Some(p)
     }
 
     fn claim_ip(&mut self, ip: IpAddr) -> bool {
@@ -661,6 +697,21 @@ mod tests {
 
     fn svc(spec: Value) -> Value {
         json!({"metadata": {"name": "web", "namespace": "default"}, "spec": spec})
+    }
+
+    #[test]
+    fn allocation_is_next_fit_and_reuses_freed_values_after_wrapping() {
+        let mut a = ServiceAllocations::default();
+        let all: Vec<u16> = std::iter::from_fn(|| a.take_node_port()).collect();
+        assert_eq!(all.len(), usize::from(NODE_PORT_MAX - NODE_PORT_MIN + 1));
+        assert_eq!(all.first(), Some(&NODE_PORT_MIN));
+        a.node_ports.remove(&30100);
+        assert_eq!(a.take_node_port(), Some(30100), "found after wrapping");
+        assert_eq!(a.take_node_port(), None, "range exhausted");
+        let x = a.take_v4().unwrap();
+        let y = a.take_v4().unwrap();
+        assert_ne!(x, y);
+        assert_eq!(x, Ipv4Addr::new(10, 96, 0, 10));
     }
 
     #[test]

@@ -154,8 +154,33 @@ impl ApiError {
         )
     }
 
-    /// 422 with the field errors listed as `causes`, message as the real server joins them.
+    /// 422 for an object that fails validation. The real server names the *kind* here
+    /// (`NewInvalid(api.Kind("Service"), ...)`): `Service "x" is invalid: ...` with
+    /// `details.kind: "Service"`, and `Kind.group` for grouped kinds.
     pub fn invalid(def: &ResourceDef, name: &str, errors: &[FieldError]) -> Self {
+        Self::invalid_group_kind(def.group, def.kind, name, errors)
+    }
+
+    /// 422 for an update without `metadata.resourceVersion` on a resource that does not allow
+    /// unconditional updates. The generic registry builds this one from the *resource*
+    /// (`GroupKind{Group, Kind: resource}`), hence `leases.coordination.k8s.io "x" is invalid`.
+    pub fn resource_version_required(def: &ResourceDef, name: &str) -> Self {
+        Self::invalid_group_kind(
+            def.group,
+            def.plural,
+            name,
+            &[FieldError::invalid(
+                "metadata.resourceVersion",
+                0,
+                "must be specified for an update",
+            )],
+        )
+    }
+
+    /// 422 as `apierrors.NewInvalid(GroupKind{group, kind}, name, errors)` writes it: the
+    /// message is `<kind>[.<group>] "<name>" is invalid: <errors>` and the field errors are
+    /// listed as `causes`.
+    pub fn invalid_group_kind(group: &str, kind: &str, name: &str, errors: &[FieldError]) -> Self {
         let parts: Vec<String> = errors
             .iter()
             .map(|e| format!("{}: {}", e.field, e.message))
@@ -165,7 +190,17 @@ impl ApiError {
         } else {
             format!("[{}]", parts.join(", "))
         };
-        let mut d = details(def, name);
+        // Go omits an empty `details.name` (omitempty).
+        let mut d = json!({"kind": kind});
+        if !name.is_empty() {
+            d["name"] = json!(name);
+        }
+        let qualified = if group.is_empty() {
+            kind.to_string()
+        } else {
+            d["group"] = json!(group);
+            format!("{kind}.{group}")
+        };
         d["causes"] = Value::Array(
             errors
                 .iter()
@@ -175,7 +210,7 @@ impl ApiError {
         Self::new(
             422,
             "Invalid",
-            format!("{} \"{name}\" is invalid: {joined}", def.kind),
+            format!("{qualified} \"{name}\" is invalid: {joined}"),
             Some(d),
         )
     }

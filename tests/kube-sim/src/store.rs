@@ -88,6 +88,9 @@ pub struct Store {
     history_limit: usize,
 }
 
+/// A watch resuming from history: the changes to replay, then a receiver for live ones.
+pub type WatchStart = (Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>);
+
 /// Why a watch cannot start at the requested resourceVersion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expired {
@@ -278,10 +281,7 @@ impl Store {
 
     /// Starts a watch at `since`: the changes after it still in history, plus a receiver for
     /// everything committed later, taken under one lock so nothing falls in between.
-    pub fn watch_from(
-        &self,
-        since: u64,
-    ) -> Result<(Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>), Expired> {
+    pub fn watch_from(&self, since: u64) -> Result<WatchStart, Expired> {
         let st = self.lock();
         if since < st.replayable_after {
             return Err(Expired {
