@@ -592,7 +592,6 @@ fn get_missing_svc_is_not_found() {
 }
 
 #[test]
-#[ignore = "needs protobuf decoder from branch simpatch"]
 fn create_configmap_from_literal() {
     let sim = sim_or_skip!("configmap");
     let out = sim
@@ -610,7 +609,6 @@ fn create_configmap_from_literal() {
 }
 
 #[test]
-#[ignore = "needs protobuf decoder from branch simpatch"]
 fn create_namespace() {
     let sim = sim_or_skip!("namespace");
     let out = sim.kubectl(&["create", "namespace", "ns9"]).ok();
