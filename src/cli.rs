@@ -96,6 +96,10 @@ pub struct SpeakerArgs {
     /// How often the speaker renews its lease.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub lease_renew: std::time::Duration,
+    /// Only announce Services of this loadBalancerClass (default: only Services without a
+    /// class), matching the controller's `--lb-class`.
+    #[arg(long)]
+    pub lb_class: Option<String>,
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:7473")]
     pub metrics_addr: SocketAddr,

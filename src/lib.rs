@@ -11,3 +11,4 @@ pub mod http_server;
 pub mod kube_client;
 pub mod leader;
 pub mod signals;
+pub mod speaker;

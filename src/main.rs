@@ -9,7 +9,9 @@ use ferrolb::cli::{Cli, Command, LogFormat};
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -17,7 +19,8 @@ fn init_logging(format: LogFormat) {
 }
 
 fn check_config(path: &std::path::Path) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     match ferrolb_core::config::parse_file(&text) {
         Ok(parsed) => {
             println!("{}: valid", path.display());
@@ -48,6 +51,10 @@ async fn main() -> Result<ExitCode> {
             ferrolb::controller::run(args, shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Speaker(_) => anyhow::bail!("ferrolb speaker: not implemented yet"),
+        Command::Speaker(args) => {
+            let shutdown = ferrolb::signals::shutdown_token()?;
+            ferrolb::speaker::run(args, shutdown).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

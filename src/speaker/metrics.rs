@@ -1,0 +1,139 @@
+//! The speaker's Prometheus metrics (prefixed `ferrolb_speaker_`; see docs/operations.md).
+//! Per-IP counters answer "is anyone asking for my IP, and are we answering?".
+
+use std::net::Ipv4Addr;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Labels of per-IP counters.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IpLabels {
+    /// The IP.
+    pub ip: String,
+}
+
+/// Labels of the announcing gauge.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AnnounceLabels {
+    /// `namespace/name` of the Service.
+    pub service: String,
+    /// The IP.
+    pub ip: String,
+    /// The interface it is announced on.
+    pub interface: String,
+}
+
+/// Every metric the speaker exports.
+#[derive(Clone)]
+pub struct SpeakerMetrics {
+    /// ARP requests seen for IPs this node announces.
+    pub arp_requests: Family<IpLabels, Counter>,
+    /// ARP replies sent.
+    pub arp_replies: Family<IpLabels, Counter>,
+    /// Gratuitous ARP sends (each is one request plus one reply).
+    pub garp_sent: Family<IpLabels, Counter>,
+    /// 1 per (Service, IP) this node announces.
+    pub announcing: Family<AnnounceLabels, Gauge>,
+    /// IPs this node took over.
+    pub takeovers: Counter,
+    /// IPs this node gave up.
+    pub withdrawals: Counter,
+    /// Lease renewals that failed.
+    pub lease_renew_failures: Counter,
+    /// Claims by other MACs on IPs this node announces.
+    pub conflicts: Family<IpLabels, Counter>,
+    /// 1 while this speaker is API-degraded (holding its IPs, taking over none).
+    pub degraded: Gauge,
+}
+
+impl SpeakerMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            arp_requests: Family::default(),
+            arp_replies: Family::default(),
+            garp_sent: Family::default(),
+            announcing: Family::default(),
+            takeovers: Counter::default(),
+            withdrawals: Counter::default(),
+            lease_renew_failures: Counter::default(),
+            conflicts: Family::default(),
+            degraded: Gauge::default(),
+        };
+        let r = registry.sub_registry_with_prefix("ferrolb_speaker");
+        r.register(
+            "arp_requests",
+            "ARP requests seen for IPs this node announces",
+            m.arp_requests.clone(),
+        );
+        r.register(
+            "arp_replies",
+            "ARP replies sent for IPs this node announces",
+            m.arp_replies.clone(),
+        );
+        r.register(
+            "gratuitous_arp",
+            "Gratuitous ARP sends (one request plus one reply each)",
+            m.garp_sent.clone(),
+        );
+        r.register(
+            "announcing",
+            "1 for each Service and IP this node announces",
+            m.announcing.clone(),
+        );
+        r.register(
+            "takeovers",
+            "IPs this node started announcing (failovers and new IPs)",
+            m.takeovers.clone(),
+        );
+        r.register(
+            "withdrawals",
+            "IPs this node stopped announcing",
+            m.withdrawals.clone(),
+        );
+        r.register(
+            "lease_renew_failures",
+            "Failed renewals of this node's speaker lease",
+            m.lease_renew_failures.clone(),
+        );
+        r.register(
+            "conflicts",
+            "Claims by other MACs on IPs this node announces",
+            m.conflicts.clone(),
+        );
+        r.register(
+            "degraded",
+            "1 while the speaker cannot reach the API server and holds its IPs",
+            m.degraded.clone(),
+        );
+        m
+    }
+
+    fn ip(ip: Ipv4Addr) -> IpLabels {
+        IpLabels { ip: ip.to_string() }
+    }
+
+    /// Counts a request for `ip`.
+    pub fn arp_request(&self, ip: Ipv4Addr) {
+        self.arp_requests.get_or_create(&Self::ip(ip)).inc();
+    }
+
+    /// Counts a reply for `ip`.
+    pub fn arp_reply(&self, ip: Ipv4Addr) {
+        self.arp_replies.get_or_create(&Self::ip(ip)).inc();
+    }
+
+    /// Counts a gratuitous send for `ip`.
+    pub fn garp_sent(&self, ip: Ipv4Addr) {
+        self.garp_sent.get_or_create(&Self::ip(ip)).inc();
+    }
+
+    /// Counts a conflicting claim on `ip`.
+    pub fn conflict(&self, ip: Ipv4Addr) {
+        self.conflicts.get_or_create(&Self::ip(ip)).inc();
+    }
+}
