@@ -136,7 +136,7 @@ pub async fn dump(handle: &Handle) -> Result<Interfaces, InterfaceError> {
                     m.copy_from_slice(a);
                     iface.mac = Some(MacAddr(m));
                 }
-                LinkAttribute::OperState(s) => oper = Some(s.clone()),
+                LinkAttribute::OperState(s) => oper = Some(*s),
                 LinkAttribute::Controller(_) => enslaved = true,
                 _ => {}
             }
