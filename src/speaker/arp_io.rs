@@ -5,7 +5,7 @@
 //! Replies are sent from the reader thread itself, not via the async loop, so ARP keeps being
 //! answered whatever the API server or the main loop is doing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -13,8 +13,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ferrolb_core::arp::{
-    build_gratuitous, build_reply, classify, parse_frame, ArpOp, FrameBuf, MacAddr, Observation,
-    FRAME_LEN,
+    build_gratuitous, build_probe, build_reply, classify, parse_frame, ArpOp, FrameBuf, MacAddr,
+    Observation, FRAME_LEN,
 };
 use pnet_datalink::{Channel, DataLinkSender};
 use thiserror::Error;
@@ -34,6 +34,10 @@ pub struct Claim {
 /// Which interface (by index) answers for each announced IP. Read by every reader thread on
 /// every frame, written only when announcements change.
 pub type AnnounceTable = Arc<RwLock<HashMap<Ipv4Addr, u32>>>;
+
+/// IPs not (yet) announced whose claims must still be reported: IPs being probed before a
+/// takeover, and IPs held back because another host uses them.
+pub type WatchList = Arc<RwLock<HashSet<Ipv4Addr>>>;
 
 /// A port could not be opened.
 #[derive(Debug, Error)]
@@ -89,6 +93,7 @@ type Ports = Arc<RwLock<BTreeMap<u32, Arc<Port>>>>;
 /// The set of open ports and the shared announce table.
 pub struct ArpIo {
     table: AnnounceTable,
+    watched: WatchList,
     ports: Ports,
     claims: mpsc::UnboundedSender<Claim>,
     metrics: SpeakerMetrics,
@@ -99,6 +104,7 @@ impl ArpIo {
     pub fn new(claims: mpsc::UnboundedSender<Claim>, metrics: SpeakerMetrics) -> Self {
         Self {
             table: Arc::default(),
+            watched: Arc::default(),
             ports: Arc::default(),
             claims,
             metrics,
@@ -153,8 +159,9 @@ impl ArpIo {
         };
         let stop = Arc::new(AtomicBool::new(false));
         let port_tx = Arc::new(Mutex::new(tx));
-        let (table, claims, metrics, stop_r, port_name) = (
+        let (table, watched, claims, metrics, stop_r, port_name) = (
             self.table.clone(),
+            self.watched.clone(),
             self.claims.clone(),
             self.metrics.clone(),
             stop.clone(),
@@ -176,11 +183,19 @@ impl ArpIo {
                         }
                     };
                     let Ok(arp) = parse_frame(frame) else { continue };
-                    let obs = {
+                    let (obs, owned) = {
                         let t = table.read().unwrap_or_else(|p| p.into_inner());
-                        classify(&arp, mac, |ip| t.get(&ip) == Some(&index))
+                        let w = watched.read().unwrap_or_else(|p| p.into_inner());
+                        let obs = classify(&arp, mac, |ip| t.get(&ip) == Some(&index) || w.contains(&ip));
+                        let owned = match obs {
+                            Observation::Request { ip, .. } => t.get(&ip) == Some(&index),
+                            _ => false,
+                        };
+                        (obs, owned)
                     };
                     match obs {
+                        // Requests for IPs only being watched get no answer: not ours yet.
+                        Observation::Request { .. } if !owned => {}
                         Observation::Request { ip, from_mac, from_ip } => {
                             metrics.arp_request(ip);
                             let reply = build_reply(&mut buf, mac, ip, from_mac, from_ip);
@@ -223,6 +238,43 @@ impl ArpIo {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&ip);
+    }
+
+    /// Reports claims on `ip` from now on, and sends an RFC 5227 probe for it on interface
+    /// `index` ("who has `ip`?" from sender 0.0.0.0), which its current user, if any, answers.
+    pub fn probe(&self, ip: Ipv4Addr, index: u32) -> bool {
+        self.watched
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ip);
+        let port = self
+            .ports
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&index)
+            .cloned();
+        let Some(port) = port else { return false };
+        let mut buf: FrameBuf = [0; FRAME_LEN];
+        port.send(build_probe(&mut buf, port.mac, ip))
+    }
+
+    /// Stops reporting claims on an IP that is not announced.
+    pub fn unwatch(&self, ip: Ipv4Addr) {
+        self.watched
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ip);
+    }
+
+    /// The MACs of the open ports, published so peers can tell a speaker's claim (split brain,
+    /// resolved by the election) from a foreign host's (never fought).
+    pub fn port_macs(&self) -> Vec<MacAddr> {
+        self.ports
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|p| p.mac)
+            .collect()
     }
 
     /// Stops answering for every IP at once (graceful shutdown).

@@ -16,6 +16,10 @@ use super::interfaces::parse_subnets_annotation;
 /// The lease annotation listing the subnets a node can announce in.
 pub const SUBNETS_ANNOTATION: &str = "ferrolb.io/subnets";
 
+/// The lease annotation listing the MACs of a node's announcing interfaces, so every speaker
+/// can tell a peer's claim on an IP from a foreign host's.
+pub const MACS_ANNOTATION: &str = "ferrolb.io/macs";
+
 /// The EndpointSlice label naming its Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
@@ -115,6 +119,19 @@ pub fn demands(
         out.services.insert(ip, keys);
     }
     out
+}
+
+/// Every MAC some speaker announces from, from the leases' [`MACS_ANNOTATION`].
+pub fn speaker_macs(leases: &[Arc<Lease>]) -> BTreeSet<ferrolb_core::arp::MacAddr> {
+    leases
+        .iter()
+        .filter_map(|l| l.metadata.annotations.as_ref()?.get(MACS_ANNOTATION))
+        .flat_map(|text| {
+            text.split(',')
+                .filter_map(|m| m.trim().parse().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// What liveness tracking needs from a lease.

@@ -15,8 +15,6 @@ use kube::api::{Api, PostParams};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::cluster_view::SUBNETS_ANNOTATION;
-
 /// The outcome of one renewal attempt.
 #[derive(Debug)]
 pub enum RenewResult {
@@ -40,7 +38,7 @@ fn now() -> MicroTime {
 }
 
 impl OwnLease {
-    fn desired(&self, base: Option<Lease>, subnets: &str) -> Lease {
+    fn desired(&self, base: Option<Lease>, published: &BTreeMap<String, String>) -> Lease {
         let mut lease = base.unwrap_or_else(|| Lease {
             metadata: ObjectMeta {
                 name: Some(self.name.clone()),
@@ -52,7 +50,7 @@ impl OwnLease {
             .metadata
             .annotations
             .get_or_insert_with(BTreeMap::new)
-            .insert(SUBNETS_ANNOTATION.into(), subnets.into());
+            .extend(published.iter().map(|(k, v)| (k.clone(), v.clone())));
         let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
         if spec.holder_identity.as_deref() != Some(self.node.as_str()) {
             spec.acquire_time = Some(now());
@@ -65,7 +63,7 @@ impl OwnLease {
         lease
     }
 
-    async fn renew(&mut self, subnets: &str) -> Result<(), kube::Error> {
+    async fn renew(&mut self, published: &BTreeMap<String, String>) -> Result<(), kube::Error> {
         let base = match self.last.take() {
             Some(l) => Some(l),
             None => self.api.get_opt(&self.name).await?,
@@ -73,7 +71,7 @@ impl OwnLease {
         let result = match base {
             None => {
                 self.api
-                    .create(&PostParams::default(), &self.desired(None, subnets))
+                    .create(&PostParams::default(), &self.desired(None, published))
                     .await
             }
             Some(b) => {
@@ -81,7 +79,7 @@ impl OwnLease {
                     .replace(
                         &self.name,
                         &PostParams::default(),
-                        &self.desired(Some(b), subnets),
+                        &self.desired(Some(b), published),
                     )
                     .await
             }
@@ -135,14 +133,14 @@ impl LeaseTask {
     }
 }
 
-/// Starts renewing lease `ferrolb-speaker-<node>` every `renew`, publishing the latest value of
-/// `subnets` (and renewing at once when it changes); results go to `results`.
+/// Starts renewing lease `ferrolb-speaker-<node>` every `renew`, publishing the latest
+/// `annotations` (and renewing at once when they change); results go to `results`.
 pub fn start(
     api: Api<Lease>,
     node: &str,
     duration: Duration,
     renew: Duration,
-    mut subnets: watch::Receiver<String>,
+    mut annotations: watch::Receiver<BTreeMap<String, String>>,
     results: mpsc::UnboundedSender<RenewResult>,
     shutdown: CancellationToken,
 ) -> LeaseTask {
@@ -170,16 +168,16 @@ pub fn start(
                     return;
                 }
                 _ = ticker.tick() => {}
-                changed = subnets.changed() => {
+                changed = annotations.changed() => {
                     if changed.is_err() {
                         return;
                     }
                 }
                 _ = shutdown.cancelled(), if release_rx.is_terminated() => return,
             }
-            let text = subnets.borrow_and_update().clone();
+            let published = annotations.borrow_and_update().clone();
             // A renewal slower than the lease itself is a failure: peers consider us gone.
-            let outcome = match tokio::time::timeout(duration, lease.renew(&text)).await {
+            let outcome = match tokio::time::timeout(duration, lease.renew(&published)).await {
                 Ok(Ok(())) => RenewResult::Ok,
                 Ok(Err(e)) => RenewResult::Failed(e.to_string()),
                 Err(_) => {

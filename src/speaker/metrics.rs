@@ -48,6 +48,9 @@ pub struct SpeakerMetrics {
     pub conflicts: Family<IpLabels, Counter>,
     /// 1 while this speaker is API-degraded (holding its IPs, taking over none).
     pub degraded: Gauge,
+    /// Claims by hosts that are not speakers on IPs this node was elected for: the IP is in
+    /// use elsewhere on the LAN, so this node does not announce it.
+    pub foreign_claims: Family<IpLabels, Counter>,
 }
 
 impl SpeakerMetrics {
@@ -63,6 +66,7 @@ impl SpeakerMetrics {
             lease_renew_failures: Counter::default(),
             conflicts: Family::default(),
             degraded: Gauge::default(),
+            foreign_claims: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("ferrolb_speaker");
         r.register(

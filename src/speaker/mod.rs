@@ -51,6 +51,11 @@ use metrics::{AnnounceLabels, SpeakerMetrics};
 const TICK: Duration = Duration::from_millis(100);
 /// At most one conflict Event per IP in this window; the metric counts every claim.
 const CONFLICT_EVENT_EVERY: Duration = Duration::from_secs(10);
+/// How long to listen for an answer to the RFC 5227 probe sent before announcing an IP. A host
+/// using the IP answers within a round trip; this is short enough to add little to failover.
+const PROBE_WAIT: Duration = Duration::from_millis(100);
+/// How long to hold off an IP another host uses before probing it again.
+const FOREIGN_HOLD: Duration = Duration::from_secs(30);
 
 /// Why the speaker stopped with an error.
 #[derive(Debug, Error)]
@@ -83,6 +88,13 @@ struct Speaker {
     arp: ArpIo,
     garp: GarpSender,
     garp_tasks: BTreeMap<IpAddr, JoinHandle<()>>,
+    /// Elected IPs whose RFC 5227 probe is out: announced at the deadline unless a foreign host
+    /// answers first.
+    probing: BTreeMap<IpAddr, tokio::time::Instant>,
+    /// Elected IPs another host uses: not announced, probed again at the deadline.
+    foreign: BTreeMap<IpAddr, tokio::time::Instant>,
+    /// MACs of every speaker (from the leases, and our own ports).
+    speaker_macs: BTreeSet<MacAddr>,
     announced_labels: BTreeMap<IpAddr, Vec<AnnounceLabels>>,
     last_conflict_event: BTreeMap<IpAddr, Instant>,
     services: Store<Service>,
@@ -91,7 +103,7 @@ struct Speaker {
     leases: Store<Lease>,
     demands: Demands,
     peers: Vec<NodeFacts>,
-    subnets_tx: watch::Sender<String>,
+    published_tx: watch::Sender<BTreeMap<String, String>>,
     recorder: Recorder,
     metrics: SpeakerMetrics,
     ready: Readiness,
@@ -119,7 +131,10 @@ impl Speaker {
     }
 
     fn refresh_peers(&mut self) {
-        self.peers = cluster_view::node_facts(&self.leases.state(), &self.nodes.state());
+        let leases = self.leases.state();
+        self.peers = cluster_view::node_facts(&leases, &self.nodes.state());
+        self.speaker_macs = cluster_view::speaker_macs(&leases);
+        self.speaker_macs.extend(self.arp.port_macs());
     }
 
     /// This node's facts from local knowledge (its lease in the cache may lag its interfaces).
@@ -154,10 +169,24 @@ impl Speaker {
             .collect();
         self.arp.sync_ports(&wanted);
         self.garp = self.arp.garp_sender();
-        let text = interfaces::subnets_annotation(&self.ifaces.subnets(&self.l2));
-        self.subnets_tx.send_if_modified(|cur| {
-            let changed = *cur != text;
-            *cur = text.clone();
+        let macs: Vec<String> = self
+            .arp
+            .port_macs()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        self.speaker_macs.extend(self.arp.port_macs());
+        let published: BTreeMap<String, String> = [
+            (
+                cluster_view::SUBNETS_ANNOTATION.to_string(),
+                interfaces::subnets_annotation(&self.ifaces.subnets(&self.l2)),
+            ),
+            (cluster_view::MACS_ANNOTATION.to_string(), macs.join(",")),
+        ]
+        .into();
+        self.published_tx.send_if_modified(|cur| {
+            let changed = *cur != published;
+            *cur = published.clone();
             changed
         });
     }
@@ -180,7 +209,7 @@ impl Speaker {
     async fn carry_out(&mut self, actions: Vec<Action>) {
         for action in actions {
             match action {
-                Action::Start { ip } => self.start(ip).await,
+                Action::Start { ip } => self.begin_probe(ip),
                 Action::Stop { ip, reason } => self.stop(ip, reason),
                 Action::ResendGarp { ip } => {
                     if let IpAddr::V4(v4) = ip {
@@ -192,11 +221,89 @@ impl Speaker {
         }
     }
 
-    async fn start(&mut self, ip: IpAddr) {
+    /// Elected for `ip`: ask the LAN whether someone already uses it before announcing.
+    fn begin_probe(&mut self, ip: IpAddr) {
         let IpAddr::V4(v4) = ip else {
             tracing::warn!(%ip, "cannot announce an IPv6 address: NDP is not implemented");
             return;
         };
+        let Some(iface) = self.ifaces.for_ip(v4, &self.l2).cloned() else {
+            tracing::error!(%ip, "elected for an IP no eligible interface's subnet holds");
+            return;
+        };
+        self.arp.probe(v4, iface.index);
+        self.probing
+            .insert(ip, tokio::time::Instant::now() + PROBE_WAIT);
+    }
+
+    /// The next probe deadline or foreign hold-down expiry.
+    fn next_timer(&self) -> Option<tokio::time::Instant> {
+        self.probing
+            .values()
+            .chain(self.foreign.values())
+            .min()
+            .copied()
+    }
+
+    async fn on_timer(&mut self) {
+        let now = tokio::time::Instant::now();
+        let due: Vec<IpAddr> = self
+            .probing
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(ip, _)| *ip)
+            .collect();
+        for ip in due {
+            self.probing.remove(&ip);
+            if self.announcer.is_announcing(ip) {
+                self.start(ip).await;
+            }
+        }
+        let retry: Vec<IpAddr> = self
+            .foreign
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(ip, _)| *ip)
+            .collect();
+        for ip in retry {
+            self.foreign.remove(&ip);
+            if self.announcer.is_announcing(ip) {
+                tracing::info!(%ip, "probing an IP another host used, to see whether it is free now");
+                self.begin_probe(ip);
+            }
+        }
+    }
+
+    /// A host that is not a speaker claims `ip`: it was there first (or an operator configured
+    /// it by hand). Never fight it: stop answering, say so, and look again later.
+    async fn foreign_claim(&mut self, ip: IpAddr, mac: MacAddr) {
+        if !self.announcer.is_announcing(ip) || self.foreign.contains_key(&ip) {
+            return;
+        }
+        if let IpAddr::V4(v4) = ip {
+            self.arp.withdraw(v4);
+            self.metrics
+                .foreign_claims
+                .get_or_create(&metrics::IpLabels { ip: v4.to_string() })
+                .inc();
+        }
+        self.probing.remove(&ip);
+        if let Some(task) = self.garp_tasks.remove(&ip) {
+            task.abort();
+        }
+        for l in self.announced_labels.remove(&ip).unwrap_or_default() {
+            self.metrics.announcing.remove(&l);
+        }
+        self.foreign
+            .insert(ip, tokio::time::Instant::now() + FOREIGN_HOLD);
+        tracing::warn!(%ip, %mac, "another host (not a speaker) uses this IP; not announcing it");
+        let services = self.demands.services.get(&ip).cloned().unwrap_or_default();
+        let note = format!("IP {ip} is already used by another host ({mac}) on the LAN; node {} does not announce it and will check again in {}s", self.node, FOREIGN_HOLD.as_secs());
+        self.publish(&services, EventType::Warning, "IPInUseByOtherHost", note);
+    }
+
+    async fn start(&mut self, ip: IpAddr) {
+        let IpAddr::V4(v4) = ip else { return };
         let Some(iface) = self.ifaces.for_ip(v4, &self.l2).cloned() else {
             tracing::error!(%ip, "elected for an IP no eligible interface's subnet holds");
             return;
@@ -235,7 +342,10 @@ impl Speaker {
     fn stop(&mut self, ip: IpAddr, reason: StopReason) {
         if let IpAddr::V4(v4) = ip {
             self.arp.withdraw(v4);
+            self.arp.unwatch(v4);
         }
+        self.probing.remove(&ip);
+        self.foreign.remove(&ip);
         if let Some(task) = self.garp_tasks.remove(&ip) {
             task.abort();
         }
@@ -361,6 +471,8 @@ impl Speaker {
 
     async fn graceful_stop(&mut self) {
         let ips = self.announcer.shutdown();
+        self.probing.clear();
+        self.foreign.clear();
         // Stop answering first, then release the lease: peers must never see us gone while we
         // still answer.
         self.arp.withdraw_all();
@@ -370,6 +482,13 @@ impl Speaker {
             }
         }
         self.ready.set(false);
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -437,7 +556,7 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
         lease_events.boxed(),
     );
 
-    let (subnets_tx, subnets_rx) = watch::channel(String::new());
+    let (published_tx, published_rx) = watch::channel(BTreeMap::new());
     let (renew_tx, mut renew_rx) = mpsc::unbounded_channel::<RenewResult>();
     let l2 = L2Config::default();
     let garp = arp.garp_sender();
@@ -456,6 +575,9 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
         arp,
         garp,
         garp_tasks: BTreeMap::new(),
+        probing: BTreeMap::new(),
+        foreign: BTreeMap::new(),
+        speaker_macs: BTreeSet::new(),
         announced_labels: BTreeMap::new(),
         last_conflict_event: BTreeMap::new(),
         services,
@@ -464,7 +586,7 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
         leases,
         demands: Demands::default(),
         peers: Vec::new(),
-        subnets_tx,
+        published_tx,
         recorder: Recorder::new(
             client.clone(),
             Reporter {
@@ -481,7 +603,7 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
         &node,
         args.lease_duration,
         args.lease_renew,
-        subnets_rx,
+        published_rx,
         renew_tx,
         shutdown.clone(),
     );
@@ -512,11 +634,18 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
                 }
             }
             Some(claim) = claims_rx.recv() => {
-                let now = sp.now();
-                let actions = sp.announcer.claim_seen(IpAddr::V4(claim.ip), claim.mac, now);
-                sp.carry_out(actions).await;
+                let ip = IpAddr::V4(claim.ip);
+                if sp.speaker_macs.contains(&claim.mac) {
+                    // A peer speaker: split brain, which the announcer resolves.
+                    let now = sp.now();
+                    let actions = sp.announcer.claim_seen(ip, claim.mac, now);
+                    sp.carry_out(actions).await;
+                } else {
+                    sp.foreign_claim(ip, claim.mac).await;
+                }
                 continue;
             }
+            _ = sleep_until(sp.next_timer()) => sp.on_timer().await,
             ev = lease_events.next() => match ev {
                 None => break Err(SpeakerError::StreamEnded("Lease")),
                 Some(Ok(ev)) => {
