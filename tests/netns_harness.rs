@@ -348,7 +348,9 @@ fn builds_fast_enough_for_many_tests() {
 fn sweeper_removes_namespaces_of_dead_runs_only() {
     let Ok(()) = netns::require() else { return };
     // A pid that surely belonged to a process that is gone: a child we started and reaped.
-    let mut gone = std::process::Command::new("true").spawn().expect("spawn true");
+    let mut gone = std::process::Command::new("true")
+        .spawn()
+        .expect("spawn true");
     gone.wait().expect("reap true");
     let dead = format!("{}{}-0-lan", netns::PREFIX, gone.id());
     let alive = format!("{}{}-999-lan", netns::PREFIX, std::process::id());
@@ -359,6 +361,12 @@ fn sweeper_removes_namespaces_of_dead_runs_only() {
     let list = netns::cmd::run("ip", &["netns", "list"]).unwrap_or_else(|e| panic!("{e}"));
     let _ = netns::cmd::run("ip", &["netns", "del", &alive]);
     let _ = netns::cmd::run("ip", &["netns", "del", &dead]);
-    assert!(!list.contains(&dead), "stale namespace {dead} should be swept: {list}");
-    assert!(list.contains(&alive), "a live run's namespace must be left alone: {list}");
+    assert!(
+        !list.contains(&dead),
+        "stale namespace {dead} should be swept: {list}"
+    );
+    assert!(
+        list.contains(&alive),
+        "a live run's namespace must be left alone: {list}"
+    );
 }
