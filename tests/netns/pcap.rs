@@ -1,0 +1,258 @@
+//! ARP capture with tcpdump, read back from its pcap file by our own small parser (so the
+//! judge shares no code with the product's ARP codec).
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::child::NsChild;
+use super::tools::MacAddr;
+
+/// ARP opcode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArpOp {
+    /// 1: who-has.
+    Request,
+    /// 2: is-at.
+    Reply,
+    /// Anything else.
+    Other(u16),
+}
+
+/// One captured Ethernet/IPv4 ARP frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArpPacket {
+    /// Capture timestamp.
+    pub time: SystemTime,
+    /// Ethernet destination.
+    pub eth_dst: MacAddr,
+    /// Ethernet source.
+    pub eth_src: MacAddr,
+    /// Opcode.
+    pub op: ArpOp,
+    /// Sender hardware address.
+    pub sender_mac: MacAddr,
+    /// Sender protocol address.
+    pub sender_ip: Ipv4Addr,
+    /// Target hardware address.
+    pub target_mac: MacAddr,
+    /// Target protocol address.
+    pub target_ip: Ipv4Addr,
+}
+
+impl ArpPacket {
+    /// Gratuitous ARP: sender and target IP are the same (request or reply).
+    pub fn is_gratuitous(&self) -> bool {
+        self.sender_ip == self.target_ip
+    }
+}
+
+/// A running `tcpdump` writing ARP frames to a pcap file.
+pub struct ArpCapture {
+    child: NsChild,
+    pcap: PathBuf,
+}
+
+impl ArpCapture {
+    /// Starts `tcpdump -i <ifname> arp` in `ns`, writing `<log_dir>/<label>.pcap`, and returns
+    /// once tcpdump reports it is listening (so nothing sent afterwards is missed).
+    pub(crate) fn start(
+        ns: &str,
+        ifname: &str,
+        log_dir: &Path,
+        label: &str,
+    ) -> std::io::Result<Self> {
+        let pcap = log_dir.join(format!("{label}.pcap"));
+        let pcap_s = pcap.to_string_lossy().into_owned();
+        // --immediate-mode: deliver each frame at once rather than when a ring block fills;
+        // -U: flush the file per packet so it can be read while running;
+        // -Z root: do not drop to the tcpdump user, who may not write the log directory.
+        let mut child = NsChild::spawn(
+            ns,
+            label,
+            log_dir,
+            "tcpdump",
+            &[
+                "-i",
+                ifname,
+                "-n",
+                "--immediate-mode",
+                "-U",
+                "-Z",
+                "root",
+                "-w",
+                &pcap_s,
+                "arp",
+            ],
+        )?;
+        if !child.wait_for_output("listening on", Duration::from_secs(10)) {
+            let status = child.try_exit_status();
+            return Err(std::io::Error::other(format!(
+                "tcpdump in {ns} did not start listening within 10s (exit: {status:?}); stderr: {}",
+                child.stderr().trim()
+            )));
+        }
+        Ok(Self { child, pcap })
+    }
+
+    /// The pcap file (kept with the LAN's logs when a test fails).
+    pub fn pcap_path(&self) -> &Path {
+        &self.pcap
+    }
+
+    /// The ARP frames captured so far.
+    pub fn packets(&self) -> Vec<ArpPacket> {
+        std::fs::read(&self.pcap)
+            .map(|b| parse_pcap(&b))
+            .unwrap_or_default()
+    }
+
+    /// Waits up to `timeout` for a captured frame matching `pred`.
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&ArpPacket) -> bool,
+    ) -> Option<ArpPacket> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(p) = self.packets().into_iter().find(|p| pred(p)) {
+                return Some(p);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops tcpdump (SIGTERM, so it flushes) and returns everything captured.
+    pub fn stop(mut self) -> Vec<ArpPacket> {
+        self.child.stop(Duration::from_secs(3));
+        self.packets()
+    }
+}
+
+/// Parses a classic pcap file (either byte order, micro- or nanosecond stamps) and returns its
+/// Ethernet ARP frames for IPv4; a truncated final record (still being written) is ignored.
+pub fn parse_pcap(data: &[u8]) -> Vec<ArpPacket> {
+    let mut out = Vec::new();
+    if data.len() < 24 {
+        return out;
+    }
+    let magic_le = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+    let (le, nanos) = match magic_le {
+        0xa1b2_c3d4 => (true, false),
+        0xa1b2_3c4d => (true, true),
+        0xd4c3_b2a1 => (false, false),
+        0x4d3c_b2a1 => (false, true),
+        _ => return out,
+    };
+    let u32_at = |b: &[u8], i: usize| {
+        let a = [b[i], b[i + 1], b[i + 2], b[i + 3]];
+        if le {
+            u32::from_le_bytes(a)
+        } else {
+            u32::from_be_bytes(a)
+        }
+    };
+    // Link type 1 = Ethernet; anything else is not ours to parse.
+    if u32_at(data, 20) != 1 {
+        return out;
+    }
+    let mut pos = 24;
+    while pos + 16 <= data.len() {
+        let secs = u32_at(data, pos) as u64;
+        let frac = u32_at(data, pos + 4) as u64;
+        let incl = u32_at(data, pos + 8) as usize;
+        let start = pos + 16;
+        if start + incl > data.len() {
+            break;
+        }
+        let frame = &data[start..start + incl];
+        pos = start + incl;
+        let sub = if nanos {
+            Duration::from_nanos(frac)
+        } else {
+            Duration::from_micros(frac)
+        };
+        let time = UNIX_EPOCH + Duration::from_secs(secs) + sub;
+        if let Some(p) = parse_arp_frame(frame, time) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn mac(b: &[u8]) -> MacAddr {
+    let mut m = [0u8; 6];
+    m.copy_from_slice(&b[..6]);
+    MacAddr(m)
+}
+
+fn parse_arp_frame(f: &[u8], time: SystemTime) -> Option<ArpPacket> {
+    // Ethernet II header (14) + ARP for Ethernet/IPv4 (28).
+    if f.len() < 42 || f[12..14] != [0x08, 0x06] {
+        return None;
+    }
+    let a = &f[14..];
+    // htype 1 (Ethernet), ptype 0x0800 (IPv4), hlen 6, plen 4.
+    if a[0..6] != [0, 1, 8, 0, 6, 4] {
+        return None;
+    }
+    let op = match u16::from_be_bytes([a[6], a[7]]) {
+        1 => ArpOp::Request,
+        2 => ArpOp::Reply,
+        n => ArpOp::Other(n),
+    };
+    Some(ArpPacket {
+        time,
+        eth_dst: mac(&f[0..6]),
+        eth_src: mac(&f[6..12]),
+        op,
+        sender_mac: mac(&a[8..14]),
+        sender_ip: Ipv4Addr::new(a[14], a[15], a[16], a[17]),
+        target_mac: mac(&a[18..24]),
+        target_ip: Ipv4Addr::new(a[24], a[25], a[26], a[27]),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_hand_built_pcap() {
+        let mut file = Vec::new();
+        file.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        file.extend_from_slice(&[2, 0, 4, 0]); // version 2.4
+        file.extend_from_slice(&[0; 8]); // thiszone, sigfigs
+        file.extend_from_slice(&65535u32.to_le_bytes());
+        file.extend_from_slice(&1u32.to_le_bytes());
+        let mut frame = vec![0xff; 6];
+        frame.extend_from_slice(&[2, 0xfe, 0, 0, 1, 1, 0x08, 0x06, 0, 1, 8, 0, 6, 4, 0, 2]);
+        frame.extend_from_slice(&[2, 0xfe, 0, 0, 1, 1, 203, 0, 113, 10]);
+        frame.extend_from_slice(&[0xff; 6]);
+        frame.extend_from_slice(&[203, 0, 113, 10]);
+        for _ in 0..2 {
+            file.extend_from_slice(&7u32.to_le_bytes());
+            file.extend_from_slice(&5u32.to_le_bytes());
+            file.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            file.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            file.extend_from_slice(&frame);
+        }
+        // A partly written third record must be ignored, not misparsed.
+        file.extend_from_slice(&[1, 2, 3]);
+        let p = parse_pcap(&file);
+        assert_eq!(p.len(), 2);
+        assert_eq!(p[0].op, ArpOp::Reply);
+        assert_eq!(p[0].sender_mac.to_string(), "02:fe:00:00:01:01");
+        assert_eq!(p[0].eth_dst, MacAddr::BROADCAST);
+        assert_eq!(p[0].target_ip, Ipv4Addr::new(203, 0, 113, 10));
+        assert!(p[0].is_gratuitous());
+        assert_eq!(
+            p[0].time,
+            UNIX_EPOCH + Duration::from_secs(7) + Duration::from_micros(5)
+        );
+    }
+}
