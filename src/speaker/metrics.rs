@@ -114,6 +114,11 @@ impl SpeakerMetrics {
             "1 while the speaker cannot reach the API server and holds its IPs",
             m.degraded.clone(),
         );
+        r.register(
+            "foreign_claims",
+            "Claims by non-speaker hosts on IPs this node was elected for",
+            m.foreign_claims.clone(),
+        );
         m
     }
 

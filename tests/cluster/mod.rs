@@ -1,0 +1,419 @@
+//! A whole FerroLB cluster on one machine, for end-to-end tests and timed scenarios: kube-sim,
+//! a namespace LAN (tests/netns), the real controller in the root namespace and a real speaker
+//! in every node namespace. Everything is torn down on drop, also on panic.
+//!
+//! Include it next to the harness: `mod netns; mod cluster;` (or with `#[path]` from benches).
+
+#![allow(dead_code)]
+
+use std::net::Ipv4Addr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube_sim::KubeSim;
+use serde_json::{json, Value};
+
+use crate::netns::{ApiEndpoint, Lan, MacAddr, NsChild};
+
+/// The ferrolb binary under test.
+pub const FERROLB: &str = env!("CARGO_BIN_EXE_ferrolb");
+
+/// The VIP pool every cluster uses: inside the nodes' 203.0.113.0/24 link subnet.
+pub const POOL: &str = "203.0.113.10-203.0.113.99";
+
+/// A process in the root namespace, killed on drop.
+pub struct RootChild {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl RootChild {
+    /// Its log (stdout and stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for RootChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Cluster settings.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    /// Number of nodes (speakers).
+    pub nodes: usize,
+    /// `l2.garp` as YAML flow text.
+    pub garp: String,
+    /// Extra speaker flags.
+    pub speaker_args: Vec<String>,
+}
+
+impl Default for ClusterSpec {
+    fn default() -> Self {
+        Self {
+            nodes: 3,
+            garp: "{ burst: 3, interval: 300ms, refresh: 0s }".into(),
+            speaker_args: Vec::new(),
+        }
+    }
+}
+
+/// The running cluster.
+pub struct Cluster {
+    /// Runtime kube-sim and the test's kube client run on (multi-threaded, so the test thread
+    /// can block in harness helpers while kube-sim keeps serving).
+    pub rt: tokio::runtime::Runtime,
+    /// The API emulator.
+    pub sim: KubeSim,
+    /// The LAN.
+    pub lan: Lan,
+    /// kube-sim as the nodes reach it.
+    pub api: ApiEndpoint,
+    /// A client for the test's own API calls.
+    pub client: kube::Client,
+    /// The controller process.
+    pub controller: RootChild,
+    /// Speaker per node (index 0 = node 1); `None` once a test stopped it.
+    pub speakers: Vec<Option<NsChild>>,
+    spec: ClusterSpec,
+}
+
+fn ok<T, E: std::fmt::Debug>(what: &str, r: Result<T, E>) -> T {
+    r.unwrap_or_else(|e| panic!("{what}: {e:?}"))
+}
+
+impl Cluster {
+    /// Builds and starts everything, and waits until every speaker's lease exists.
+    pub fn start(spec: ClusterSpec) -> Cluster {
+        let rt = ok(
+            "runtime",
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build(),
+        );
+        let sim = ok("kube-sim", rt.block_on(KubeSim::start()));
+        // The client spawns its buffer worker on the current runtime.
+        let client = {
+            let _inside = rt.enter();
+            ok("client", sim.client())
+        };
+        let lan = Lan::builder().nodes(spec.nodes).build();
+        let api = lan.expose_api(sim.addr());
+        rt.block_on(async {
+            let ns: Api<Namespace> = Api::all(client.clone());
+            ok("namespace", ns.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "ferrolb-system"}})).unwrap()).await);
+            let config = format!("pools:\n  - name: lan\n    addresses: [\"{POOL}\"]\nl2:\n  garp: {}\n", spec.garp);
+            let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "ferrolb-system");
+            let cm = json!({"metadata": {"name": "ferrolb-config"}, "data": {"config.yaml": config}});
+            ok("configmap", cms.create(&PostParams::default(), &serde_json::from_value(cm).unwrap()).await);
+            let nodes: Api<Node> = Api::all(client.clone());
+            for i in 1..=spec.nodes {
+                let n = json!({"metadata": {"name": format!("node-{i}"), "labels": {"kubernetes.io/hostname": format!("node-{i}")}}});
+                ok("node", nodes.create(&PostParams::default(), &serde_json::from_value(n).unwrap()).await);
+            }
+        });
+        let log = lan.log_dir().join("controller.log");
+        let file = ok("controller log", std::fs::File::create(&log));
+        let child = ok(
+            "spawn controller",
+            Command::new(FERROLB)
+                .args(["controller", "--kubeconfig"])
+                .arg(sim.kubeconfig_path())
+                .args(["--metrics-addr", "127.0.0.1:0", "--leader-elect", "false"])
+                .stdout(Stdio::from(ok("log", file.try_clone())))
+                .stderr(Stdio::from(file))
+                .spawn(),
+        );
+        let controller = RootChild { child, log };
+        let mut cluster = Cluster {
+            rt,
+            sim,
+            lan,
+            api,
+            client,
+            controller,
+            speakers: Vec::new(),
+            spec: spec.clone(),
+        };
+        for i in 1..=spec.nodes {
+            let s = cluster.spawn_speaker(i);
+            cluster.speakers.push(Some(s));
+        }
+        for i in 1..=spec.nodes {
+            cluster.wait_lease(i, Duration::from_secs(20));
+        }
+        cluster
+    }
+
+    /// Starts the speaker of node `i` (1-based).
+    pub fn spawn_speaker(&self, i: usize) -> NsChild {
+        let kubeconfig = self.api.kubeconfig.to_string_lossy().to_string();
+        let node = format!("node-{i}");
+        let mut args: Vec<&str> = vec![
+            "speaker",
+            "--node-name",
+            &node,
+            "--kubeconfig",
+            &kubeconfig,
+            "--metrics-addr",
+            "127.0.0.1:7473",
+        ];
+        args.extend(self.spec.speaker_args.iter().map(String::as_str));
+        self.lan.node(i).spawn(FERROLB, &args)
+    }
+
+    /// Restarts the speaker of node `i` after a test stopped it.
+    pub fn restart_speaker(&mut self, i: usize) {
+        let s = self.spawn_speaker(i);
+        self.speakers[i - 1] = Some(s);
+    }
+
+    /// The speaker of node `i`.
+    pub fn speaker(&mut self, i: usize) -> &mut NsChild {
+        self.speakers[i - 1].as_mut().expect("speaker was stopped")
+    }
+
+    fn wait_lease(&self, i: usize, timeout: Duration) {
+        let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+            Api::namespaced(self.client.clone(), "ferrolb-system");
+        let name = format!("ferrolb-speaker-node-{i}");
+        let found = poll(timeout, || {
+            self.rt
+                .block_on(leases.get_opt(&name))
+                .ok()
+                .flatten()
+                .is_some()
+        });
+        assert!(
+            found,
+            "speaker lease {name} never appeared; speaker log:\n{}",
+            self.speakers[i - 1]
+                .as_ref()
+                .map(|s| s.stderr())
+                .unwrap_or_default()
+        );
+    }
+
+    /// Creates a LoadBalancer Service from `manifest` (merged over a default with one port 80
+    /// and selector app=<name>) and returns its allocated IPv4 address once the controller wrote it.
+    pub fn create_service(&self, name: &str, extra: Value) -> Ipv4Addr {
+        let mut svc = json!({"metadata": {"name": name, "namespace": "default"},
+            "spec": {"type": "LoadBalancer", "selector": {"app": name}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}});
+        merge(&mut svc, extra);
+        let api: Api<Service> = Api::namespaced(self.client.clone(), "default");
+        ok(
+            "create service",
+            self.rt.block_on(api.create(
+                &PostParams::default(),
+                &serde_json::from_value(svc).unwrap(),
+            )),
+        );
+        self.wait_ip(name, Duration::from_secs(15))
+    }
+
+    /// Waits for the Service's first ingress IP.
+    pub fn wait_ip(&self, name: &str, timeout: Duration) -> Ipv4Addr {
+        let api: Api<Service> = Api::namespaced(self.client.clone(), "default");
+        let mut ip = None;
+        poll(timeout, || {
+            ip = self
+                .rt
+                .block_on(api.get(name))
+                .ok()
+                .and_then(|s| s.status?.load_balancer?.ingress?.first()?.ip.clone())
+                .and_then(|s| s.parse().ok());
+            ip.is_some()
+        });
+        ip.unwrap_or_else(|| {
+            panic!(
+                "service {name} got no IP; controller log:\n{}",
+                self.controller.log()
+            )
+        })
+    }
+
+    /// Patches a Service (merge patch).
+    pub fn patch_service(&self, name: &str, patch: Value) {
+        let api: Api<Service> = Api::namespaced(self.client.clone(), "default");
+        ok(
+            "patch service",
+            self.rt
+                .block_on(api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))),
+        );
+    }
+
+    /// Deletes a Service.
+    pub fn delete_service(&self, name: &str) {
+        let api: Api<Service> = Api::namespaced(self.client.clone(), "default");
+        ok(
+            "delete service",
+            self.rt.block_on(api.delete(name, &DeleteParams::default())),
+        );
+    }
+
+    /// Creates or replaces the EndpointSlice of `service` with one ready endpoint per node.
+    pub fn set_endpoints(&self, service: &str, nodes: &[usize]) {
+        let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), "default");
+        let name = format!("{service}-eps");
+        let endpoints: Vec<Value> = nodes
+            .iter()
+            .map(|i| json!({"addresses": [format!("10.244.{i}.10")], "nodeName": format!("node-{i}"), "conditions": {"ready": true}}))
+            .collect();
+        let slice = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": name, "namespace": "default", "labels": {"kubernetes.io/service-name": service}},
+            "addressType": "IPv4", "endpoints": endpoints, "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]});
+        let params = PatchParams::apply("e2e-test").force();
+        ok(
+            "endpointslice",
+            self.rt
+                .block_on(api.patch(&name, &params, &Patch::Apply(&slice))),
+        );
+    }
+
+    /// Sets (or with `None` removes) a label on a Node.
+    pub fn label_node(&self, i: usize, key: &str, value: Option<&str>) {
+        let api: Api<Node> = Api::all(self.client.clone());
+        let patch = json!({"metadata": {"labels": {key: value}}});
+        ok(
+            "label node",
+            self.rt.block_on(api.patch(
+                &format!("node-{i}"),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )),
+        );
+    }
+
+    /// The node (1-based) whose MAC this is.
+    pub fn node_of_mac(&self, mac: MacAddr) -> Option<usize> {
+        (1..=self.spec.nodes).find(|i| self.lan.node(*i).mac() == mac)
+    }
+
+    /// Which node answers ARP for `vip` from the client right now.
+    pub fn announcer(&self, vip: Ipv4Addr) -> Option<usize> {
+        self.lan
+            .client()
+            .arping_mac(vip)
+            .and_then(|m| self.node_of_mac(m))
+    }
+
+    /// Waits until some node answers ARP for `vip` (and `want(node)` holds), returning it.
+    pub fn wait_announcer(
+        &self,
+        vip: Ipv4Addr,
+        timeout: Duration,
+        want: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        let mut found = None;
+        poll(timeout, || {
+            found = self.announcer(vip).filter(|n| want(*n));
+            found.is_some()
+        });
+        found
+    }
+
+    /// `curl http://vip:port/` from the client.
+    pub fn curl(&self, vip: Ipv4Addr, port: u16) -> Result<String, String> {
+        self.lan.client().curl(&format!("http://{vip}:{port}/"))
+    }
+
+    /// A speaker's metrics text, scraped inside its node namespace.
+    pub fn speaker_metrics(&self, i: usize) -> String {
+        self.lan
+            .node(i)
+            .exec(
+                "curl",
+                &["-s", "--max-time", "2", "http://127.0.0.1:7473/metrics"],
+                Duration::from_secs(5),
+            )
+            .map(|o| o.stdout)
+            .unwrap_or_default()
+    }
+
+    /// The speaker logs, for failure messages.
+    pub fn speaker_logs(&self) -> String {
+        let mut out = String::new();
+        for (i, s) in self.speakers.iter().enumerate() {
+            if let Some(s) = s {
+                out.push_str(&format!(
+                    "--- speaker node-{} ---\n{}\n",
+                    i + 1,
+                    tail(&s.stderr(), 40)
+                ));
+            }
+        }
+        out
+    }
+
+    /// Events on a Service, as (reason, message).
+    pub fn service_events(&self, name: &str) -> Vec<(String, String)> {
+        let api: Api<k8s_openapi::api::core::v1::Event> =
+            Api::namespaced(self.client.clone(), "default");
+        let lp = kube::api::ListParams::default().fields(&format!("involvedObject.name={name}"));
+        self.rt
+            .block_on(api.list(&lp))
+            .map(|l| {
+                l.items
+                    .into_iter()
+                    .map(|e| (e.reason.unwrap_or_default(), e.message.unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Calls `check` until it returns true or `timeout` passes; returns whether it did.
+pub fn poll(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn merge(a: &mut Value, b: Value) {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (a, b) => *a = b,
+    }
+}
+
+/// The metric value of the first sample line starting with `prefix`, if any.
+pub fn metric(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// Median and 99th percentile (nearest rank) of `values`.
+pub fn median_p99(values: &mut [f64]) -> (f64, f64) {
+    values.sort_by(|a, b| a.total_cmp(b));
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let median = values[values.len() / 2];
+    let rank = ((0.99 * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    (median, values[rank - 1])
+}
