@@ -1,0 +1,181 @@
+//! Timed end-to-end speaker scenarios on a namespace LAN (needs root, like tests/speaker_e2e.rs):
+//! hard-failure gap, graceful handover, Service create to first successful curl, ARP reply
+//! latency, and the idle speaker's CPU and memory with many announced IPs. Prints median and
+//! p99 over `FERROLB_BENCH_RUNS` runs (default 10). Run: `cargo bench --bench speaker_e2e`.
+
+#[path = "../tests/cluster/mod.rs"]
+mod cluster;
+#[path = "../tests/netns/mod.rs"]
+mod netns;
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use cluster::{median_p99, poll, Cluster, ClusterSpec};
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+fn runs() -> usize {
+    std::env::var("FERROLB_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(10)
+}
+
+fn report(name: &str, unit: &str, values: &mut [f64]) {
+    let (median, p99) = median_p99(values);
+    let (min, max) = (values.first().copied().unwrap_or(f64::NAN), values.last().copied().unwrap_or(f64::NAN));
+    println!("{name:<44} n={:<3} median {median:>9.1} {unit}  p99 {p99:>9.1} {unit}  (min {min:.1}, max {max:.1})", values.len());
+}
+
+/// One failover: returns (longest curl gap, time from the failure to the first answer from the
+/// new owner), both in milliseconds.
+fn failover(graceful: bool) -> (f64, f64) {
+    let mut c = Cluster::start(ClusterSpec::default());
+    let vip = c.create_service("web", json!({}));
+    c.lan.add_vip_dnat(vip, 80);
+    let owner = c.wait_announcer(vip, Duration::from_secs(10), |_| true).expect("announced");
+    let sampler = c.lan.client().curl_sampler(&format!("http://{vip}/"), Duration::from_millis(20), Duration::from_millis(200));
+    assert!(sampler.wait_until(Duration::from_secs(5), |s| s.iter().any(|x| x.result.is_ok())));
+    let failed_at = sampler.snapshot().last().map_or(Duration::ZERO, |x| x.at);
+    if graceful {
+        c.speaker(owner).term();
+    } else {
+        c.lan.cut_node(owner);
+    }
+    let old = format!("node-{owner}");
+    let moved = sampler.wait_until(Duration::from_secs(20), |s| s.last().is_some_and(|x| x.result.as_ref().is_ok_and(|b| *b != old)));
+    let samples = sampler.stop();
+    assert!(moved, "no failover");
+    let gap = netns::longest_outage(&samples).map_or(0.0, |o| o.len().as_secs_f64() * 1e3);
+    let switch = samples
+        .iter()
+        .find(|x| x.at > failed_at && x.result.as_ref().is_ok_and(|b| *b != old))
+        .map_or(f64::NAN, |x| x.at.saturating_sub(failed_at).as_secs_f64() * 1e3);
+    (gap, switch)
+}
+
+fn create_to_curl(n: usize) -> Vec<f64> {
+    let c = Cluster::start(ClusterSpec::default());
+    // The controller hands out the pool lowest-first, so the DNAT rules can be in place before
+    // the Services exist and do not count against the measurement.
+    for k in 0..n {
+        c.lan.add_vip_dnat(Ipv4Addr::new(203, 0, 113, 10 + k as u8), 80);
+    }
+    let api: Api<Service> = Api::namespaced(c.client.clone(), "default");
+    let mut out = Vec::new();
+    for k in 0..n {
+        let name = format!("s{k}");
+        let svc = json!({"metadata": {"name": name}, "spec": {"type": "LoadBalancer", "ports": [{"port": 80, "targetPort": 8080}]}});
+        let start = Instant::now();
+        c.rt.block_on(api.create(&PostParams::default(), &serde_json::from_value(svc).expect("static"))).expect("create");
+        let vip = Ipv4Addr::new(203, 0, 113, 10 + k as u8);
+        let ok = poll(Duration::from_secs(10), || c.lan.client().curl_within(&format!("http://{vip}/"), Duration::from_millis(200)).is_ok());
+        assert!(ok, "{name} never answered");
+        out.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    out
+}
+
+fn arp_latency(count: usize) -> Vec<f64> {
+    let c = Cluster::start(ClusterSpec::default());
+    let vip = c.create_service("web", json!({}));
+    c.wait_announcer(vip, Duration::from_secs(10), |_| true).expect("announced");
+    let vip_s = vip.to_string();
+    let count_s = count.to_string();
+    let out = c
+        .lan
+        .client()
+        .exec("arping", &["-i", "eth0", "-c", &count_s, "-w", "30", &vip_s], Duration::from_secs(40))
+        .expect("arping");
+    // Lines: "60 bytes from 02:fe:..:.. (203.0.113.10): index=0 time=121.311 usec"
+    out.stdout
+        .lines()
+        .filter_map(|l| {
+            let t = l.split("time=").nth(1)?;
+            let mut parts = t.split_whitespace();
+            let v: f64 = parts.next()?.parse().ok()?;
+            Some(match parts.next()? {
+                "usec" => v,
+                "msec" => v * 1e3,
+                "sec" => v * 1e6,
+                _ => return None,
+            })
+        })
+        .collect()
+}
+
+/// CPU (percent of one core) and RSS (KiB) of an idle speaker announcing every IP we may use.
+fn idle_cost() -> (usize, usize, f64, u64) {
+    let mut c = Cluster::start(ClusterSpec {
+        nodes: 1,
+        speaker_args: vec!["--lb-class".into(), "bench".into()],
+        ..ClusterSpec::default()
+    });
+    // Only two documentation /24s may carry traffic here: every free address in both.
+    let ips: Vec<Ipv4Addr> = (1..=199u8)
+        .map(|d| Ipv4Addr::new(203, 0, 113, d))
+        .chain((20..=199u8).map(|d| Ipv4Addr::new(198, 51, 100, d)))
+        .collect();
+    let services = 1000;
+    let api: Api<Service> = Api::namespaced(c.client.clone(), "default");
+    c.rt.block_on(async {
+        for k in 0..services {
+            let ip = ips[k % ips.len()];
+            let svc = json!({"metadata": {"name": format!("b{k}")},
+                "spec": {"type": "LoadBalancer", "loadBalancerClass": "bench", "ports": [{"port": 1000 + k, "targetPort": 8080}]}});
+            api.create(&PostParams::default(), &serde_json::from_value(svc).expect("static")).await.expect("create");
+            let status = json!({"status": {"loadBalancer": {"ingress": [{"ip": ip.to_string(), "ipMode": "VIP"}]}}});
+            api.patch_status(&format!("b{k}"), &PatchParams::default(), &Patch::Merge(&status)).await.expect("status");
+        }
+    });
+    let announced = || {
+        let m = c.speaker_metrics(1);
+        m.lines().filter(|l| l.starts_with("ferrolb_speaker_announcing{")).count()
+    };
+    assert!(poll(Duration::from_secs(60), || announced() == services), "not everything announced: {}", announced());
+    std::thread::sleep(Duration::from_secs(5)); // past the gratuitous bursts
+    let pid = c.speaker(1).pid();
+    let ticks = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = stat.rsplit(')').next().unwrap_or("");
+        let f: Vec<&str> = after.split_whitespace().collect();
+        f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+    };
+    let window = Duration::from_secs(30);
+    let (t0, start) = (ticks(pid), Instant::now());
+    std::thread::sleep(window);
+    let used = ticks(pid) - t0;
+    // Linux reports CPU time in USER_HZ ticks (100 per second).
+    let cpu = used as f64 / 100.0 / start.elapsed().as_secs_f64() * 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0);
+    (services, ips.len(), cpu, rss)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return; // nothing for `cargo test --benches` to run
+    }
+    if netns::require().is_err() {
+        return;
+    }
+    let n = runs();
+    println!("speaker end-to-end timings, {n} runs each, on {} cores", std::thread::available_parallelism().map_or(0, |p| p.get()));
+    let (mut hard_gap, mut graceful_switch, mut graceful_gap) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..n {
+        hard_gap.push(failover(false).0);
+        let (gap, switch) = failover(true);
+        graceful_gap.push(gap);
+        graceful_switch.push(switch);
+    }
+    report("hard failure (node cut off): curl gap", "ms", &mut hard_gap);
+    report("graceful handover (SIGTERM): switch time", "ms", &mut graceful_switch);
+    report("graceful handover (SIGTERM): curl gap", "ms", &mut graceful_gap);
+    report("Service create -> first successful curl", "ms", &mut create_to_curl(n.max(10)));
+    report("ARP reply latency (arping from client)", "us", &mut arp_latency(100));
+    let (services, ips, cpu, rss) = idle_cost();
+    println!("idle speaker with {services} Services on {ips} announced IPs: CPU {cpu:.2}% of one core over 30 s, RSS {} KiB", rss);
+}
