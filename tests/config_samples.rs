@@ -113,11 +113,7 @@ fn every_broken_config_fails_with_exactly_the_expected_errors() {
         let out = check_config(file);
         let stderr = text(&out.stderr);
         // The header names the file and the count; then one "error: " line per problem.
-        let header = format!(
-            "{}: invalid ({} error(s))",
-            file.display(),
-            expected.len()
-        );
+        let header = format!("{}: invalid ({} error(s))", file.display(), expected.len());
         let errors: Vec<&str> = stderr
             .lines()
             .filter(|l| l.starts_with("error: "))

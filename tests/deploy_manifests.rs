@@ -208,7 +208,12 @@ fn dropped_fields(original: &Value, reencoded: &Value, path: &str, out: &mut Vec
 /// Decodes `doc` as `T`, failing on any field `T` does not have.
 fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(doc: &Doc) -> T {
     let t: T = serde_json::from_value(doc.value.clone()).unwrap_or_else(|e| {
-        panic!("{} {}: does not decode: {e}\n{}", doc.kind(), doc.name(), doc.text)
+        panic!(
+            "{} {}: does not decode: {e}\n{}",
+            doc.kind(),
+            doc.name(),
+            doc.text
+        )
     });
     let back = serde_json::to_value(&t).expect("re-encode");
     let mut dropped = Vec::new();
@@ -264,13 +269,14 @@ fn probe_target(c: &Container, p: &Probe) -> (String, i32) {
     let get = p.http_get.as_ref().expect("an HTTP probe");
     let port = match &get.port {
         IntOrString::Int(n) => *n,
-        IntOrString::String(name) => c
-            .ports
-            .iter()
-            .flatten()
-            .find(|cp| cp.name.as_deref() == Some(name.as_str()))
-            .unwrap_or_else(|| panic!("probe port {name} is not a container port"))
-            .container_port,
+        IntOrString::String(name) => {
+            c.ports
+                .iter()
+                .flatten()
+                .find(|cp| cp.name.as_deref() == Some(name.as_str()))
+                .unwrap_or_else(|| panic!("probe port {name} is not a container port"))
+                .container_port
+        }
     };
     (get.path.clone().unwrap_or_default(), port)
 }
@@ -291,7 +297,10 @@ fn env_field_ref(c: &Container, var: &str) -> String {
 
 /// The common hardening of both containers; `caps_added` is what may be added back.
 fn assert_hardened(c: &Container, pod: &PodSpec, caps_added: &[&str]) {
-    let sc = c.security_context.as_ref().expect("container securityContext");
+    let sc = c
+        .security_context
+        .as_ref()
+        .expect("container securityContext");
     assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
     assert_eq!(sc.read_only_root_filesystem, Some(true), "{}", c.name);
     assert_ne!(sc.privileged, Some(true), "{}", c.name);
@@ -312,13 +321,19 @@ fn assert_hardened(c: &Container, pod: &PodSpec, caps_added: &[&str]) {
         pod.host_pid != Some(true) && pod.host_ipc != Some(true),
         "no host PID/IPC namespace"
     );
-    assert!(pod.volumes.as_ref().is_none_or(|v| v
-        .iter()
-        .all(|v| v.host_path.is_none())));
+    assert!(pod
+        .volumes
+        .as_ref()
+        .is_none_or(|v| v.iter().all(|v| v.host_path.is_none())));
     let res = c.resources.as_ref().expect("resources");
-    assert!(res.requests.as_ref().is_some_and(|r| r.contains_key("cpu")
-        && r.contains_key("memory")));
-    assert!(res.limits.as_ref().is_some_and(|r| r.contains_key("memory")));
+    assert!(res
+        .requests
+        .as_ref()
+        .is_some_and(|r| r.contains_key("cpu") && r.contains_key("memory")));
+    assert!(res
+        .limits
+        .as_ref()
+        .is_some_and(|r| r.contains_key("memory")));
 }
 
 fn assert_probes(c: &Container, port: i32) {
@@ -363,13 +378,23 @@ fn base_renders_applies_and_is_hardened() {
         kubectl(
             &scratch,
             Some(sim.kubeconfig_path()),
-            &["apply", "--server-side", "--field-manager", "ferrolb-test", "-f", "-"],
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager",
+                "ferrolb-test",
+                "-f",
+                "-",
+            ],
             &stream,
         ),
         "kubectl apply --server-side",
     );
     assert_eq!(applied.lines().count(), served.len(), "{applied}");
-    assert!(applied.contains("namespace/ferrolb-system serverside-applied"), "{applied}");
+    assert!(
+        applied.contains("namespace/ferrolb-system serverside-applied"),
+        "{applied}"
+    );
     assert!(
         applied.contains("configmap/ferrolb-config serverside-applied"),
         "{applied}"
@@ -379,7 +404,15 @@ fn base_renders_applies_and_is_hardened() {
         kubectl(
             &scratch,
             Some(sim.kubeconfig_path()),
-            &["get", "configmap", "ferrolb-config", "-n", "ferrolb-system", "-o", "json"],
+            &[
+                "get",
+                "configmap",
+                "ferrolb-config",
+                "-n",
+                "ferrolb-system",
+                "-o",
+                "json",
+            ],
             "",
         ),
         "kubectl get configmap",
@@ -437,8 +470,15 @@ fn controller_deployment() {
     let spec = dep.spec.expect("spec");
     assert_eq!(spec.replicas, Some(2), "two replicas, one leader");
     let pod = spec.template.spec.expect("pod spec");
-    assert_eq!(pod.service_account_name.as_deref(), Some("ferrolb-controller"));
-    assert_ne!(pod.host_network, Some(true), "the controller needs no host network");
+    assert_eq!(
+        pod.service_account_name.as_deref(),
+        Some("ferrolb-controller")
+    );
+    assert_ne!(
+        pod.host_network,
+        Some(true),
+        "the controller needs no host network"
+    );
     let c = only_container(&pod);
     assert_hardened(c, &pod, &[]);
     // Non-root, from the pod or the container.
@@ -446,14 +486,20 @@ fn controller_deployment() {
         .security_context
         .as_ref()
         .and_then(|s| s.run_as_non_root)
-        .or(pod.security_context.as_ref().and_then(|s| s.run_as_non_root));
+        .or(pod
+            .security_context
+            .as_ref()
+            .and_then(|s| s.run_as_non_root));
     assert_eq!(non_root, Some(true));
     let uid = c
         .security_context
         .as_ref()
         .and_then(|s| s.run_as_user)
         .or(pod.security_context.as_ref().and_then(|s| s.run_as_user));
-    assert!(uid.is_some_and(|u| u > 0), "a numeric non-root uid: {uid:?}");
+    assert!(
+        uid.is_some_and(|u| u > 0),
+        "a numeric non-root uid: {uid:?}"
+    );
     assert_eq!(env_field_ref(c, "POD_NAME"), "metadata.name");
     assert_eq!(c.image.as_deref(), Some("ferrolb:latest"));
 
@@ -480,7 +526,11 @@ fn speaker_daemonset() {
     let ds: DaemonSet = typed(find(&docs, "DaemonSet", "ferrolb-speaker"));
     let pod = ds.spec.expect("spec").template.spec.expect("pod spec");
     assert_eq!(pod.service_account_name.as_deref(), Some("ferrolb-speaker"));
-    assert_eq!(pod.host_network, Some(true), "ARP is answered on the node's interfaces");
+    assert_eq!(
+        pod.host_network,
+        Some(true),
+        "ARP is answered on the node's interfaces"
+    );
     let c = only_container(&pod);
     assert_hardened(c, &pod, &["NET_RAW"]);
     assert_eq!(env_field_ref(c, "NODE_NAME"), "spec.nodeName");
@@ -501,11 +551,13 @@ fn speaker_daemonset() {
     }
 
     // --node-name comes from $NODE_NAME: the args must not set it, and the flag must read it.
-    assert!(!c.args.iter().flatten().any(|a| a.starts_with("--node-name")));
+    assert!(!c
+        .args
+        .iter()
+        .flatten()
+        .any(|a| a.starts_with("--node-name")));
     let cmd = Cli::command();
-    let speaker = cmd
-        .find_subcommand("speaker")
-        .expect("speaker subcommand");
+    let speaker = cmd.find_subcommand("speaker").expect("speaker subcommand");
     let node_arg = speaker
         .get_arguments()
         .find(|a| a.get_id() == "node_name")
@@ -536,13 +588,20 @@ fn image_is_overridable_from_an_overlay() {
     let scratch = Scratch::new("overlay");
     let overlay = scratch.0.join("overlay");
     std::fs::create_dir_all(&overlay).expect("overlay dir");
+    // Kustomize refuses absolute resource paths: climb from the overlay to / and back down.
+    let overlay = overlay.canonicalize().expect("overlay path");
+    let base = repo().join("deploy").canonicalize().expect("deploy path");
+    let up = "../".repeat(overlay.components().count() - 1);
+    let base = format!(
+        "{up}{}",
+        base.strip_prefix("/").expect("absolute").display()
+    );
     std::fs::write(
         overlay.join("kustomization.yaml"),
         format!(
             "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n\
-             resources:\n  - {}\n\
-             images:\n  - name: ferrolb\n    newName: registry.example/ferrolb\n    newTag: v9.9.9\n",
-            repo().join("deploy").display()
+             resources:\n  - {base}\n\
+             images:\n  - name: ferrolb\n    newName: registry.example/ferrolb\n    newTag: v9.9.9\n"
         ),
     )
     .expect("write overlay");

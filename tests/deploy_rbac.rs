@@ -127,7 +127,9 @@ fn grants_of(objects: &[Value], kind: &str, name: &str) -> Vec<Grant> {
     let sa = workload["spec"]["template"]["spec"]["serviceAccountName"]
         .as_str()
         .unwrap_or_else(|| panic!("{kind} {name} names no serviceAccountName"));
-    let sa_ns = workload["metadata"]["namespace"].as_str().expect("namespace");
+    let sa_ns = workload["metadata"]["namespace"]
+        .as_str()
+        .expect("namespace");
     assert!(
         objects.iter().any(|o| o["kind"] == "ServiceAccount"
             && o["metadata"]["name"] == sa
@@ -139,9 +141,10 @@ fn grants_of(objects: &[Value], kind: &str, name: &str) -> Vec<Grant> {
         .iter()
         .filter(|o| o["kind"] == "ClusterRoleBinding" || o["kind"] == "RoleBinding")
     {
-        let binds_us = b["subjects"].as_array().into_iter().flatten().any(|s| {
-            s["kind"] == "ServiceAccount" && s["name"] == sa && s["namespace"] == sa_ns
-        });
+        let binds_us =
+            b["subjects"].as_array().into_iter().flatten().any(|s| {
+                s["kind"] == "ServiceAccount" && s["name"] == sa && s["namespace"] == sa_ns
+            });
         if !binds_us {
             continue;
         }
@@ -158,7 +161,12 @@ fn grants_of(objects: &[Value], kind: &str, name: &str) -> Vec<Grant> {
                     && (role_kind == "ClusterRole"
                         || o["metadata"]["namespace"].as_str() == binding_ns.as_deref())
             })
-            .unwrap_or_else(|| panic!("binding {} refers to a missing {role_kind} {role_name}", b["metadata"]["name"]));
+            .unwrap_or_else(|| {
+                panic!(
+                    "binding {} refers to a missing {role_kind} {role_name}",
+                    b["metadata"]["name"]
+                )
+            });
         // A RoleBinding limits even a ClusterRole to its namespace.
         let namespace = if b["kind"] == "RoleBinding" {
             binding_ns.clone()
@@ -203,7 +211,11 @@ impl fmt::Display for Req {
             f,
             "{} {}/{} ns={} name={}",
             self.verb,
-            if self.group.is_empty() { "core" } else { &self.group },
+            if self.group.is_empty() {
+                "core"
+            } else {
+                &self.group
+            },
             self.resource,
             self.namespace.as_deref().unwrap_or("-"),
             self.name.as_deref().unwrap_or("-")
@@ -362,12 +374,7 @@ fn lb_service(name: &str, annotations: Value, extra_spec: Value) -> Service {
 
 async fn ingress_of(api: &Api<Service>, name: &str) -> Option<String> {
     let svc = api.get_opt(name).await.ok()??;
-    svc.status?
-        .load_balancer?
-        .ingress?
-        .first()?
-        .ip
-        .clone()
+    svc.status?.load_balancer?.ingress?.first()?.ip.clone()
 }
 
 fn with_config(text: &str) -> Value {
@@ -382,7 +389,10 @@ async fn components_use_exactly_the_rbac_deploy_grants() {
             "controller",
             grants_of(&objects, "Deployment", "ferrolb-controller"),
         ),
-        ("speaker", grants_of(&objects, "DaemonSet", "ferrolb-speaker")),
+        (
+            "speaker",
+            grants_of(&objects, "DaemonSet", "ferrolb-speaker"),
+        ),
     ];
     let base_config = objects
         .iter()
@@ -414,8 +424,10 @@ async fn components_use_exactly_the_rbac_deploy_grants() {
     Api::<Node>::all(client.clone())
         .create(
             &pp,
-            &serde_json::from_value(json!({"metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}}}))
-                .unwrap(),
+            &serde_json::from_value(
+                json!({"metadata": {"name": "n1", "labels": {"kubernetes.io/hostname": "n1"}}}),
+            )
+            .unwrap(),
         )
         .await
         .expect("create node");
@@ -585,7 +597,11 @@ async fn components_use_exactly_the_rbac_deploy_grants() {
                 .and_then(|s| s.holder_identity)
         }
     };
-    assert_eq!(holder("ferrolb-controller").await, None, "controller released");
+    assert_eq!(
+        holder("ferrolb-controller").await,
+        None,
+        "controller released"
+    );
     assert_eq!(holder("ferrolb-speaker-n1").await, None, "speaker released");
 
     // ----- the check, both ways.
@@ -685,14 +701,32 @@ fn evaluator_matches_rbac_semantics() {
         name: name.map(str::to_string),
     };
     let services = g(None, &["patch"], &["services"], &[]);
-    assert!(allows(&services, &r("patch", "services", Some("a"), Some("x"))));
+    assert!(allows(
+        &services,
+        &r("patch", "services", Some("a"), Some("x"))
+    ));
     // A subresource needs its own grant.
-    assert!(!allows(&services, &r("patch", "services/status", Some("a"), Some("x"))));
-    assert!(!allows(&services, &r("update", "services", Some("a"), Some("x"))));
+    assert!(!allows(
+        &services,
+        &r("patch", "services/status", Some("a"), Some("x"))
+    ));
+    assert!(!allows(
+        &services,
+        &r("update", "services", Some("a"), Some("x"))
+    ));
     let role = g(Some("ferrolb-system"), &["get"], &["leases"], &["mine"]);
-    assert!(allows(&role, &r("get", "leases", Some("ferrolb-system"), Some("mine"))));
-    assert!(!allows(&role, &r("get", "leases", Some("other"), Some("mine"))));
-    assert!(!allows(&role, &r("get", "leases", Some("ferrolb-system"), Some("yours"))));
+    assert!(allows(
+        &role,
+        &r("get", "leases", Some("ferrolb-system"), Some("mine"))
+    ));
+    assert!(!allows(
+        &role,
+        &r("get", "leases", Some("other"), Some("mine"))
+    ));
+    assert!(!allows(
+        &role,
+        &r("get", "leases", Some("ferrolb-system"), Some("yours"))
+    ));
     // A Role never covers cluster-scoped requests.
     let nodes = g(Some("ferrolb-system"), &["list"], &["nodes"], &[]);
     assert!(!allows(&nodes, &r("list", "nodes", None, None)));
