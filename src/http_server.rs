@@ -45,8 +45,10 @@ pub struct BindError {
 fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(content_type),
+    );
     r
 }
 
@@ -57,8 +59,12 @@ pub async fn serve(
     ready: Readiness,
     shutdown: CancellationToken,
 ) -> Result<SocketAddr, BindError> {
-    let listener = TcpListener::bind(addr).await.map_err(|source| BindError { addr, source })?;
-    let bound = listener.local_addr().map_err(|source| BindError { addr, source })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| BindError { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| BindError { addr, source })?;
     tokio::spawn(async move {
         loop {
             let stream = tokio::select! {
@@ -85,9 +91,17 @@ pub async fn serve(
                                     Err(e) => respond(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", e.to_string()),
                                 }
                             }
-                            "/healthz" | "/livez" => respond(StatusCode::OK, "text/plain", "ok\n".into()),
-                            "/readyz" if ready.get() => respond(StatusCode::OK, "text/plain", "ok\n".into()),
-                            "/readyz" => respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "not ready\n".into()),
+                            "/healthz" | "/livez" => {
+                                respond(StatusCode::OK, "text/plain", "ok\n".into())
+                            }
+                            "/readyz" if ready.get() => {
+                                respond(StatusCode::OK, "text/plain", "ok\n".into())
+                            }
+                            "/readyz" => respond(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "text/plain",
+                                "not ready\n".into(),
+                            ),
                             _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
                         };
                         Ok::<_, Infallible>(resp)

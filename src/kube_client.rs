@@ -42,7 +42,11 @@ async fn from_file(path: &Path) -> Result<kube::Config, ClientError> {
 /// Builds a client from the first configuration source that exists. Requests carry the
 /// User-Agent `ferrolb-<component>/<version> (<identity>)`, so API audit logs (and kube-sim's
 /// request log) show which component and which replica made them.
-pub async fn connect(kubeconfig: Option<&Path>, component: &str, identity: &str) -> Result<kube::Client, ClientError> {
+pub async fn connect(
+    kubeconfig: Option<&Path>,
+    component: &str,
+    identity: &str,
+) -> Result<kube::Client, ClientError> {
     let config = if let Some(path) = kubeconfig {
         from_file(path).await?
     } else if let Some(path) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
@@ -52,7 +56,9 @@ pub async fn connect(kubeconfig: Option<&Path>, component: &str, identity: &str)
     } else if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
         kube::Config::incluster()?
     } else {
-        let home = std::env::var_os("HOME").map(PathBuf::from).ok_or(ClientError::NoCluster)?;
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .ok_or(ClientError::NoCluster)?;
         let path = home.join(".kube").join("config");
         if !path.exists() {
             return Err(ClientError::NoCluster);
@@ -60,7 +66,10 @@ pub async fn connect(kubeconfig: Option<&Path>, component: &str, identity: &str)
         from_file(&path).await?
     };
     let mut config = config;
-    let agent = format!("ferrolb-{component}/{} ({identity})", env!("CARGO_PKG_VERSION"));
+    let agent = format!(
+        "ferrolb-{component}/{} ({identity})",
+        env!("CARGO_PKG_VERSION")
+    );
     if let Ok(value) = http::HeaderValue::from_str(&agent) {
         config.headers.push((http::header::USER_AGENT, value));
     }

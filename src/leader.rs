@@ -83,7 +83,12 @@ fn secs(d: Duration) -> i32 {
 
 impl LeaderElector {
     /// A contender for lease `name` in the namespace of `api`, identified as `identity`.
-    pub fn new(api: Api<Lease>, name: impl Into<String>, identity: impl Into<String>, settings: LeaseSettings) -> Self {
+    pub fn new(
+        api: Api<Lease>,
+        name: impl Into<String>,
+        identity: impl Into<String>,
+        settings: LeaseSettings,
+    ) -> Self {
         Self {
             api,
             name: name.into(),
@@ -145,7 +150,9 @@ impl LeaderElector {
         let holder = spec.holder_identity.clone().unwrap_or_default();
         let valid_for = spec
             .lease_duration_seconds
-            .map_or(self.settings.duration, |s| Duration::from_secs(u64::try_from(s).unwrap_or(0)));
+            .map_or(self.settings.duration, |s| {
+                Duration::from_secs(u64::try_from(s).unwrap_or(0))
+            });
         if holder == self.identity {
             spec.renew_time = Some(now());
             spec.lease_duration_seconds = Some(secs(self.settings.duration));
@@ -159,7 +166,11 @@ impl LeaderElector {
             return Ok(false);
         }
         // The PUT carries the resourceVersion we read: a racing contender gets 409.
-        match self.api.replace(&self.name, &PostParams::default(), &lease).await {
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(written) => {
                 self.observe(&written);
                 Ok(true)
@@ -175,7 +186,9 @@ impl LeaderElector {
             match self.try_acquire_or_renew().await {
                 Ok(true) => return Ok(()),
                 Ok(false) => {}
-                Err(e) => tracing::warn!(lease = %self.name, error = %e, "cannot reach the lease; retrying"),
+                Err(e) => {
+                    tracing::warn!(lease = %self.name, error = %e, "cannot reach the lease; retrying")
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.settings.retry_period) => {}
@@ -192,7 +205,9 @@ impl LeaderElector {
                 _ = tokio::time::sleep(self.settings.retry_period) => {}
                 _ = shutdown.cancelled() => return LeaderError::Cancelled { lease: self.name.clone() },
             }
-            match tokio::time::timeout(self.settings.renew_deadline, self.try_acquire_or_renew()).await {
+            match tokio::time::timeout(self.settings.renew_deadline, self.try_acquire_or_renew())
+                .await
+            {
                 Ok(Ok(true)) => last_ok = Instant::now(),
                 Ok(Ok(false)) => {
                     return LeaderError::Lost {
@@ -201,7 +216,9 @@ impl LeaderElector {
                         deadline: self.settings.renew_deadline,
                     }
                 }
-                Ok(Err(e)) => tracing::warn!(lease = %self.name, error = %e, "lease renewal failed"),
+                Ok(Err(e)) => {
+                    tracing::warn!(lease = %self.name, error = %e, "lease renewal failed")
+                }
                 Err(_) => tracing::warn!(lease = %self.name, "lease renewal timed out"),
             }
             if last_ok.elapsed() > self.settings.renew_deadline {
@@ -226,7 +243,10 @@ impl LeaderElector {
         spec.holder_identity = None;
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(now());
-        self.api.replace(&self.name, &PostParams::default(), &lease).await.map(|_| ())
+        self.api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+            .map(|_| ())
     }
 }
 

@@ -57,7 +57,11 @@ pub fn decide(alloc: &mut Allocator, view: &ServiceView) -> Decision {
                 } else {
                     "the Service is no longer of type LoadBalancer"
                 };
-                d.events.push(normal("IPReleased", "Release", format!("released {}: {why}", list(&a.addresses()))));
+                d.events.push(normal(
+                    "IPReleased",
+                    "Release",
+                    format!("released {}: {why}", list(&a.addresses())),
+                ));
             }
             if view.pool_annotation.is_some() {
                 d.pool_annotation = Some(None);
@@ -85,7 +89,11 @@ pub fn decide(alloc: &mut Allocator, view: &ServiceView) -> Decision {
                     }
                     if changed {
                         d.allocated = true;
-                        d.events.push(normal("IPAllocated", "Allocate", format!("assigned {}", describe(&a))));
+                        d.events.push(normal(
+                            "IPAllocated",
+                            "Allocate",
+                            format!("assigned {}", describe(&a)),
+                        ));
                     }
                 }
                 Err(e) => {
@@ -97,7 +105,8 @@ pub fn decide(alloc: &mut Allocator, view: &ServiceView) -> Decision {
                     if view.pool_annotation.is_some() {
                         d.pool_annotation = Some(None);
                     }
-                    d.events.push(warning("AllocationFailed", "Allocate", e.to_string()));
+                    d.events
+                        .push(warning("AllocationFailed", "Allocate", e.to_string()));
                 }
             },
         },
@@ -114,7 +123,10 @@ mod tests {
     use serde_json::json;
 
     fn pools() -> Vec<Pool> {
-        vec![Pool::new("lan", vec!["198.51.100.10-198.51.100.11".parse().unwrap()])]
+        vec![Pool::new(
+            "lan",
+            vec!["198.51.100.10-198.51.100.11".parse().unwrap()],
+        )]
     }
 
     fn svc(name: &str, extra: serde_json::Value) -> ServiceView {
@@ -161,7 +173,13 @@ mod tests {
         let d = decide(&mut alloc, &svc("c", json!({})));
         assert_eq!(d.failure, Some("pool_exhausted"));
         assert_eq!(d.events[0].reason, "AllocationFailed");
-        let d = decide(&mut alloc, &svc("d", json!({"metadata": {"annotations": {"ferrolb.io/loadBalancerIPs": "not-an-ip"}}})));
+        let d = decide(
+            &mut alloc,
+            &svc(
+                "d",
+                json!({"metadata": {"annotations": {"ferrolb.io/loadBalancerIPs": "not-an-ip"}}}),
+            ),
+        );
         assert_eq!(d.failure, Some("bad_annotation"));
         assert!(d.events[0].note.starts_with("bad annotation: "));
     }

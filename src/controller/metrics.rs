@@ -74,16 +74,52 @@ impl ControllerMetrics {
             api_writes: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("ferrolb");
-        r.register("allocator_addresses", "Addresses a pool can hand out, per family", m.addresses_total.clone());
-        r.register("allocator_addresses_in_use", "Addresses in use, per pool and family", m.addresses_in_use.clone());
+        r.register(
+            "allocator_addresses",
+            "Addresses a pool can hand out, per family",
+            m.addresses_total.clone(),
+        );
+        r.register(
+            "allocator_addresses_in_use",
+            "Addresses in use, per pool and family",
+            m.addresses_in_use.clone(),
+        );
         r.register("allocations", "IP allocations made", m.allocations.clone());
-        r.register("allocation_failures", "Failed IP allocations, by reason", m.allocation_failures.clone());
-        r.register("config_valid", "1 if the last pool config seen was valid, 0 if it was rejected", m.config_valid.clone());
-        r.register("ips_outside_pools", "Addresses kept although they are outside every pool", m.ips_outside_pools.clone());
-        r.register("ip_conflicts", "Duplicate addresses found when replaying existing Services", m.ip_conflicts.clone());
-        r.register("reconcile_duration_seconds", "Time to decide one Service", m.reconcile_duration.clone());
-        r.register("leader", "1 while this controller replica is the leader", m.leader.clone());
-        r.register("api_writes", "Writes to the API server, by kind", m.api_writes.clone());
+        r.register(
+            "allocation_failures",
+            "Failed IP allocations, by reason",
+            m.allocation_failures.clone(),
+        );
+        r.register(
+            "config_valid",
+            "1 if the last pool config seen was valid, 0 if it was rejected",
+            m.config_valid.clone(),
+        );
+        r.register(
+            "ips_outside_pools",
+            "Addresses kept although they are outside every pool",
+            m.ips_outside_pools.clone(),
+        );
+        r.register(
+            "ip_conflicts",
+            "Duplicate addresses found when replaying existing Services",
+            m.ip_conflicts.clone(),
+        );
+        r.register(
+            "reconcile_duration_seconds",
+            "Time to decide one Service",
+            m.reconcile_duration.clone(),
+        );
+        r.register(
+            "leader",
+            "1 while this controller replica is the leader",
+            m.leader.clone(),
+        );
+        r.register(
+            "api_writes",
+            "Writes to the API server, by kind",
+            m.api_writes.clone(),
+        );
         m
     }
 
@@ -100,21 +136,32 @@ impl ControllerMetrics {
                 },
             };
             // f64 holds a /64's 2^64 exactly and a /48's approximately, which is what a gauge needs.
-            self.addresses_total.get_or_create(&labels).set(s.total as f64);
-            self.addresses_in_use.get_or_create(&labels).set(s.in_use as f64);
+            self.addresses_total
+                .get_or_create(&labels)
+                .set(s.total as f64);
+            self.addresses_in_use
+                .get_or_create(&labels)
+                .set(s.in_use as f64);
         }
-        self.ips_outside_pools.set(i64::try_from(outside_pools).unwrap_or(i64::MAX));
+        self.ips_outside_pools
+            .set(i64::try_from(outside_pools).unwrap_or(i64::MAX));
     }
 
     /// Counts one failed allocation.
     pub fn failed(&self, reason: &str) {
         self.allocation_failures
-            .get_or_create(&ReasonLabels { reason: reason.to_string() })
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
             .inc();
     }
 
     /// Counts one API write.
     pub fn wrote(&self, kind: &str) {
-        self.api_writes.get_or_create(&WriteLabels { kind: kind.to_string() }).inc();
+        self.api_writes
+            .get_or_create(&WriteLabels {
+                kind: kind.to_string(),
+            })
+            .inc();
     }
 }

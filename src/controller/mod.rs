@@ -53,11 +53,18 @@ pub enum ControllerError {
 /// Runs the controller until `shutdown` (then releases leadership) or a fatal error.
 pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<(), ControllerError> {
     let identity = unique_identity();
-    let client = kube_client::connect(args.cluster.kubeconfig.as_deref(), "controller", &identity).await?;
+    let client =
+        kube_client::connect(args.cluster.kubeconfig.as_deref(), "controller", &identity).await?;
     let mut registry = Registry::default();
     let metrics = ControllerMetrics::register(&mut registry);
     let ready = Readiness::default();
-    let bound = http_server::serve(args.metrics_addr, Arc::new(registry), ready.clone(), shutdown.clone()).await?;
+    let bound = http_server::serve(
+        args.metrics_addr,
+        Arc::new(registry),
+        ready.clone(),
+        shutdown.clone(),
+    )
+    .await?;
     tracing::info!(metrics = %bound, lb_class = ?args.lb_class, "controller starting");
 
     let recorder = Recorder::new(
@@ -74,7 +81,12 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
             renew_deadline: args.leader_renew_deadline,
             retry_period: args.leader_retry_period,
         };
-        LeaderElector::new(Api::<Lease>::namespaced(client.clone(), &args.cluster.namespace), LEASE_NAME, identity.clone(), settings)
+        LeaderElector::new(
+            Api::<Lease>::namespaced(client.clone(), &args.cluster.namespace),
+            LEASE_NAME,
+            identity.clone(),
+            settings,
+        )
     });
 
     if let Some(elector) = &elector {
@@ -91,9 +103,21 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
     metrics.leader.set(1);
 
     let (reader, store_writer) = reflector::store::<Service>();
-    let services = reflector(store_writer, watcher(Api::<Service>::all(client.clone()), watcher::Config::default())).default_backoff();
-    let config_watch = watcher::Config::default().fields(&format!("metadata.name={}", args.cluster.config_map));
-    let config = watcher(Api::<ConfigMap>::namespaced(client.clone(), &args.cluster.namespace), config_watch).default_backoff();
+    let services = reflector(
+        store_writer,
+        watcher(
+            Api::<Service>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff();
+    let config_watch =
+        watcher::Config::default().fields(&format!("metadata.name={}", args.cluster.config_map));
+    let config = watcher(
+        Api::<ConfigMap>::namespaced(client.clone(), &args.cluster.namespace),
+        config_watch,
+    )
+    .default_backoff();
     let worker = Worker::new(
         WorkerSettings {
             lb_class: args.lb_class.clone(),
@@ -106,7 +130,12 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
     );
     let work_stop = shutdown.child_token();
     let worker_ready = ready.clone();
-    let work = worker.run(services.boxed(), config.boxed(), work_stop.clone(), move || worker_ready.set(true));
+    let work = worker.run(
+        services.boxed(),
+        config.boxed(),
+        work_stop.clone(),
+        move || worker_ready.set(true),
+    );
 
     let result = match &elector {
         None => work.await.map_err(ControllerError::from),
@@ -130,7 +159,9 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
     if let Some(elector) = &elector {
         match elector.release().await {
             Ok(()) => tracing::info!("released leadership"),
-            Err(e) => tracing::warn!(error = %e, "could not release the leader lease; it will expire"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not release the leader lease; it will expire")
+            }
         }
     }
     result

@@ -66,7 +66,10 @@ fn protocol(text: Option<&str>) -> Protocol {
 pub fn view(svc: &Service, lb_class: Option<&str>) -> ServiceView {
     let meta = &svc.metadata;
     let spec = svc.spec.clone().unwrap_or_default();
-    let key = ServiceKey::new(meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default());
+    let key = ServiceKey::new(
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    );
     let handling = if meta.deletion_timestamp.is_some() {
         Handling::Deleting
     } else if spec.type_.as_deref() != Some("LoadBalancer") {
@@ -76,14 +79,23 @@ pub fn view(svc: &Service, lb_class: Option<&str>) -> ServiceView {
     } else {
         Handling::Ours
     };
-    let ip_families: Vec<Family> = spec.ip_families.iter().flatten().filter_map(|f| family(f)).collect();
+    let ip_families: Vec<Family> = spec
+        .ip_families
+        .iter()
+        .flatten()
+        .filter_map(|f| family(f))
+        .collect();
     let info = ServiceInfo {
         namespace: key.namespace.clone(),
         name: key.name.clone(),
         labels: meta.labels.clone().unwrap_or_default(),
         annotations: meta.annotations.clone().unwrap_or_default(),
         load_balancer_ip: spec.load_balancer_ip.clone().filter(|s| !s.is_empty()),
-        ip_families: if ip_families.is_empty() { vec![Family::V4] } else { ip_families },
+        ip_families: if ip_families.is_empty() {
+            vec![Family::V4]
+        } else {
+            ip_families
+        },
         ip_family_policy: match spec.ip_family_policy.as_deref() {
             Some("PreferDualStack") => IpFamilyPolicy::PreferDualStack,
             Some("RequireDualStack") => IpFamilyPolicy::RequireDualStack,
@@ -109,10 +121,16 @@ pub fn view(svc: &Service, lb_class: Option<&str>) -> ServiceView {
         .and_then(|s| s.load_balancer.as_ref())
         .and_then(|lb| lb.ingress.clone())
         .unwrap_or_default();
-    let ingress: Vec<IpAddr> = entries.iter().filter_map(|i| i.ip.as_deref()?.parse().ok()).collect();
-    let ingress_in_our_shape = entries
+    let ingress: Vec<IpAddr> = entries
         .iter()
-        .all(|i| i.ip.is_some() && i.hostname.is_none() && i.ip_mode.as_deref() == Some(IP_MODE) && i.ports.is_none());
+        .filter_map(|i| i.ip.as_deref()?.parse().ok())
+        .collect();
+    let ingress_in_our_shape = entries.iter().all(|i| {
+        i.ip.is_some()
+            && i.hostname.is_none()
+            && i.ip_mode.as_deref() == Some(IP_MODE)
+            && i.ports.is_none()
+    });
     let annotations: BTreeMap<String, String> = meta.annotations.clone().unwrap_or_default();
     ServiceView {
         key,
@@ -121,7 +139,10 @@ pub fn view(svc: &Service, lb_class: Option<&str>) -> ServiceView {
         ingress_in_our_shape: ingress_in_our_shape && entries.len() == ingress.len(),
         ingress,
         pool_annotation: annotations.get(ALLOCATED_FROM_POOL).cloned(),
-        created: meta.creation_timestamp.as_ref().map_or(i64::MAX, |t| t.0.as_second()),
+        created: meta
+            .creation_timestamp
+            .as_ref()
+            .map_or(i64::MAX, |t| t.0.as_second()),
     }
 }
 
@@ -137,10 +158,16 @@ mod tests {
     fn class_and_type_decide_handling() {
         let base = serde_json::json!({"metadata": {"name": "a", "namespace": "ns"}, "spec": {"type": "LoadBalancer"}});
         assert_eq!(view(&svc(base.clone()), None).handling, Handling::Ours);
-        assert_eq!(view(&svc(base.clone()), Some("x")).handling, Handling::OtherClass);
+        assert_eq!(
+            view(&svc(base.clone()), Some("x")).handling,
+            Handling::OtherClass
+        );
         let mut classed = base.clone();
         classed["spec"]["loadBalancerClass"] = "x".into();
-        assert_eq!(view(&svc(classed.clone()), Some("x")).handling, Handling::Ours);
+        assert_eq!(
+            view(&svc(classed.clone()), Some("x")).handling,
+            Handling::Ours
+        );
         assert_eq!(view(&svc(classed), None).handling, Handling::OtherClass);
         let mut cip = base;
         cip["spec"]["type"] = "ClusterIP".into();
@@ -160,7 +187,13 @@ mod tests {
         );
         assert_eq!(v.info.ip_families, vec![Family::V6, Family::V4]);
         assert_eq!(v.info.ip_family_policy, IpFamilyPolicy::RequireDualStack);
-        assert_eq!(v.info.ports[0], ServicePort { port: 53, protocol: Protocol::Udp });
+        assert_eq!(
+            v.info.ports[0],
+            ServicePort {
+                port: 53,
+                protocol: Protocol::Udp
+            }
+        );
         assert!(v.info.external_traffic_local);
         assert_eq!(v.ingress.len(), 2);
         assert!(v.ingress_in_our_shape);

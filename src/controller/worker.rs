@@ -86,7 +86,12 @@ type WatchItem<K> = Result<watcher::Event<K>, watcher::Error>;
 impl Worker {
     /// A loop over the Services in `services` (a reflector store fed by the stream given to
     /// [`Worker::run`]).
-    pub fn new(settings: WorkerSettings, services: Store<Service>, writer: Writer, metrics: ControllerMetrics) -> Self {
+    pub fn new(
+        settings: WorkerSettings,
+        services: Store<Service>,
+        writer: Writer,
+        metrics: ControllerMetrics,
+    ) -> Self {
         Self {
             settings,
             allocator: Allocator::new(Vec::new()),
@@ -105,7 +110,8 @@ impl Worker {
     }
 
     fn lookup(&self, key: &ServiceKey) -> Option<Arc<Service>> {
-        self.services.get(&ObjectRef::new(&key.name).within(&key.namespace))
+        self.services
+            .get(&ObjectRef::new(&key.name).within(&key.namespace))
     }
 
     fn all_keys(&self) -> BTreeSet<ServiceKey> {
@@ -113,7 +119,12 @@ impl Worker {
             .services
             .state()
             .iter()
-            .map(|s| ServiceKey::new(s.metadata.namespace.clone().unwrap_or_default(), s.metadata.name.clone().unwrap_or_default()))
+            .map(|s| {
+                ServiceKey::new(
+                    s.metadata.namespace.clone().unwrap_or_default(),
+                    s.metadata.name.clone().unwrap_or_default(),
+                )
+            })
             .collect();
         keys.extend(self.allocator.services().map(|(k, _)| k.clone()));
         keys
@@ -121,7 +132,13 @@ impl Worker {
 
     /// Runs until `shutdown`; `services` must be the reflector-wrapped Service watch feeding
     /// the store given to [`Worker::new`], `config` a watch of the pool ConfigMap alone.
-    pub async fn run<S, C>(mut self, mut services: S, mut config: C, shutdown: CancellationToken, on_synced: impl FnOnce()) -> Result<(), WorkerError>
+    pub async fn run<S, C>(
+        mut self,
+        mut services: S,
+        mut config: C,
+        shutdown: CancellationToken,
+        on_synced: impl FnOnce(),
+    ) -> Result<(), WorkerError>
     where
         S: Stream<Item = WatchItem<Service>> + Unpin,
         C: Stream<Item = WatchItem<ConfigMap>> + Unpin,
@@ -194,7 +211,10 @@ impl Worker {
             }
         }
         // Let writes already sent finish, briefly, so a graceful stop leaves no half-done work.
-        let _ = tokio::time::timeout(Duration::from_secs(5), async { while writes.join_next().await.is_some() {} }).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while writes.join_next().await.is_some() {}
+        })
+        .await;
         Ok(())
     }
 
@@ -203,11 +223,18 @@ impl Worker {
         // Deciding one Service can wake others (a release frees capacity), so keep going until
         // nothing dispatchable is left rather than walking a snapshot.
         while self.in_flight.len() < MAX_IN_FLIGHT {
-            let Some(key) = self.dirty.iter().find(|k| !self.in_flight.contains(*k)).cloned() else {
+            let Some(key) = self
+                .dirty
+                .iter()
+                .find(|k| !self.in_flight.contains(*k))
+                .cloned()
+            else {
                 break;
             };
             self.dirty.remove(&key);
-            let Some(plan) = self.plan(&key) else { continue };
+            let Some(plan) = self.plan(&key) else {
+                continue;
+            };
             self.in_flight.insert(key);
             let writer = self.writer.clone();
             writes.spawn(async move {
@@ -249,7 +276,9 @@ impl Worker {
             }
         }
         let mut d = decide(&mut self.allocator, &v);
-        self.metrics.reconcile_duration.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .reconcile_duration
+            .observe(started.elapsed().as_secs_f64());
         if d.allocated {
             self.metrics.allocations.inc();
         }
@@ -282,7 +311,9 @@ impl Worker {
         let mut plan = Plan::new(key.clone(), svc.object_ref(&()));
         plan.outcome = (
             d.ingress.clone().unwrap_or_else(|| v.ingress.clone()),
-            d.pool_annotation.clone().unwrap_or_else(|| v.pool_annotation.clone()),
+            d.pool_annotation
+                .clone()
+                .unwrap_or_else(|| v.pool_annotation.clone()),
         );
         plan.ingress = d.ingress;
         plan.pool_annotation = d.pool_annotation;
@@ -309,10 +340,13 @@ impl Worker {
             }
             WriteOutcome::Failed(e) => {
                 let attempts = self.attempts.get(&key).copied().unwrap_or(0) + 1;
-                let delay = RETRY_MIN.saturating_mul(1 << attempts.min(10)).min(RETRY_MAX);
+                let delay = RETRY_MIN
+                    .saturating_mul(1 << attempts.min(10))
+                    .min(RETRY_MAX);
                 tracing::warn!(service = %key, error = %e, attempt = attempts, retry_in = ?delay, "writing Service failed");
                 self.attempts.insert(key.clone(), attempts);
-                self.retries.insert(key, tokio::time::Instant::now() + delay);
+                self.retries
+                    .insert(key, tokio::time::Instant::now() + delay);
             }
         }
     }
@@ -350,7 +384,12 @@ impl Worker {
                     let note = format!("{e}; this Service will get a new IP");
                     tracing::warn!(service = %v.key, %note, "duplicate IP found during replay");
                     if let Some(svc) = self.lookup(&v.key) {
-                        self.writer.event(&warning("IPConflict", "Allocate", note), &svc.object_ref(&())).await;
+                        self.writer
+                            .event(
+                                &warning("IPConflict", "Allocate", note),
+                                &svc.object_ref(&()),
+                            )
+                            .await;
                     }
                 }
             }
@@ -379,12 +418,21 @@ impl Worker {
                 let pools = parsed.config.pools.len();
                 tracing::info!(configmap = %format!("{ns}/{name}"), pools, format = ?parsed.config.format, "loaded pool config");
                 self.writer
-                    .event(&normal("ConfigLoaded", "LoadConfig", format!("loaded {pools} pool(s) ({:?} format)", parsed.config.format)), &reference)
+                    .event(
+                        &normal(
+                            "ConfigLoaded",
+                            "LoadConfig",
+                            format!("loaded {pools} pool(s) ({:?} format)", parsed.config.format),
+                        ),
+                        &reference,
+                    )
                     .await;
                 if !parsed.warnings.is_empty() {
                     let note = parsed.warnings.join("; ");
                     tracing::warn!(configmap = %format!("{ns}/{name}"), %note, "pool config warnings");
-                    self.writer.event(&warning("ConfigWarning", "LoadConfig", note), &reference).await;
+                    self.writer
+                        .event(&warning("ConfigWarning", "LoadConfig", note), &reference)
+                        .await;
                 }
                 self.apply_config(parsed.config).await;
             }
@@ -392,8 +440,13 @@ impl Worker {
                 self.metrics.config_valid.set(0);
                 let list = errors.to_string();
                 tracing::error!(configmap = %format!("{ns}/{name}"), errors = %list, "pool config rejected; the last good config stays in force");
-                let note = format!("config rejected, the last good config stays in force: {}", list.replace('\n', "; "));
-                self.writer.event(&warning("ConfigInvalid", "LoadConfig", note), &reference).await;
+                let note = format!(
+                    "config rejected, the last good config stays in force: {}",
+                    list.replace('\n', "; ")
+                );
+                self.writer
+                    .event(&warning("ConfigInvalid", "LoadConfig", note), &reference)
+                    .await;
             }
         }
     }
@@ -402,14 +455,25 @@ impl Worker {
         let change = self.allocator.set_pools(config.pools.clone());
         self.config = Some(config);
         for key in &change.orphaned {
-            let Some(svc) = self.lookup(key) else { continue };
-            let ips = self.allocator.get(key).map(|a| a.addresses()).unwrap_or_default();
+            let Some(svc) = self.lookup(key) else {
+                continue;
+            };
+            let ips = self
+                .allocator
+                .get(key)
+                .map(|a| a.addresses())
+                .unwrap_or_default();
             let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
             let note = format!(
                 "IP {} is outside every pool after a config change; it is kept until the Service is deleted or changed",
                 list.join(", ")
             );
-            self.writer.event(&warning("IPOutsidePools", "LoadConfig", note), &svc.object_ref(&())).await;
+            self.writer
+                .event(
+                    &warning("IPOutsidePools", "LoadConfig", note),
+                    &svc.object_ref(&()),
+                )
+                .await;
         }
         // New pools take effect at once: waiting Services may fit now, annotations may change.
         self.dirty = self.all_keys();
@@ -420,7 +484,11 @@ impl Worker {
 /// What to restore a Service with when its annotations no longer parse: its addresses must
 /// still be registered, or another Service could be given them.
 fn fallback_request(v: &ServiceView) -> AllocationRequest {
-    let families = v.ingress.iter().map(ferrolb_core::addr::Family::of).collect();
+    let families = v
+        .ingress
+        .iter()
+        .map(ferrolb_core::addr::Family::of)
+        .collect();
     AllocationRequest {
         pool: None,
         ips: v.ingress.clone(),

@@ -79,7 +79,11 @@ pub struct Notice {
 impl Notice {
     fn to_event(&self) -> Event {
         Event {
-            type_: if self.warning { EventType::Warning } else { EventType::Normal },
+            type_: if self.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
             reason: self.reason.into(),
             note: Some(self.note.clone()),
             action: self.action.into(),
@@ -90,12 +94,22 @@ impl Notice {
 
 /// A Normal Event.
 pub fn normal(reason: &'static str, action: &'static str, note: String) -> Notice {
-    Notice { warning: false, reason, action, note }
+    Notice {
+        warning: false,
+        reason,
+        action,
+        note,
+    }
 }
 
 /// A Warning Event.
 pub fn warning(reason: &'static str, action: &'static str, note: String) -> Notice {
-    Notice { warning: true, reason, action, note }
+    Notice {
+        warning: true,
+        reason,
+        action,
+        note,
+    }
 }
 
 /// The status body for `ips`.
@@ -103,7 +117,10 @@ pub fn ingress_patch(ips: &[IpAddr]) -> Value {
     if ips.is_empty() {
         return json!({"status": {"loadBalancer": {"ingress": null}}});
     }
-    let entries: Vec<Value> = ips.iter().map(|ip| json!({"ip": ip.to_string(), "ipMode": IP_MODE})).collect();
+    let entries: Vec<Value> = ips
+        .iter()
+        .map(|ip| json!({"ip": ip.to_string(), "ipMode": IP_MODE}))
+        .collect();
     json!({"status": {"loadBalancer": {"ingress": entries}}})
 }
 
@@ -118,7 +135,11 @@ pub struct Writer {
 impl Writer {
     /// A writer using `client`, publishing Events as `recorder`.
     pub fn new(client: Client, recorder: Recorder, metrics: ControllerMetrics) -> Self {
-        Self { client, recorder, metrics }
+        Self {
+            client,
+            recorder,
+            metrics,
+        }
     }
 
     /// Publishes one Event; a failure is logged, never fatal (an Event is a courtesy).
@@ -141,14 +162,20 @@ impl Writer {
         };
         if let Some(pool) = &plan.pool_annotation {
             let body = json!({"metadata": {"annotations": {ALLOCATED_FROM_POOL: pool}}});
-            match api.patch(&plan.key.name, &params, &Patch::Merge(&body)).await {
+            match api
+                .patch(&plan.key.name, &params, &Patch::Merge(&body))
+                .await
+            {
                 Ok(_) => self.metrics.wrote("annotation"),
                 Err(kube::Error::Api(s)) if s.is_not_found() => return WriteOutcome::Gone,
                 Err(e) => return WriteOutcome::Failed(e),
             }
         }
         if let Some(ips) = &plan.ingress {
-            match api.patch_status(&plan.key.name, &params, &Patch::Merge(&ingress_patch(ips))).await {
+            match api
+                .patch_status(&plan.key.name, &params, &Patch::Merge(&ingress_patch(ips)))
+                .await
+            {
                 Ok(_) => self.metrics.wrote("status"),
                 Err(kube::Error::Api(s)) if s.is_not_found() => return WriteOutcome::Gone,
                 Err(e) => return WriteOutcome::Failed(e),
@@ -167,12 +194,18 @@ mod tests {
 
     #[test]
     fn ingress_patch_writes_vip_mode_and_clears_with_null() {
-        let ips: Vec<IpAddr> = vec!["198.51.100.7".parse().unwrap(), "2001:db8::7".parse().unwrap()];
+        let ips: Vec<IpAddr> = vec![
+            "198.51.100.7".parse().unwrap(),
+            "2001:db8::7".parse().unwrap(),
+        ];
         assert_eq!(
             ingress_patch(&ips),
             json!({"status": {"loadBalancer": {"ingress": [
                 {"ip": "198.51.100.7", "ipMode": "VIP"}, {"ip": "2001:db8::7", "ipMode": "VIP"}]}}})
         );
-        assert_eq!(ingress_patch(&[]), json!({"status": {"loadBalancer": {"ingress": null}}}));
+        assert_eq!(
+            ingress_patch(&[]),
+            json!({"status": {"loadBalancer": {"ingress": null}}})
+        );
     }
 }
