@@ -247,7 +247,12 @@ impl Cluster {
 
     /// Starts a controller against this cluster with extra `args`.
     pub fn controller(&self, args: &[&str]) -> Controller {
-        Controller::spawn(self.sim.kubeconfig_path(), args)
+        Controller::spawn(self.sim.kubeconfig_path(), args, None)
+    }
+
+    /// Starts a controller whose identity (and so User-Agent) starts with `pod_name`.
+    pub fn named_controller(&self, pod_name: &str, args: &[&str]) -> Controller {
+        Controller::spawn(self.sim.kubeconfig_path(), args, Some(pod_name))
     }
 }
 
@@ -305,13 +310,18 @@ static NEXT_ID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new
 impl Controller {
     /// Spawns the real binary with `--log-format json` (so the bound metrics address can be
     /// read from the log) and `--metrics-addr 127.0.0.1:0`.
-    pub fn spawn(kubeconfig: &Path, args: &[&str]) -> Self {
+    /// `pod_name` sets `$POD_NAME`, which prefixes the replica's identity.
+    pub fn spawn(kubeconfig: &Path, args: &[&str], pod_name: Option<&str>) -> Self {
         let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("ferrolb-ctltest-{}-{id}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let log = dir.join("controller.log");
         let file = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_ferrolb"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrolb"));
+        if let Some(p) = pod_name {
+            cmd.env("POD_NAME", p);
+        }
+        let child = cmd
             .args([
                 "--log-format",
                 "json",
