@@ -27,6 +27,31 @@ pub struct LeaseSettings {
     pub retry_period: Duration,
 }
 
+impl LeaseSettings {
+    /// Checks that the timings keep two leaders apart: a leader must give up (after
+    /// `renew_deadline`) before the others may take over (after `duration`), and must get
+    /// at least one retry in before giving up.
+    pub fn validate(&self) -> Result<(), LeaderError> {
+        let bad = |why: String| Err(LeaderError::InvalidSettings(why));
+        if self.retry_period.is_zero() {
+            return bad("--leader-retry-period must be above zero".into());
+        }
+        if self.renew_deadline >= self.duration {
+            return bad(format!(
+                "--leader-renew-deadline ({:?}) must be shorter than --leader-lease-duration ({:?}), or two replicas could lead at once",
+                self.renew_deadline, self.duration
+            ));
+        }
+        if self.retry_period >= self.renew_deadline {
+            return bad(format!(
+                "--leader-retry-period ({:?}) must be shorter than --leader-renew-deadline ({:?}), or the leader gives up before it retries",
+                self.retry_period, self.renew_deadline
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for LeaseSettings {
     fn default() -> Self {
         Self {
@@ -46,6 +71,9 @@ pub enum LeaderError {
         /// The lease name.
         lease: String,
     },
+    /// The timings given on the command line could let two replicas lead at once.
+    #[error("invalid leader election timings: {0}")]
+    InvalidSettings(String),
     /// Renewals failed for longer than the renew deadline.
     #[error("lost leadership of lease {lease}: no successful renewal for {elapsed:?} (deadline {deadline:?})")]
     Lost {
@@ -71,14 +99,22 @@ pub struct LeaderElector {
     identity: String,
     settings: LeaseSettings,
     observed: Mutex<Option<Observed>>,
+    /// When the last successful acquire/renew request was *started*. The others start their
+    /// expiry clock only when they see the write, which is later, so measuring our deadline
+    /// from here keeps us on the safe side of theirs.
+    renewed: Mutex<Option<Instant>>,
 }
 
 fn now() -> MicroTime {
     MicroTime(jiff::Timestamp::now())
 }
 
+/// The lease duration as the whole seconds the Lease API carries, rounded *up*: the others
+/// wait this long before taking over, so rounding down (1.5s -> 1s) would let them take the
+/// lease while this leader still believes it holds it.
 fn secs(d: Duration) -> i32 {
-    i32::try_from(d.as_secs().max(1)).unwrap_or(i32::MAX)
+    let whole = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    i32::try_from(whole.max(1)).unwrap_or(i32::MAX)
 }
 
 impl LeaderElector {
@@ -95,6 +131,7 @@ impl LeaderElector {
             identity: identity.into(),
             settings,
             observed: Mutex::new(None),
+            renewed: Mutex::new(None),
         }
     }
 
@@ -121,6 +158,15 @@ impl LeaderElector {
 
     /// One attempt to acquire or renew; `Ok(true)` means we hold the lease now.
     pub async fn try_acquire_or_renew(&self) -> Result<bool, kube::Error> {
+        let started = Instant::now();
+        let held = self.acquire_or_renew_once().await?;
+        if held {
+            *self.renewed.lock().unwrap_or_else(|p| p.into_inner()) = Some(started);
+        }
+        Ok(held)
+    }
+
+    async fn acquire_or_renew_once(&self) -> Result<bool, kube::Error> {
         let Some(mut lease) = self.api.get_opt(&self.name).await? else {
             let lease = Lease {
                 metadata: ObjectMeta {
@@ -198,35 +244,41 @@ impl LeaderElector {
     }
 
     /// Keeps renewing; returns when leadership is lost or shutdown is requested.
+    ///
+    /// Returns `Lost` no later than `renew_deadline` after the last successful renewal was
+    /// started, whatever the retry period and however slow the API is: every wait is cut
+    /// short at that deadline, so a leader never outlives its lease in the others' eyes.
     pub async fn hold(&self, shutdown: &CancellationToken) -> LeaderError {
-        let mut last_ok = Instant::now();
+        let lost = |last_ok: Instant| LeaderError::Lost {
+            lease: self.name.clone(),
+            elapsed: last_ok.elapsed(),
+            deadline: self.settings.renew_deadline,
+        };
         loop {
+            let last_ok = self
+                .renewed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or_else(Instant::now);
+            let deadline = last_ok + self.settings.renew_deadline;
+            let wake = (Instant::now() + self.settings.retry_period).min(deadline);
             tokio::select! {
-                _ = tokio::time::sleep(self.settings.retry_period) => {}
+                _ = tokio::time::sleep_until(wake.into()) => {}
                 _ = shutdown.cancelled() => return LeaderError::Cancelled { lease: self.name.clone() },
             }
-            match tokio::time::timeout(self.settings.renew_deadline, self.try_acquire_or_renew())
-                .await
-            {
-                Ok(Ok(true)) => last_ok = Instant::now(),
-                Ok(Ok(false)) => {
-                    return LeaderError::Lost {
-                        lease: self.name.clone(),
-                        elapsed: last_ok.elapsed(),
-                        deadline: self.settings.renew_deadline,
-                    }
-                }
+            let Some(left) = deadline
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+            else {
+                return lost(last_ok);
+            };
+            match tokio::time::timeout(left, self.try_acquire_or_renew()).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => return lost(last_ok),
                 Ok(Err(e)) => {
                     tracing::warn!(lease = %self.name, error = %e, "lease renewal failed")
                 }
                 Err(_) => tracing::warn!(lease = %self.name, "lease renewal timed out"),
-            }
-            if last_ok.elapsed() > self.settings.renew_deadline {
-                return LeaderError::Lost {
-                    lease: self.name.clone(),
-                    elapsed: last_ok.elapsed(),
-                    deadline: self.settings.renew_deadline,
-                };
             }
         }
     }
@@ -258,4 +310,31 @@ pub fn unique_identity() -> String {
         .unwrap_or_else(|_| "ferrolb".to_string());
     let suffix: u32 = rand::random();
     format!("{base}_{suffix:08x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_duration_on_the_wire_never_rounds_down() {
+        assert_eq!(secs(Duration::from_millis(1500)), 2);
+        assert_eq!(secs(Duration::from_secs(15)), 15);
+        assert_eq!(secs(Duration::from_millis(200)), 1);
+    }
+
+    #[test]
+    fn timings_that_allow_two_leaders_are_rejected() {
+        assert!(LeaseSettings::default().validate().is_ok());
+        let s = |d, r, p| LeaseSettings {
+            duration: Duration::from_millis(d),
+            renew_deadline: Duration::from_millis(r),
+            retry_period: Duration::from_millis(p),
+        };
+        assert!(s(2000, 1500, 200).validate().is_ok());
+        assert!(s(2000, 2000, 200).validate().is_err());
+        assert!(s(2000, 3000, 200).validate().is_err());
+        assert!(s(2000, 1500, 1500).validate().is_err());
+        assert!(s(2000, 1500, 0).validate().is_err());
+    }
 }

@@ -52,6 +52,15 @@ pub enum ControllerError {
 
 /// Runs the controller until `shutdown` (then releases leadership) or a fatal error.
 pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<(), ControllerError> {
+    let settings = LeaseSettings {
+        duration: args.leader_lease_duration,
+        renew_deadline: args.leader_renew_deadline,
+        retry_period: args.leader_retry_period,
+    };
+    // Checked before anything else, so a bad flag is a one-line error, not a split brain.
+    if args.leader_elect {
+        settings.validate()?;
+    }
     let identity = unique_identity();
     let client =
         kube_client::connect(args.cluster.kubeconfig.as_deref(), "controller", &identity).await?;
@@ -76,11 +85,6 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
     );
     let writer = Writer::new(client.clone(), recorder, metrics.clone());
     let elector = args.leader_elect.then(|| {
-        let settings = LeaseSettings {
-            duration: args.leader_lease_duration,
-            renew_deadline: args.leader_renew_deadline,
-            retry_period: args.leader_retry_period,
-        };
         LeaderElector::new(
             Api::<Lease>::namespaced(client.clone(), &args.cluster.namespace),
             LEASE_NAME,
