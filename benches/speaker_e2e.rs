@@ -17,12 +17,18 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 fn runs() -> usize {
-    std::env::var("FERROLB_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(10)
+    std::env::var("FERROLB_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
 }
 
 fn report(name: &str, unit: &str, values: &mut [f64]) {
     let (median, p99) = median_p99(values);
-    let (min, max) = (values.first().copied().unwrap_or(f64::NAN), values.last().copied().unwrap_or(f64::NAN));
+    let (min, max) = (
+        values.first().copied().unwrap_or(f64::NAN),
+        values.last().copied().unwrap_or(f64::NAN),
+    );
     println!("{name:<44} n={:<3} median {median:>9.1} {unit}  p99 {p99:>9.1} {unit}  (min {min:.1}, max {max:.1})", values.len());
 }
 
@@ -32,9 +38,17 @@ fn failover(graceful: bool) -> (f64, f64) {
     let mut c = Cluster::start(ClusterSpec::default());
     let vip = c.create_service("web", json!({}));
     c.lan.add_vip_dnat(vip, 80);
-    let owner = c.wait_announcer(vip, Duration::from_secs(10), |_| true).expect("announced");
-    let sampler = c.lan.client().curl_sampler(&format!("http://{vip}/"), Duration::from_millis(20), Duration::from_millis(200));
-    assert!(sampler.wait_until(Duration::from_secs(5), |s| s.iter().any(|x| x.result.is_ok())));
+    let owner = c
+        .wait_announcer(vip, Duration::from_secs(10), |_| true)
+        .expect("announced");
+    let sampler = c.lan.client().curl_sampler(
+        &format!("http://{vip}/"),
+        Duration::from_millis(20),
+        Duration::from_millis(200),
+    );
+    assert!(sampler.wait_until(Duration::from_secs(5), |s| s
+        .iter()
+        .any(|x| x.result.is_ok())));
     let failed_at = sampler.snapshot().last().map_or(Duration::ZERO, |x| x.at);
     if graceful {
         c.speaker(owner).term();
@@ -42,14 +56,19 @@ fn failover(graceful: bool) -> (f64, f64) {
         c.lan.cut_node(owner);
     }
     let old = format!("node-{owner}");
-    let moved = sampler.wait_until(Duration::from_secs(20), |s| s.last().is_some_and(|x| x.result.as_ref().is_ok_and(|b| *b != old)));
+    let moved = sampler.wait_until(Duration::from_secs(20), |s| {
+        s.last()
+            .is_some_and(|x| x.result.as_ref().is_ok_and(|b| *b != old))
+    });
     let samples = sampler.stop();
     assert!(moved, "no failover");
     let gap = netns::longest_outage(&samples).map_or(0.0, |o| o.len().as_secs_f64() * 1e3);
     let switch = samples
         .iter()
         .find(|x| x.at > failed_at && x.result.as_ref().is_ok_and(|b| *b != old))
-        .map_or(f64::NAN, |x| x.at.saturating_sub(failed_at).as_secs_f64() * 1e3);
+        .map_or(f64::NAN, |x| {
+            x.at.saturating_sub(failed_at).as_secs_f64() * 1e3
+        });
     (gap, switch)
 }
 
@@ -58,7 +77,8 @@ fn create_to_curl(n: usize) -> Vec<f64> {
     // The controller hands out the pool lowest-first, so the DNAT rules can be in place before
     // the Services exist and do not count against the measurement.
     for k in 0..n {
-        c.lan.add_vip_dnat(Ipv4Addr::new(203, 0, 113, 10 + k as u8), 80);
+        c.lan
+            .add_vip_dnat(Ipv4Addr::new(203, 0, 113, 10 + k as u8), 80);
     }
     let api: Api<Service> = Api::namespaced(c.client.clone(), "default");
     let mut out = Vec::new();
@@ -66,9 +86,18 @@ fn create_to_curl(n: usize) -> Vec<f64> {
         let name = format!("s{k}");
         let svc = json!({"metadata": {"name": name}, "spec": {"type": "LoadBalancer", "ports": [{"port": 80, "targetPort": 8080}]}});
         let start = Instant::now();
-        c.rt.block_on(api.create(&PostParams::default(), &serde_json::from_value(svc).expect("static"))).expect("create");
+        c.rt.block_on(api.create(
+            &PostParams::default(),
+            &serde_json::from_value(svc).expect("static"),
+        ))
+        .expect("create");
         let vip = Ipv4Addr::new(203, 0, 113, 10 + k as u8);
-        let ok = poll(Duration::from_secs(10), || c.lan.client().curl_within(&format!("http://{vip}/"), Duration::from_millis(200)).is_ok());
+        let ok = poll(Duration::from_secs(10), || {
+            c.lan
+                .client()
+                .curl_within(&format!("http://{vip}/"), Duration::from_millis(200))
+                .is_ok()
+        });
         assert!(ok, "{name} never answered");
         out.push(start.elapsed().as_secs_f64() * 1e3);
     }
@@ -78,13 +107,18 @@ fn create_to_curl(n: usize) -> Vec<f64> {
 fn arp_latency(count: usize) -> Vec<f64> {
     let c = Cluster::start(ClusterSpec::default());
     let vip = c.create_service("web", json!({}));
-    c.wait_announcer(vip, Duration::from_secs(10), |_| true).expect("announced");
+    c.wait_announcer(vip, Duration::from_secs(10), |_| true)
+        .expect("announced");
     let vip_s = vip.to_string();
     let count_s = count.to_string();
     let out = c
         .lan
         .client()
-        .exec("arping", &["-i", "eth0", "-c", &count_s, "-w", "30", &vip_s], Duration::from_secs(40))
+        .exec(
+            "arping",
+            &["-i", "eth0", "-c", &count_s, "-w", "30", &vip_s],
+            Duration::from_secs(40),
+        )
         .expect("arping");
     // Lines: "60 bytes from 02:fe:..:.. (203.0.113.10): index=0 time=121.311 usec"
     out.stdout
@@ -129,16 +163,23 @@ fn idle_cost() -> (usize, usize, f64, u64) {
     });
     let announced = || {
         let m = c.speaker_metrics(1);
-        m.lines().filter(|l| l.starts_with("ferrolb_speaker_announcing{")).count()
+        m.lines()
+            .filter(|l| l.starts_with("ferrolb_speaker_announcing{"))
+            .count()
     };
-    assert!(poll(Duration::from_secs(60), || announced() == services), "not everything announced: {}", announced());
+    assert!(
+        poll(Duration::from_secs(60), || announced() == services),
+        "not everything announced: {}",
+        announced()
+    );
     std::thread::sleep(Duration::from_secs(5)); // past the gratuitous bursts
     let pid = c.speaker(1).pid();
     let ticks = |pid: u32| -> u64 {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let after = stat.rsplit(')').next().unwrap_or("");
         let f: Vec<&str> = after.split_whitespace().collect();
-        f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+        f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+            + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
     };
     let window = Duration::from_secs(30);
     let (t0, start) = (ticks(pid), Instant::now());
@@ -163,8 +204,12 @@ fn main() {
         return;
     }
     let n = runs();
-    println!("speaker end-to-end timings, {n} runs each, on {} cores", std::thread::available_parallelism().map_or(0, |p| p.get()));
-    let (mut hard_gap, mut graceful_switch, mut graceful_gap) = (Vec::new(), Vec::new(), Vec::new());
+    println!(
+        "speaker end-to-end timings, {n} runs each, on {} cores",
+        std::thread::available_parallelism().map_or(0, |p| p.get())
+    );
+    let (mut hard_gap, mut graceful_switch, mut graceful_gap) =
+        (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..n {
         hard_gap.push(failover(false).0);
         let (gap, switch) = failover(true);
@@ -172,10 +217,26 @@ fn main() {
         graceful_switch.push(switch);
     }
     report("hard failure (node cut off): curl gap", "ms", &mut hard_gap);
-    report("graceful handover (SIGTERM): switch time", "ms", &mut graceful_switch);
-    report("graceful handover (SIGTERM): curl gap", "ms", &mut graceful_gap);
-    report("Service create -> first successful curl", "ms", &mut create_to_curl(n.max(10)));
-    report("ARP reply latency (arping from client)", "us", &mut arp_latency(100));
+    report(
+        "graceful handover (SIGTERM): switch time",
+        "ms",
+        &mut graceful_switch,
+    );
+    report(
+        "graceful handover (SIGTERM): curl gap",
+        "ms",
+        &mut graceful_gap,
+    );
+    report(
+        "Service create -> first successful curl",
+        "ms",
+        &mut create_to_curl(n.max(10)),
+    );
+    report(
+        "ARP reply latency (arping from client)",
+        "us",
+        &mut arp_latency(100),
+    );
     let (services, ips, cpu, rss) = idle_cost();
     println!("idle speaker with {services} Services on {ips} announced IPs: CPU {cpu:.2}% of one core over 30 s, RSS {} KiB", rss);
 }

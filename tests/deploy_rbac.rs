@@ -585,20 +585,11 @@ async fn components_use_exactly_the_rbac_deploy_grants() {
     let c = controller.terminate().await;
     let s = speaker.terminate().await;
     assert!(c.success(), "controller: {c}\n{}", controller.log_text());
-    // KNOWN BUG (src/speaker, reported): on SIGTERM the interface monitor, which watches the
-    // same shutdown token, drops its channel, and the speaker's select! loop may see that
-    // before the token and exit 1 with "the interface watch stream ended unexpectedly". The
-    // stop is otherwise graceful (the lease is released, checked below). Tolerate exactly
-    // that, loudly, so this least-privilege test is not flaky; remove once fixed.
-    let speaker_log = speaker.log_text();
-    if !s.success() && speaker_log.contains("the interface watch stream ended unexpectedly") {
-        eprintln!(
-            "*** KNOWN BUG: speaker exited {s} on SIGTERM (interface stream ended during \
-             shutdown); see src/speaker/mod.rs run loop ***"
-        );
-    } else {
-        assert!(s.success(), "speaker: {s}\n{speaker_log}");
-    }
+    assert!(
+        s.success(),
+        "speaker must exit 0 on SIGTERM: {s}\n{}",
+        speaker.log_text()
+    );
     let holder = |name: &'static str| {
         let leases = leases.clone();
         async move {

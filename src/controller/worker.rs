@@ -79,6 +79,11 @@ pub struct Worker {
     /// Our writes the Service cache may not have delivered yet; without this a fast second
     /// pass would see the old status and allocate (and announce) the same IP twice.
     expected: BTreeMap<ServiceKey, Expectation>,
+    /// Events owed to Services outside a decision (a config change orphaned their IPs); sent
+    /// with the Service's next write so thousands of them never stall the loop.
+    pending_notices: BTreeMap<ServiceKey, Vec<super::writer::Notice>>,
+    /// Allocator figures changed since they were last published.
+    stats_stale: bool,
 }
 
 type WatchItem<K> = Result<watcher::Event<K>, watcher::Error>;
@@ -106,6 +111,8 @@ impl Worker {
             attempts: BTreeMap::new(),
             last_failure: BTreeMap::new(),
             expected: BTreeMap::new(),
+            pending_notices: BTreeMap::new(),
+            stats_stale: true,
         }
     }
 
@@ -175,6 +182,11 @@ impl Worker {
         let mut writes: JoinSet<(Plan, WriteOutcome)> = JoinSet::new();
         loop {
             self.dispatch(&mut writes);
+            if self.stats_stale {
+                // Once per pass, not per decision: a cold start decides thousands at once.
+                self.publish_stats();
+                self.stats_stale = false;
+            }
             let next_retry = self.retries.values().min().copied();
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -257,7 +269,8 @@ impl Worker {
             self.last_failure.remove(key);
             self.waiting.remove(key);
             self.expected.remove(key);
-            self.publish_stats();
+            self.pending_notices.remove(key);
+            self.stats_stale = true;
             return None;
         };
         let mut v = view(&svc, self.settings.lb_class.as_deref());
@@ -307,7 +320,7 @@ impl Worker {
             self.waiting.remove(key);
             self.last_failure.remove(key);
         }
-        self.publish_stats();
+        self.stats_stale = true;
         let mut plan = Plan::new(key.clone(), svc.object_ref(&()));
         plan.outcome = (
             d.ingress.clone().unwrap_or_else(|| v.ingress.clone()),
@@ -318,6 +331,8 @@ impl Worker {
         plan.ingress = d.ingress;
         plan.pool_annotation = d.pool_annotation;
         plan.events = d.events;
+        plan.events
+            .extend(self.pending_notices.remove(key).unwrap_or_default());
         (!plan.is_empty()).then_some(plan)
     }
 
@@ -454,13 +469,10 @@ impl Worker {
     async fn apply_config(&mut self, config: Config) {
         let change = self.allocator.set_pools(config.pools.clone());
         self.config = Some(config);
-        for key in &change.orphaned {
-            let Some(svc) = self.lookup(key) else {
-                continue;
-            };
+        for key in change.orphaned {
             let ips = self
                 .allocator
-                .get(key)
+                .get(&key)
                 .map(|a| a.addresses())
                 .unwrap_or_default();
             let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
@@ -468,16 +480,15 @@ impl Worker {
                 "IP {} is outside every pool after a config change; it is kept until the Service is deleted or changed",
                 list.join(", ")
             );
-            self.writer
-                .event(
-                    &warning("IPOutsidePools", "LoadConfig", note),
-                    &svc.object_ref(&()),
-                )
-                .await;
+            self.pending_notices.entry(key).or_default().push(warning(
+                "IPOutsidePools",
+                "LoadConfig",
+                note,
+            ));
         }
         // New pools take effect at once: waiting Services may fit now, annotations may change.
         self.dirty = self.all_keys();
-        self.publish_stats();
+        self.stats_stale = true;
     }
 }
 

@@ -612,6 +612,8 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
 
     let result = loop {
         tokio::select! {
+            // Shutdown first: other streams end during shutdown too, and that is not an error.
+            biased;
             _ = shutdown.cancelled() => break Ok(()),
             _ = tick.tick() => {}
             changed = iface_rx.changed() => {
@@ -692,5 +694,8 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
     };
     sp.graceful_stop().await;
     lease_task.release(Duration::from_secs(2)).await;
-    result
+    match result {
+        Err(SpeakerError::StreamEnded(_)) if shutdown.is_cancelled() => Ok(()),
+        other => other,
+    }
 }

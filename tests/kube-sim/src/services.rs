@@ -627,6 +627,10 @@ fn allocate_inner(
 
     if needs_node_ports(ty) {
         let old_node_ports = node_ports(old_spec);
+        // `allocateLoadBalancerNodePorts: false` leaves ports without a node port unless the
+        // client names one, as the real server does.
+        let auto_allocate = !(ty == "LoadBalancer"
+            && spec.get("allocateLoadBalancerNodePorts") == Some(&json!(false)));
         if let Some(Value::Array(ports)) = spec.get_mut("ports") {
             for (i, p) in ports.iter_mut().enumerate() {
                 let Some(m) = p.as_object_mut() else { continue };
@@ -646,6 +650,7 @@ fn allocate_inner(
                         }
                         taken_ports.push(np);
                     }
+                    None if !auto_allocate => {}
                     None => {
                         let np = allocs.take_node_port().ok_or_else(|| {
                             vec![FieldError::invalid(
@@ -789,6 +794,17 @@ mod tests {
             prepare(&mut s, None, &mut a).unwrap_err()[0].field,
             "spec.type"
         );
+    }
+
+    #[test]
+    fn load_balancers_without_node_port_allocation_get_none() {
+        let mut a = ServiceAllocations::default();
+        let mut s = svc(
+            json!({"type": "LoadBalancer", "allocateLoadBalancerNodePorts": false, "ports": [{"port": 80}]}),
+        );
+        prepare(&mut s, None, &mut a).unwrap();
+        assert!(s["spec"]["ports"][0].get("nodePort").is_none());
+        assert!(a.node_ports.is_empty());
     }
 
     #[test]
