@@ -70,15 +70,8 @@ fn not_empty(v: &Value) -> bool {
 
 fn pool(item: &Value, origin: &At, report: &mut Report) -> Option<DraftPool> {
     let map = walk::as_map(item, origin, report)?;
-    let name = match walk::get(map, "name") {
-        Some(v) => walk::string(v, &origin.key("name"), report).unwrap_or_default(),
-        None => String::new(),
-    };
-    let at = if name.is_empty() {
-        origin.clone()
-    } else {
-        At::pool(&name)
-    };
+    let name = walk::pool_name(map, origin, report);
+    let at = At::pool_or(&name, origin);
     walk::check_keys(map, POOL, &at, report);
     match walk::get(map, "protocol") {
         Some(Value::String(p)) if p == "layer2" => {}

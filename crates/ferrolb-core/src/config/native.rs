@@ -61,16 +61,8 @@ pub(super) fn parse(doc: &Value, report: &mut Report) -> Draft {
 
 fn pool(item: &Value, origin: &At, report: &mut Report) -> Option<DraftPool> {
     let map = walk::as_map(item, origin, report)?;
-    let name = match walk::get(map, "name") {
-        Some(v) => walk::string(v, &origin.key("name"), report).unwrap_or_default(),
-        None => String::new(),
-    };
-    // Errors inside a named pool are reported under its name; a nameless one by position.
-    let at = if name.is_empty() {
-        origin.clone()
-    } else {
-        At::pool(&name)
-    };
+    let name = walk::pool_name(map, origin, report);
+    let at = At::pool_or(&name, origin);
     walk::check_keys(map, POOL, &at, report);
     let items = walk::string_list(map, "addresses", &at, report);
     let written = match walk::get(map, "addresses") {

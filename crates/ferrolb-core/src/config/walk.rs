@@ -24,6 +24,16 @@ impl<'a> At<'a> {
         }
     }
 
+    /// Where errors inside a pool are reported: under its name once it has one, by position
+    /// (`origin`) while it has none.
+    pub(crate) fn pool_or(name: &'a str, origin: &At<'a>) -> Self {
+        if name.is_empty() {
+            origin.clone()
+        } else {
+            At::pool(name)
+        }
+    }
+
     /// Inside the named pool, paths restart from the pool.
     pub(crate) fn pool(name: &'a str) -> Self {
         Self {
@@ -115,6 +125,14 @@ pub(crate) fn check_keys(map: &Map<String, Value>, allowed: &[&str], at: &At, re
 
 /// The value under `key`, treating an explicit `null` (`key:` with nothing after it) as absent,
 /// the way Kubernetes treats it.
+/// Reads a pool's `name` (empty when missing or not a string; the error is reported).
+pub(crate) fn pool_name(map: &Map<String, Value>, origin: &At, report: &mut Report) -> String {
+    match get(map, "name") {
+        Some(v) => string(v, &origin.key("name"), report).unwrap_or_default(),
+        None => String::new(),
+    }
+}
+
 pub(crate) fn get<'v>(map: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
     map.get(key).filter(|v| !v.is_null())
 }
