@@ -144,7 +144,13 @@ impl Writer {
 
     /// Publishes one Event; a failure is logged, never fatal (an Event is a courtesy).
     pub async fn event(&self, ev: &Notice, reference: &ObjectReference) {
-        match self.recorder.publish(&ev.to_event(), reference).await {
+        // The recorder groups repeats by the whole reference; without the resourceVersion, the
+        // same Event about the same object becomes one series instead of a new Event per change.
+        let reference = ObjectReference {
+            resource_version: None,
+            ..reference.clone()
+        };
+        match self.recorder.publish(&ev.to_event(), &reference).await {
             Ok(()) => self.metrics.wrote("event"),
             Err(e) => tracing::warn!(
                 object = ?reference.name, reason = %ev.reason, error = %e,
