@@ -36,11 +36,29 @@ fn render(pool: Option<&str>, field: &str, message: &str) -> String {
         out.push_str(&format!("pool {pool:?}: "));
     }
     if !field.is_empty() {
-        out.push_str(field);
+        out.push_str(&escape_controls(field));
         out.push_str(": ");
     }
-    out.push_str(message);
+    out.push_str(&escape_controls(message));
     out
+}
+
+/// Messages quote user input (keys, values, parser excerpts). Escaping control characters keeps
+/// every error on one line of an Event, a log or `check-config` output, and keeps input from
+/// forging extra lines there.
+fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Every problem found in a config; a config is checked completely so the operator can fix
@@ -97,4 +115,17 @@ pub(crate) fn one_line(text: &str) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod escape_tests {
+    use super::*;
+
+    #[test]
+    fn errors_never_span_lines_or_carry_control_characters() {
+        let e = ConfigError::new(Some("p\nq"), "a\rb", "bad \"x\ny\u{3}\"");
+        let text = e.to_string();
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+        assert_eq!(text, r#"pool "p\nq": a\rb: bad "x\ny\u{3}""#);
+    }
 }
