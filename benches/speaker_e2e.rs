@@ -204,39 +204,51 @@ fn main() {
         return;
     }
     let n = runs();
+    // FERROLB_BENCH_ONLY=failover|curl|arp|idle runs one part.
+    let only = std::env::var("FERROLB_BENCH_ONLY").ok();
+    let wanted = |part: &str| only.as_deref().is_none_or(|o| o == part);
     println!(
         "speaker end-to-end timings, {n} runs each, on {} cores",
         std::thread::available_parallelism().map_or(0, |p| p.get())
     );
-    let (mut hard_gap, mut graceful_switch, mut graceful_gap) =
-        (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..n {
-        hard_gap.push(failover(false).0);
-        let (gap, switch) = failover(true);
-        graceful_gap.push(gap);
-        graceful_switch.push(switch);
+    if wanted("failover") {
+        let (mut hard_gap, mut graceful_switch, mut graceful_gap) =
+            (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..n {
+            hard_gap.push(failover(false).0);
+            let (gap, switch) = failover(true);
+            graceful_gap.push(gap);
+            graceful_switch.push(switch);
+        }
+        report("hard failure (node cut off): curl gap", "ms", &mut hard_gap);
+        report(
+            "graceful handover (SIGTERM): switch time",
+            "ms",
+            &mut graceful_switch,
+        );
+        report(
+            "graceful handover (SIGTERM): curl gap",
+            "ms",
+            &mut graceful_gap,
+        );
     }
-    report("hard failure (node cut off): curl gap", "ms", &mut hard_gap);
-    report(
-        "graceful handover (SIGTERM): switch time",
-        "ms",
-        &mut graceful_switch,
-    );
-    report(
-        "graceful handover (SIGTERM): curl gap",
-        "ms",
-        &mut graceful_gap,
-    );
-    report(
-        "Service create -> first successful curl",
-        "ms",
-        &mut create_to_curl(n.max(10)),
-    );
-    report(
-        "ARP reply latency (arping from client)",
-        "us",
-        &mut arp_latency(100),
-    );
+    if wanted("curl") {
+        report(
+            "Service create -> first successful curl",
+            "ms",
+            &mut create_to_curl(n.max(10)),
+        );
+    }
+    if wanted("arp") {
+        report(
+            "ARP reply latency (arping from client)",
+            "us",
+            &mut arp_latency(30),
+        );
+    }
+    if !wanted("idle") {
+        return;
+    }
     let (services, ips, cpu, rss) = idle_cost();
     println!("idle speaker with {services} Services on {ips} announced IPs: CPU {cpu:.2}% of one core over 30 s, RSS {} KiB", rss);
 }

@@ -143,6 +143,21 @@ fn ten_services_spread_over_three_nodes_and_a_shared_ip_has_one_owner() {
         1,
         "exactly one MAC answers for the shared IP: {macs:?}"
     );
+    // The per-Service gauge lists both Services, including the one that joined the IP after
+    // it was already announced.
+    let shows_both = poll(Duration::from_secs(5), || {
+        let m = c.speaker_metrics(owner);
+        ["default/shared-a", "default/shared-b"].iter().all(|svc| {
+            m.contains(&format!(
+                "ferrolb_speaker_announcing{{service=\"{svc}\",ip=\"{a}\""
+            ))
+        })
+    });
+    assert!(
+        shows_both,
+        "announcing gauge per Service:\n{}",
+        c.speaker_metrics(owner)
+    );
 }
 
 #[test]

@@ -96,6 +96,8 @@ struct Speaker {
     /// MACs of every speaker (from the leases, and our own ports).
     speaker_macs: BTreeSet<MacAddr>,
     announced_labels: BTreeMap<IpAddr, Vec<AnnounceLabels>>,
+    /// The interface each announced IP is answered on.
+    announced_on: BTreeMap<IpAddr, String>,
     last_conflict_event: BTreeMap<IpAddr, Instant>,
     services: Store<Service>,
     slices: Store<EndpointSlice>,
@@ -128,6 +130,39 @@ impl Speaker {
             &self.slices.state(),
             self.lb_class.as_deref(),
         );
+        // Services can join or leave an IP that is already announced (shared IPs).
+        let announced: Vec<(IpAddr, String)> = self
+            .announced_on
+            .iter()
+            .map(|(ip, i)| (*ip, i.clone()))
+            .collect();
+        for (ip, iface) in announced {
+            self.sync_announcing_gauge(ip, &iface);
+        }
+    }
+
+    /// Makes `ferrolb_speaker_announcing` show exactly the Services that use `ip` now.
+    fn sync_announcing_gauge(&mut self, ip: IpAddr, iface: &str) {
+        let wanted: Vec<AnnounceLabels> = self
+            .demands
+            .services
+            .get(&ip)
+            .into_iter()
+            .flatten()
+            .map(|key| AnnounceLabels {
+                service: key.to_string(),
+                ip: ip.to_string(),
+                interface: iface.to_string(),
+            })
+            .collect();
+        let current = self.announced_labels.entry(ip).or_default();
+        for gone in current.iter().filter(|l| !wanted.contains(l)) {
+            self.metrics.announcing.remove(gone);
+        }
+        for l in &wanted {
+            self.metrics.announcing.get_or_create(l).set(1);
+        }
+        *current = wanted;
     }
 
     fn refresh_peers(&mut self) {
@@ -291,6 +326,7 @@ impl Speaker {
         if let Some(task) = self.garp_tasks.remove(&ip) {
             task.abort();
         }
+        self.announced_on.remove(&ip);
         for l in self.announced_labels.remove(&ip).unwrap_or_default() {
             self.metrics.announcing.remove(&l);
         }
@@ -323,17 +359,8 @@ impl Speaker {
             old.abort();
         }
         let services = self.demands.services.get(&ip).cloned().unwrap_or_default();
-        let mut labels = Vec::new();
-        for key in &services {
-            let l = AnnounceLabels {
-                service: key.to_string(),
-                ip: ip.to_string(),
-                interface: iface.name.clone(),
-            };
-            self.metrics.announcing.get_or_create(&l).set(1);
-            labels.push(l);
-        }
-        self.announced_labels.insert(ip, labels);
+        self.announced_on.insert(ip, iface.name.clone());
+        self.sync_announcing_gauge(ip, &iface.name);
         tracing::info!(%ip, interface = %iface.name, services = ?services.iter().map(ToString::to_string).collect::<Vec<_>>(), "announcing");
         let note = format!("announcing {ip} from node {} on {}", self.node, iface.name);
         self.publish(&services, EventType::Normal, "Announcing", note);
@@ -349,6 +376,7 @@ impl Speaker {
         if let Some(task) = self.garp_tasks.remove(&ip) {
             task.abort();
         }
+        self.announced_on.remove(&ip);
         for l in self.announced_labels.remove(&ip).unwrap_or_default() {
             self.metrics.announcing.remove(&l);
         }
@@ -579,6 +607,7 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
         foreign: BTreeMap::new(),
         speaker_macs: BTreeSet::new(),
         announced_labels: BTreeMap::new(),
+        announced_on: BTreeMap::new(),
         last_conflict_event: BTreeMap::new(),
         services,
         slices,
