@@ -137,11 +137,9 @@ async fn sigkill_of_the_leader_during_churn_never_double_allocates_and_converges
             .position(|(n, _)| holder.starts_with(&format!("{n}_")))
             .expect("the holder is a live replica");
         let (name, mut victim) = replicas.remove(idx);
+        let pid = victim.pid();
         victim.kill();
-        println!(
-            "kill {k}: SIGKILL {name} (pid {}) after {pause:?} as leader",
-            victim.pid()
-        );
+        println!("kill {k}: SIGKILL {name} (pid {pid}) after {pause:?} as leader");
         let fresh = format!("r{generation}");
         generation += 1;
         replicas.push((fresh.clone(), c.named_controller(&fresh, LEADER)));
@@ -149,6 +147,19 @@ async fn sigkill_of_the_leader_during_churn_never_double_allocates_and_converges
             assert!(r.running(), "replica {n} died on its own");
         }
     }
+    // A live replica leads again before convergence is judged.
+    eventually(
+        "a live replica to lead after the last kill",
+        DEADLINE,
+        || async {
+            let (h, _) = lease_holder(&c).await?;
+            replicas
+                .iter()
+                .any(|(n, _)| h.starts_with(&format!("{n}_")))
+                .then_some(())
+        },
+    )
+    .await;
     let churn_for = started.elapsed();
     stop.store(true, Ordering::Relaxed);
     let (model, ops, errors) = churn_task.await.expect("churn task");
@@ -191,7 +202,7 @@ async fn sigkill_of_the_leader_during_churn_never_double_allocates_and_converges
          lease transitions {transitions}; churn ops {ops} {:?}; final {lbs} LoadBalancers \
          ({pinned} pinned) settled {settle_time:?} after the churn stopped; history: {} \
          Service changes, {} status writes, {} valid shared IPs given, {} violations, {} \
-         stale-cache races, {} forbidden-pair episodes (all causes, longest {:?}), {} open; \
+         stale-cache races, {} joins beside a user-made intruder, {} forbidden-pair episodes (all causes, longest {:?}), {} open; \
          leader gap after a kill: max {takeover_max:?}",
         model.counts,
         rep.service_changes,
@@ -199,12 +210,57 @@ async fn sigkill_of_the_leader_during_churn_never_double_allocates_and_converges
         rep.valid_shares,
         rep.violations.len(),
         rep.stale_races.len(),
+        rep.joined_despite_intruder.len(),
         rep.episodes,
         rep.longest_episode,
         rep.open_episodes.len()
     );
     for r in rep.stale_races.iter().take(10) {
         println!("  stale race: {r}");
+    }
+    // For the first violations, the whole story of their IP, to tell a bug from a race.
+    for v in rep.violations.iter().take(2) {
+        let Some(ip) = v
+            .split("was given ")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+        else {
+            continue;
+        };
+        println!("  story of {ip} ({v}):");
+        for ch in history.iter().filter(|ch| ch.resource == services) {
+            let new = common::invariants::SvcFacts::of(&ch.object);
+            let old = ch.old.as_ref().map(|o| common::invariants::SvcFacts::of(o));
+            let touches = new.ips.iter().any(|i| i == ip)
+                || old.as_ref().is_some_and(|o| o.ips.iter().any(|i| i == ip));
+            if touches {
+                println!(
+                    "    rv {} {:?} {}: lb={} key={:?} ips {:?} -> {:?}",
+                    ch.rv,
+                    ch.kind,
+                    common::invariants::key_of(&ch.object),
+                    new.lb,
+                    new.key,
+                    old.map(|o| o.ips).unwrap_or_default(),
+                    new.ips
+                );
+            }
+        }
+    }
+    let leases = kube_sim::resources::find("coordination.k8s.io", "v1", "leases").expect("leases");
+    for ch in history
+        .iter()
+        .filter(|ch| ch.resource == leases && ch.object["metadata"]["name"] == "ferrolb-controller")
+    {
+        let h = ch.object["spec"]["holderIdentity"].as_str().unwrap_or("-");
+        let prev = ch
+            .old
+            .as_ref()
+            .and_then(|o| o["spec"]["holderIdentity"].as_str().map(String::from))
+            .unwrap_or_default();
+        if h != prev {
+            println!("  rv {}: lease holder {prev} -> {h}", ch.rv);
+        }
     }
     assert!(
         rep.violations.is_empty(),

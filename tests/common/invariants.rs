@@ -183,6 +183,10 @@ pub struct HistoryReport {
     /// window allowed: the controller decided on a cache older than a user's edit (a race a
     /// real API server has too, since status patches carry no precondition). Must heal.
     pub stale_races: Vec<String>,
+    /// Status writes that added a Service to the rightful holders of an IP while another
+    /// Service, made incompatible with those holders by a user's edit (e.g. a changed
+    /// sharing key), still showed the IP until its own move was written.
+    pub joined_despite_intruder: Vec<String>,
     /// Episodes in which a forbidden pair existed at all, whatever caused it (user edits that
     /// break a share, type flips back to LoadBalancer with an old status, races).
     pub episodes: usize,
@@ -240,12 +244,45 @@ pub fn check_history(
                     match may_share(&new, f) {
                         Ok(()) => rep.valid_shares += 1,
                         Err(why) => {
+                            let trail = |k: &str| -> String {
+                                versions
+                                    .get(k)
+                                    .map(|vs| {
+                                        let tail = &vs[vs.len().saturating_sub(4)..];
+                                        tail.iter()
+                                            .map(|(rv, f)| {
+                                                format!("rv{rv}:lb={},key={:?}", f.lb, f.key)
+                                            })
+                                            .collect::<Vec<_>>()
+                                            .join(" ")
+                                    })
+                                    .unwrap_or_default()
+                            };
                             let msg = format!(
-                                "rv {}: {key} was given {ip}, which {other} shows: {why}",
-                                ch.rv
+                                "rv {}: {key} was given {ip}, which {other} shows: {why} \
+                                 [{key} specs: {}] [{other} specs: {}]",
+                                ch.rv,
+                                trail(&key),
+                                trail(other)
                             );
-                            if allowed_recently(&versions, &key, other, ch.rv, clock, stale_window)
-                            {
+                            let intruder = current.iter().any(|(u, fu)| {
+                                u != &key
+                                    && u != other
+                                    && fu.lb
+                                    && fu.ips.contains(ip)
+                                    && may_share(&new, fu).is_ok()
+                                    && may_share(f, fu).is_err()
+                            });
+                            if intruder {
+                                rep.joined_despite_intruder.push(msg);
+                            } else if allowed_recently(
+                                &versions,
+                                &key,
+                                other,
+                                ch.rv,
+                                clock,
+                                stale_window,
+                            ) {
                                 rep.stale_races.push(msg);
                             } else {
                                 rep.violations.push(msg);
