@@ -294,7 +294,7 @@ async fn hostile_annotations_and_configs_give_events_and_break_nothing() {
                             .into_iter()
                             .find_map(|e| {
                                 let r = e.reason.clone().unwrap_or_default();
-                                (r == "AllocationFailed" || r == "IPAllocated").then(|| (r, ()))
+                                (r == "AllocationFailed" || r == "IPAllocated").then_some((r, ()))
                             })
                     })
                     .await;

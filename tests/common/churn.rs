@@ -247,7 +247,7 @@ impl Churn {
             "ports": ports,
             "loadBalancerIP": null_or((s.lb && s.pin && s.pin_via_spec).then(|| json!(pin_ip))),
             "externalTrafficPolicy": null_or(s.lb.then(|| json!(if s.local { "Local" } else { "Cluster" }))),
-            "allocateLoadBalancerNodePorts": null_or(s.lb.then(|| json!(false))),
+            "allocateLoadBalancerNodePorts": null_or(s.lb.then_some(json!(false))),
         });
         let mut meta = json!({"name": slot_name(i), "namespace": CHURN_NS, "annotations": ann});
         if !patch {

@@ -330,9 +330,9 @@ pub fn check_history(
                         (other.clone(), key.clone())
                     };
                     let pair = (ip.clone(), a, b);
-                    if !open.contains_key(&pair) {
+                    if let std::collections::btree_map::Entry::Vacant(e) = open.entry(pair) {
                         rep.episodes += 1;
-                        open.insert(pair, ch.rv);
+                        e.insert(ch.rv);
                     }
                 }
             }
