@@ -47,11 +47,21 @@ pub fn decide(alloc: &mut Allocator, view: &ServiceView) -> Decision {
         Handling::Deleting => d.released = alloc.release(key).is_some(),
         Handling::NotLoadBalancer | Handling::OtherClass => {
             let held = alloc.release(key);
-            if let Some(a) = &held {
+            // Ours if the allocator holds it, or if our pool annotation says an earlier
+            // controller wrote the status: after a restart or a leader change the allocator
+            // only replays LoadBalancer Services, so a Service whose type changed while no
+            // leader ran would otherwise keep a stale IP in its status for ever.
+            let ours = held.is_some() || view.pool_annotation.is_some();
+            let addresses = held
+                .as_ref()
+                .map_or_else(|| view.ingress.clone(), |a| a.addresses());
+            if held.is_some() {
                 d.released = true;
-                if !view.ingress.is_empty() {
-                    d.ingress = Some(Vec::new());
-                }
+            }
+            if ours && !view.ingress.is_empty() {
+                d.ingress = Some(Vec::new());
+            }
+            if ours && !addresses.is_empty() {
                 let why = if view.handling == Handling::OtherClass {
                     "the Service's loadBalancerClass is not handled by this controller"
                 } else {
@@ -60,7 +70,7 @@ pub fn decide(alloc: &mut Allocator, view: &ServiceView) -> Decision {
                 d.events.push(normal(
                     "IPReleased",
                     "Release",
-                    format!("released {}: {why}", list(&a.addresses())),
+                    format!("released {}: {why}", list(&addresses)),
                 ));
             }
             if view.pool_annotation.is_some() {
@@ -199,5 +209,29 @@ mod tests {
         assert!(d.released);
         assert_eq!(d.events[0].reason, "IPReleased");
         assert!(alloc.get(&gone.key).is_none());
+    }
+
+    #[test]
+    fn type_change_seen_only_after_a_restart_still_clears_our_status() {
+        // A fresh allocator (new leader): the Service turned ClusterIP while no leader ran.
+        let mut alloc = Allocator::new(pools());
+        let stale = svc(
+            "a",
+            json!({"spec": {"type": "ClusterIP"}, "metadata": {"annotations": {"ferrolb.io/allocated-from-pool": "lan"}},
+                   "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.10", "ipMode": "VIP"}]}}}),
+        );
+        let d = decide(&mut alloc, &stale);
+        assert_eq!(d.ingress, Some(vec![]));
+        assert_eq!(d.pool_annotation, Some(None));
+        assert_eq!(d.events[0].reason, "IPReleased");
+        assert!(d.events[0].note.contains("198.51.100.10"));
+        // Without our annotation the status is someone else's: left alone.
+        let foreign = svc(
+            "b",
+            json!({"spec": {"type": "ClusterIP"},
+                   "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.11", "ipMode": "VIP"}]}}}),
+        );
+        let d = decide(&mut alloc, &foreign);
+        assert!(d.ingress.is_none() && d.events.is_empty());
     }
 }

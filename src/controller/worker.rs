@@ -84,6 +84,18 @@ pub struct Worker {
     pending_notices: BTreeMap<ServiceKey, Vec<super::writer::Notice>>,
     /// Allocator figures changed since they were last published.
     stats_stale: bool,
+    /// IPs a Service gave up in memory whose status still shows them, held in the allocator
+    /// under placeholder keys until the write that removes them from that status succeeds;
+    /// without this, writes running concurrently could show one IP on two Services.
+    quarantined: BTreeMap<ServiceKey, Vec<ServiceKey>>,
+}
+
+/// Namespace of the allocator keys that hold quarantined IPs; a slash never occurs in a real
+/// namespace, so these cannot collide with a Service.
+const QUARANTINE_NS: &str = "ferrolb.io/quarantine";
+
+fn is_quarantine(key: &ServiceKey) -> bool {
+    key.namespace == QUARANTINE_NS
 }
 
 type WatchItem<K> = Result<watcher::Event<K>, watcher::Error>;
@@ -113,6 +125,7 @@ impl Worker {
             expected: BTreeMap::new(),
             pending_notices: BTreeMap::new(),
             stats_stale: true,
+            quarantined: BTreeMap::new(),
         }
     }
 
@@ -133,7 +146,12 @@ impl Worker {
                 )
             })
             .collect();
-        keys.extend(self.allocator.services().map(|(k, _)| k.clone()));
+        keys.extend(
+            self.allocator
+                .services()
+                .map(|(k, _)| k.clone())
+                .filter(|k| !is_quarantine(k)),
+        );
         keys
     }
 
@@ -257,13 +275,18 @@ impl Worker {
     }
 
     fn plan(&mut self, key: &ServiceKey) -> Option<Plan> {
+        if is_quarantine(key) {
+            return None;
+        }
         let started = Instant::now();
         let svc = self.lookup(key);
         let Some(svc) = svc else {
-            // Deleted: give its addresses back; nothing to write on a gone object.
+            // Deleted: give its addresses back; nothing to write on a gone object, and its
+            // status went with it, so IPs it was giving up are free too.
             if self.allocator.release(key).is_some() {
                 self.capacity_freed();
             }
+            self.end_quarantine(key);
             self.retries.remove(key);
             self.attempts.remove(key);
             self.last_failure.remove(key);
@@ -289,6 +312,15 @@ impl Worker {
             }
         }
         let mut d = decide(&mut self.allocator, &v);
+        if let Some(new) = &d.ingress {
+            let dropped: Vec<std::net::IpAddr> = v
+                .ingress
+                .iter()
+                .filter(|ip| !new.contains(ip))
+                .copied()
+                .collect();
+            self.quarantine(key, &v, &dropped);
+        }
         self.metrics
             .reconcile_duration
             .observe(started.elapsed().as_secs_f64());
@@ -342,6 +374,9 @@ impl Worker {
         match outcome {
             WriteOutcome::Done => {
                 self.attempts.remove(&key);
+                if plan.ingress.is_some() {
+                    self.end_quarantine(&key);
+                }
                 if plan.ingress.is_some() || plan.pool_annotation.is_some() {
                     let (ingress, pool) = plan.outcome;
                     let at = tokio::time::Instant::now();
@@ -349,6 +384,7 @@ impl Worker {
                 }
             }
             WriteOutcome::Gone => {
+                self.end_quarantine(&key);
                 self.attempts.remove(&key);
                 self.retries.remove(&key);
                 self.expected.remove(&key);
@@ -364,6 +400,39 @@ impl Worker {
                     .insert(key, tokio::time::Instant::now() + delay);
             }
         }
+    }
+
+    /// Holds each of `dropped` (IPs `key`'s status shows but its new allocation lacks) that no
+    /// other Service holds, until `key`'s status no longer shows it.
+    fn quarantine(&mut self, key: &ServiceKey, v: &ServiceView, dropped: &[std::net::IpAddr]) {
+        for ip in dropped {
+            let holder = ServiceKey::new(QUARANTINE_NS, ip.to_string());
+            let mut req = fallback_request(v);
+            req.ips = vec![*ip];
+            req.families = vec![ferrolb_core::addr::Family::of(ip)];
+            req.sharing_key = None;
+            // Fails when someone else holds the IP (a share, or it is taken already): then
+            // there is nothing to protect.
+            if self.allocator.restore(&holder, &req, &[*ip]).is_ok() {
+                let held = self.quarantined.entry(key.clone()).or_default();
+                if !held.contains(&holder) {
+                    held.push(holder);
+                }
+                self.stats_stale = true;
+            }
+        }
+    }
+
+    /// `key`'s status no longer shows the IPs it gave up: let them go.
+    fn end_quarantine(&mut self, key: &ServiceKey) {
+        let Some(held) = self.quarantined.remove(key) else {
+            return;
+        };
+        for holder in held {
+            self.allocator.release(&holder);
+        }
+        self.stats_stale = true;
+        self.capacity_freed();
     }
 
     fn capacity_freed(&mut self) {

@@ -6,6 +6,9 @@
 
 #![allow(dead_code)] // Each test binary uses a different subset.
 
+pub mod churn;
+pub mod invariants;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
