@@ -98,7 +98,6 @@ async fn timed<F: Future<Output = ()>>(f: F) -> Duration {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "open bug: one status write in this run double-allocated (seed 20260202, rv 1066); see docs/reliability.md"]
 async fn the_controller_converges_after_every_api_fault_without_double_allocating() {
     let seed: u64 = std::env::var("FERROLB_CHURN_SEED")
         .ok()

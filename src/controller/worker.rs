@@ -391,9 +391,16 @@ impl Worker {
             }
             WriteOutcome::Failed(e) => {
                 let attempts = self.attempts.get(&key).copied().unwrap_or(0) + 1;
-                let delay = RETRY_MIN
-                    .saturating_mul(1 << attempts.min(10))
-                    .min(RETRY_MAX);
+                // Our patches carry no precondition, so a 409 is the server's transient
+                // contention, not a lost race: retry soon instead of backing off.
+                let conflict = matches!(&e, kube::Error::Api(s) if s.is_conflict());
+                let delay = if conflict {
+                    RETRY_MIN
+                } else {
+                    RETRY_MIN
+                        .saturating_mul(1 << attempts.min(10))
+                        .min(RETRY_MAX)
+                };
                 tracing::warn!(service = %key, error = %e, attempt = attempts, retry_in = ?delay, "writing Service failed");
                 self.attempts.insert(key.clone(), attempts);
                 self.retries
@@ -406,19 +413,43 @@ impl Worker {
     /// other Service holds, until `key`'s status no longer shows it.
     fn quarantine(&mut self, key: &ServiceKey, v: &ServiceView, dropped: &[std::net::IpAddr]) {
         for ip in dropped {
-            let holder = ServiceKey::new(QUARANTINE_NS, ip.to_string());
+            // One placeholder per (IP, Service): two Services leaving one shared IP each keep it
+            // until their own status is rewritten.
+            let holder = ServiceKey::new(QUARANTINE_NS, format!("{ip} {key}"));
             let mut req = fallback_request(v);
             req.ips = vec![*ip];
             req.families = vec![ferrolb_core::addr::Family::of(ip)];
+            // The placeholder serves no port and takes the key and traffic policy of whoever
+            // still shares the IP, so it sits beside them; Services that could not share with
+            // them cannot take the IP either, even once they leave while this status is stale.
+            req.sharing.ports.clear();
             req.sharing_key = None;
-            // Fails when someone else holds the IP (a share, or it is taken already): then
-            // there is nothing to protect.
-            if self.allocator.restore(&holder, &req, &[*ip]).is_ok() {
-                let held = self.quarantined.entry(key.clone()).or_default();
-                if !held.contains(&holder) {
-                    held.push(holder);
+            let other = self
+                .allocator
+                .holders(ip)
+                .into_iter()
+                .find(|h| *h != key && !is_quarantine(h))
+                .cloned();
+            if let Some(other) = other {
+                req.sharing_key = self
+                    .allocator
+                    .get(&other)
+                    .and_then(|a| a.sharing_key.clone());
+                if let Some(attrs) = self.allocator.sharing_attrs(&other) {
+                    req.sharing.external_traffic_local = attrs.external_traffic_local;
+                    req.sharing.selector = attrs.selector.clone();
                 }
-                self.stats_stale = true;
+            }
+            match self.allocator.restore(&holder, &req, &[*ip]) {
+                Ok(_) => {
+                    let held = self.quarantined.entry(key.clone()).or_default();
+                    if !held.contains(&holder) {
+                        held.push(holder);
+                    }
+                    self.stats_stale = true;
+                }
+                // Someone already holds it in a way no placeholder can share: it was never free.
+                Err(e) => tracing::debug!(service = %key, %ip, error = %e, "no quarantine needed"),
             }
         }
     }
