@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod controller;
+pub mod events;
 pub mod http_server;
 pub mod kube_client;
 pub mod leader;

@@ -538,18 +538,39 @@ async fn components_use_exactly_the_rbac_deploy_grants() {
         .await
         .expect("delete short-lived");
 
-    // A bad config (rejected, Warning Event), then a good one with pool "extra", which does
-    // not serve namespace default, so wants-extra fails again for a new reason.
+    // The same bad config twice (rejected each time; the second is a real update because a
+    // label changes, and its identical ConfigInvalid Event becomes a patch of the first), then
+    // a good one with pool "extra", which does not serve namespace default, so wants-extra
+    // fails again for a new reason.
     let mp = PatchParams::default();
-    cms.patch(
-        "ferrolb-config",
-        &mp,
-        &Patch::Merge(with_config(
+    for attempt in ["1", "2"] {
+        let mut bad = with_config(
             "pools:\n  - name: default\n    addresses: [\"198.51.100.250-198.51.100.240\"]\n",
-        )),
-    )
-    .await
-    .expect("bad config");
+        );
+        bad["metadata"] = serde_json::json!({"labels": {"attempt": attempt}});
+        cms.patch("ferrolb-config", &mp, &Patch::Merge(bad))
+            .await
+            .expect("bad config");
+        if attempt == "1" {
+            // Wait for the first rejection's Event, so the second is a repeat of it.
+            let events: kube::Api<k8s_openapi::api::core::v1::Event> =
+                kube::Api::namespaced(sim.client().expect("client"), "ferrolb-system");
+            eventually(
+                "the controller to reject the bad config with a ConfigInvalid Event",
+                &mut [&mut controller, &mut speaker],
+                || async {
+                    let lp = kube::api::ListParams::default().fields("reason=ConfigInvalid");
+                    events
+                        .list(&lp)
+                        .await
+                        .ok()
+                        .filter(|l| !l.items.is_empty())
+                        .map(|_| ())
+                },
+            )
+            .await;
+        }
+    }
     cms.patch(
         "ferrolb-config",
         &mp,
@@ -561,7 +582,7 @@ async fn components_use_exactly_the_rbac_deploy_grants() {
     .await
     .expect("good config");
     eventually(
-        "the controller to react to the config changes (an Event patch for wants-extra)",
+        "the controller to fold the repeated ConfigInvalid Event into a series (an Event patch)",
         &mut [&mut controller, &mut speaker],
         || async {
             sim.faults()

@@ -16,7 +16,6 @@ use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use kube::api::Api;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{reflector, watcher, WatchStreamExt};
 use prometheus_client::registry::Registry;
 use thiserror::Error;
@@ -76,14 +75,12 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
     .await?;
     tracing::info!(metrics = %bound, lb_class = ?args.lb_class, "controller starting");
 
-    let recorder = Recorder::new(
+    let events = Arc::new(crate::events::EventPublisher::new(
         client.clone(),
-        Reporter {
-            controller: "ferrolb-controller".into(),
-            instance: Some(identity.clone()),
-        },
-    );
-    let writer = Writer::new(client.clone(), recorder, metrics.clone());
+        "ferrolb-controller",
+        identity.clone(),
+    ));
+    let writer = Writer::new(client.clone(), events, metrics.clone());
     let elector = args.leader_elect.then(|| {
         LeaderElector::new(
             Api::<Lease>::namespaced(client.clone(), &args.cluster.namespace),

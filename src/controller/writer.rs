@@ -6,7 +6,6 @@ use std::net::IpAddr;
 use ferrolb_core::service::ServiceKey;
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder};
 use kube::Client;
 use serde_json::{json, Value};
 
@@ -63,53 +62,16 @@ pub enum WriteOutcome {
     Failed(kube::Error),
 }
 
-/// An Event to publish, in a form that can be compared and logged (kube's own type cannot).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notice {
-    /// Warning (true) or Normal.
-    pub warning: bool,
-    /// `IPAllocated`, `AllocationFailed`, ...
-    pub reason: &'static str,
-    /// What the controller was doing (`Allocate`, `Release`, `LoadConfig`).
-    pub action: &'static str,
-    /// The human message.
-    pub note: String,
-}
-
-impl Notice {
-    fn to_event(&self) -> Event {
-        Event {
-            type_: if self.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: self.reason.into(),
-            note: Some(self.note.clone()),
-            action: self.action.into(),
-            secondary: None,
-        }
-    }
-}
+pub use crate::events::Notice;
 
 /// A Normal Event.
 pub fn normal(reason: &'static str, action: &'static str, note: String) -> Notice {
-    Notice {
-        warning: false,
-        reason,
-        action,
-        note,
-    }
+    Notice::normal(reason, action, note)
 }
 
 /// A Warning Event.
 pub fn warning(reason: &'static str, action: &'static str, note: String) -> Notice {
-    Notice {
-        warning: true,
-        reason,
-        action,
-        note,
-    }
+    Notice::warning(reason, action, note)
 }
 
 /// The status body for `ips`.
@@ -128,29 +90,27 @@ pub fn ingress_patch(ips: &[IpAddr]) -> Value {
 #[derive(Clone)]
 pub struct Writer {
     client: Client,
-    recorder: Recorder,
+    events: std::sync::Arc<crate::events::EventPublisher>,
     metrics: ControllerMetrics,
 }
 
 impl Writer {
-    /// A writer using `client`, publishing Events as `recorder`.
-    pub fn new(client: Client, recorder: Recorder, metrics: ControllerMetrics) -> Self {
+    /// A writer using `client`, publishing Events through `events`.
+    pub fn new(
+        client: Client,
+        events: std::sync::Arc<crate::events::EventPublisher>,
+        metrics: ControllerMetrics,
+    ) -> Self {
         Self {
             client,
-            recorder,
+            events,
             metrics,
         }
     }
 
     /// Publishes one Event; a failure is logged, never fatal (an Event is a courtesy).
     pub async fn event(&self, ev: &Notice, reference: &ObjectReference) {
-        // The recorder groups repeats by the whole reference; without the resourceVersion, the
-        // same Event about the same object becomes one series instead of a new Event per change.
-        let reference = ObjectReference {
-            resource_version: None,
-            ..reference.clone()
-        };
-        match self.recorder.publish(&ev.to_event(), &reference).await {
+        match self.events.publish(ev, reference).await {
             Ok(()) => self.metrics.wrote("event"),
             Err(e) => tracing::warn!(
                 object = ?reference.name, reason = %ev.reason, error = %e,

@@ -29,7 +29,6 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, ObjectReference, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use prometheus_client::registry::Registry;
@@ -106,7 +105,7 @@ struct Speaker {
     demands: Demands,
     peers: Vec<NodeFacts>,
     published_tx: watch::Sender<BTreeMap<String, String>>,
-    recorder: Recorder,
+    events: Arc<crate::events::EventPublisher>,
     metrics: SpeakerMetrics,
     ready: Readiness,
 }
@@ -335,7 +334,7 @@ impl Speaker {
         tracing::warn!(%ip, %mac, "another host (not a speaker) uses this IP; not announcing it");
         let services = self.demands.services.get(&ip).cloned().unwrap_or_default();
         let note = format!("IP {ip} is already used by another host ({mac}) on the LAN; node {} does not announce it and will check again in {}s", self.node, FOREIGN_HOLD.as_secs());
-        self.publish(&services, EventType::Warning, "IPInUseByOtherHost", note);
+        self.publish(&services, true, "IPInUseByOtherHost", note);
     }
 
     async fn start(&mut self, ip: IpAddr) {
@@ -363,7 +362,7 @@ impl Speaker {
         self.sync_announcing_gauge(ip, &iface.name);
         tracing::info!(%ip, interface = %iface.name, services = ?services.iter().map(ToString::to_string).collect::<Vec<_>>(), "announcing");
         let note = format!("announcing {ip} from node {} on {}", self.node, iface.name);
-        self.publish(&services, EventType::Normal, "Announcing", note);
+        self.publish(&services, false, "Announcing", note);
     }
 
     fn stop(&mut self, ip: IpAddr, reason: StopReason) {
@@ -406,17 +405,11 @@ impl Speaker {
                 "{mac} also claims {ip}, which node {} announces; re-sending gratuitous ARP",
                 self.node
             );
-            self.publish(&services, EventType::Warning, "IPConflict", note);
+            self.publish(&services, true, "IPConflict", note);
         }
     }
 
-    fn publish(
-        &self,
-        services: &[ServiceKey],
-        type_: EventType,
-        reason: &'static str,
-        note: String,
-    ) {
+    fn publish(&self, services: &[ServiceKey], warning: bool, reason: &'static str, note: String) {
         for key in services {
             let reference = ObjectReference {
                 api_version: Some("v1".into()),
@@ -429,16 +422,15 @@ impl Speaker {
                     .and_then(|s| s.metadata.uid.clone()),
                 ..ObjectReference::default()
             };
-            let (recorder, note) = (self.recorder.clone(), note.clone());
+            let events = self.events.clone();
+            let notice = crate::events::Notice {
+                warning,
+                reason,
+                action: "Announce",
+                note: note.clone(),
+            };
             tokio::spawn(async move {
-                let ev = Event {
-                    type_,
-                    reason: reason.into(),
-                    note: Some(note),
-                    action: "Announce".into(),
-                    secondary: None,
-                };
-                if let Err(e) = recorder.publish(&ev, &reference).await {
+                if let Err(e) = events.publish(&notice, &reference).await {
                     tracing::debug!(error = %e, "could not publish an Event");
                 }
             });
@@ -616,13 +608,11 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
         demands: Demands::default(),
         peers: Vec::new(),
         published_tx,
-        recorder: Recorder::new(
+        events: Arc::new(crate::events::EventPublisher::new(
             client.clone(),
-            Reporter {
-                controller: "ferrolb-speaker".into(),
-                instance: Some(node.clone()),
-            },
-        ),
+            "ferrolb-speaker",
+            node.clone(),
+        )),
         metrics,
         ready,
     };

@@ -6,6 +6,14 @@ use serde_json::Value;
 /// Parses every document in `text`. YAML 1.2 booleans only: `yes`, `no`, `on` and `off` stay
 /// strings, so a label value `no` is never silently turned into `false`.
 pub(crate) fn documents(text: &str) -> Result<Vec<Value>, String> {
+    // YAML allows only printable characters; the parser would stop at a NUL and read what
+    // came before as a complete (possibly empty) config, so reject them with their position.
+    if let Some((line, column, c)) = first_non_printable(text) {
+        return Err(format!(
+            "invalid YAML: non-printable character U+{:04X} at line {line}, column {column}",
+            u32::from(c)
+        ));
+    }
     let options = serde_saphyr::options! {
         with_snippet: false,
         strict_booleans: true,
@@ -17,6 +25,29 @@ pub(crate) fn documents(text: &str) -> Result<Vec<Value>, String> {
             msg.replace(", set DuplicateKeyPolicy in Options if acceptable", "")
         )
     })
+}
+
+/// The first character YAML 1.2 does not allow in a stream (C0 controls other than tab, line
+/// feed and carriage return, DEL, C1 controls other than NEL, and U+FFFE/U+FFFF), with its
+/// 1-based line and column.
+fn first_non_printable(text: &str) -> Option<(usize, usize, char)> {
+    let (mut line, mut column) = (1, 1);
+    for c in text.chars() {
+        let forbidden = matches!(c, '\u{0}'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{7f}')
+            || (('\u{80}'..='\u{9f}').contains(&c) && c != '\u{85}')
+            || c == '\u{fffe}'
+            || c == '\u{ffff}';
+        if forbidden {
+            return Some((line, column, c));
+        }
+        if c == '\n' {
+            line += 1;
+            column = 1;
+        } else {
+            column += 1;
+        }
+    }
+    None
 }
 
 /// Parses a text that must hold at most one document; none gives `Value::Null`.
@@ -31,6 +62,20 @@ pub(crate) fn single(text: &str) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_printable_characters_are_rejected_where_they_are() {
+        // The parser alone stops at a NUL and would read this as an empty config.
+        assert_eq!(
+            single("\u{0}\u{1}pools: []").unwrap_err(),
+            "invalid YAML: non-printable character U+0000 at line 1, column 1"
+        );
+        assert_eq!(
+            single("pools:\n  - name: a\u{7f}\n").unwrap_err(),
+            "invalid YAML: non-printable character U+007F at line 2, column 12"
+        );
+        assert!(single("a: \"tab\there\"\r\nb: 1\n").is_ok());
+    }
 
     #[test]
     fn yaml11_booleans_stay_strings() {
