@@ -147,6 +147,7 @@ fn crash_loop_of_the_owning_speaker_moves_the_ip_cleanly_every_time() {
         c.lan
             .client()
             .arp_sampler(vip, Duration::from_millis(100), Duration::from_millis(100));
+    std::thread::sleep(Duration::from_secs(1)); // the sampler sees the first owner
     let t0 = Instant::now();
     let (mut away, mut back) = (Vec::new(), Vec::new());
     let (mut own_takeovers, mut own_withdrawals) = (0.0, 0.0);
