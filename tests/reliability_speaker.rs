@@ -320,6 +320,9 @@ fn fake_mac(n: u8) -> MacAddr {
     MacAddr([0x02, 0xfe, 0, 0, 0x0a, n])
 }
 
+/// Makes the n-th frame of a flood.
+type FrameMaker = Box<dyn Fn(u32) -> Vec<u8>>;
+
 /// An address on the LAN that no host uses, as the sender of injected requests.
 const FAKE_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 210);
 
@@ -562,7 +565,7 @@ fn hostile_and_malformed_arp_gets_no_reply_crashes_nothing_and_costs_little() {
             .unwrap_or_default()
     };
     let flood_mac = fake_mac(6);
-    let floods: [(&str, Box<dyn Fn(u32) -> Vec<u8>>); 3] = [
+    let floods: [(&str, FrameMaker); 3] = [
         (
             "valid requests for the VIP",
             Box::new(move |_| RawArp::request(flood_mac, FAKE_IP, vip).padded()),

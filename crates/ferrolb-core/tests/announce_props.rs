@@ -46,13 +46,19 @@ fn heartbeat(speakers: &mut BTreeMap<String, Announcer>, live: &[String], at: Mo
     }
 }
 
+/// Which speakers started each IP.
+type Starts = BTreeMap<IpAddr, Vec<String>>;
+
+/// An IP's last octet and, for Local policy, the indices of the nodes with endpoints.
+type IpSpec = (u8, Option<BTreeSet<u8>>);
+
 /// Starts per IP over all speakers, plus every other action, from one reconcile round.
 fn round(
     speakers: &mut BTreeMap<String, Announcer>,
     facts: &[NodeFacts],
     demands: &[IpDemand],
     at: MonoTime,
-) -> (BTreeMap<IpAddr, Vec<String>>, Vec<(String, Action)>) {
+) -> (Starts, Vec<(String, Action)>) {
     let mut starts: BTreeMap<IpAddr, Vec<String>> = BTreeMap::new();
     let mut other = Vec::new();
     for (name, a) in speakers.iter_mut() {
@@ -66,7 +72,7 @@ fn round(
     (starts, other)
 }
 
-fn cluster() -> impl Strategy<Value = (BTreeMap<String, bool>, Vec<(u8, Option<BTreeSet<u8>>)>)> {
+fn cluster() -> impl Strategy<Value = (BTreeMap<String, bool>, Vec<IpSpec>)> {
     (
         // node name -> on the VIP subnet
         proptest::collection::btree_map("[a-d](-[0-9])?", any::<bool>(), 1..8),
@@ -83,7 +89,7 @@ fn cluster() -> impl Strategy<Value = (BTreeMap<String, bool>, Vec<(u8, Option<B
 
 fn setup(
     nodes: &BTreeMap<String, bool>,
-    ips: &[(u8, Option<BTreeSet<u8>>)],
+    ips: &[IpSpec],
 ) -> (Vec<String>, Vec<NodeFacts>, Vec<IpDemand>) {
     let names: Vec<String> = nodes.keys().cloned().collect();
     let facts: Vec<NodeFacts> = nodes
