@@ -816,8 +816,11 @@ fn watch_closes_and_failed_lease_updates_move_nothing() {
         Duration::from_millis(100),
     );
 
-    // Phase 1, 30 s: every watch is cut every 2 s, and one lease update in every 1.2 s fails
-    // with 500 (so no single speaker misses a whole lease duration of renewals).
+    // Phase 1, 30 s: every watch is cut every 2.5 s, and one lease update in every 2.5 s fails
+    // with 500. Each speaker renews every second, so none can miss two renewals in a row, let
+    // alone a whole lease duration: nothing may move. (With one failure per 1.2 s, the failures
+    // kept landing on the speaker whose renewal came first after arming; it really lost its
+    // lease for 3 s, and peers rightly took over: that is the design, not what this tests.)
     let t = Instant::now();
     let mut closes = 0;
     let mut armed = 0;
@@ -832,7 +835,7 @@ fn watch_closes_and_failed_lease_updates_move_nothing() {
             .faults()
             .fail_next(1, 500, Some("update"), Some("leases"));
         armed += 1;
-        std::thread::sleep(Duration::from_millis(1200));
+        std::thread::sleep(Duration::from_millis(2500));
     }
     c.sim.faults().clear();
     let phase1 = owners_now(&c, &vips);
@@ -876,7 +879,7 @@ fn watch_closes_and_failed_lease_updates_move_nothing() {
         arp_t.longest_dark
     );
     assert!(
-        fails1 - fails0 >= 10.0,
+        fails1 - fails0 >= 8.0,
         "the injected 500s did not reach the speakers' renewals"
     );
     assert_eq!(phase1, want, "an IP moved under watch closes and 500s");
