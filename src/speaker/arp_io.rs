@@ -5,7 +5,7 @@
 //! Replies are sent from the reader thread itself, not via the async loop, so ARP keeps being
 //! answered whatever the API server or the main loop is doing.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -36,8 +36,10 @@ pub struct Claim {
 pub type AnnounceTable = Arc<RwLock<HashMap<Ipv4Addr, u32>>>;
 
 /// IPs not (yet) announced whose claims must still be reported: IPs being probed before a
-/// takeover, and IPs held back because another host uses them.
-pub type WatchList = Arc<RwLock<HashSet<Ipv4Addr>>>;
+/// takeover, and IPs held back because another host uses them; each with the interface (by
+/// index) whose segment matters. A claim heard on another interface is about another segment,
+/// where the IP's neighbours are not, and is ignored like a request there.
+pub type WatchList = Arc<RwLock<HashMap<Ipv4Addr, u32>>>;
 
 /// A port could not be opened.
 #[derive(Debug, Error)]
@@ -186,7 +188,9 @@ impl ArpIo {
                     let (obs, owned) = {
                         let t = table.read().unwrap_or_else(|p| p.into_inner());
                         let w = watched.read().unwrap_or_else(|p| p.into_inner());
-                        let obs = classify(&arp, mac, |ip| t.get(&ip) == Some(&index) || w.contains(&ip));
+                        let obs = classify(&arp, mac, |ip| {
+                            t.get(&ip) == Some(&index) || w.get(&ip) == Some(&index)
+                        });
                         let owned = match obs {
                             Observation::Request { ip, .. } => t.get(&ip) == Some(&index),
                             _ => false,
@@ -240,13 +244,13 @@ impl ArpIo {
             .remove(&ip);
     }
 
-    /// Reports claims on `ip` from now on, and sends an RFC 5227 probe for it on interface
+    /// Reports claims on `ip` heard on interface `index` from now on, and sends an RFC 5227 probe for it on interface
     /// `index` ("who has `ip`?" from sender 0.0.0.0), which its current user, if any, answers.
     pub fn probe(&self, ip: Ipv4Addr, index: u32) -> bool {
         self.watched
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(ip);
+            .insert(ip, index);
         let port = self
             .ports
             .read()

@@ -485,7 +485,15 @@ impl Speaker {
                 }
             }
         }
-        self.announcer.watch_ok(now);
+        // The reflector shows a (re)list's leases in the store only once it is complete
+        // (InitDone); until then the peers and speaker MACs read from it are empty (first list)
+        // or stale. Counting the watch as working before that let a freshly started speaker
+        // elect itself against an empty peer list and take a peer's answer to its RFC 5227
+        // probe for a foreign host's, holding the IP back for FOREIGN_HOLD while the peer
+        // yielded it: a 30 s black-out after a restart.
+        if !matches!(ev, watcher::Event::Init | watcher::Event::InitApply(_)) {
+            self.announcer.watch_ok(now);
+        }
         self.refresh_peers();
     }
 

@@ -338,6 +338,35 @@ impl Cluster {
             .unwrap_or_default()
     }
 
+    /// The HTTP status of a speaker's `/healthz`, asked inside its node namespace (`None`: no
+    /// answer at all).
+    pub fn speaker_healthz(&self, i: usize) -> Option<u16> {
+        self.lan
+            .node(i)
+            .exec(
+                "curl",
+                &[
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    "--max-time",
+                    "2",
+                    "http://127.0.0.1:7473/healthz",
+                ],
+                Duration::from_secs(5),
+            )
+            .ok()
+            .and_then(|o| o.stdout.trim().parse().ok())
+            .filter(|c| *c != 0)
+    }
+
+    /// The sum of every sample of metric family `name` (all label sets) in a speaker's metrics.
+    pub fn speaker_metric_sum(&self, i: usize, name: &str) -> f64 {
+        metric_sum(&self.speaker_metrics(i), name)
+    }
+
     /// The speaker logs, for failure messages.
     pub fn speaker_logs(&self) -> String {
         let mut out = String::new();
@@ -405,6 +434,17 @@ pub fn metric(text: &str, prefix: &str) -> Option<f64> {
     text.lines()
         .find(|l| l.starts_with(prefix))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// The sum of every sample line of metric `name` (bare or with labels) in `text`.
+pub fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|r| r.starts_with(' ') || r.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 /// Median and 99th percentile (nearest rank) of `values`.

@@ -79,6 +79,30 @@ impl NsChild {
         self.child.id()
     }
 
+    /// CPU time (user + system) the process has used so far, from `/proc/<pid>/stat`; `None`
+    /// once it has exited or if the file cannot be read.
+    pub fn cpu_time(&self) -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        // The command name (field 2) may hold spaces; fields after it follow the last ')'.
+        let rest = stat.get(stat.rfind(')')? + 2..)?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // Fields 14 and 15 (utime, stime) are at 11 and 12 counting from field 3.
+        let utime: u64 = fields.get(11)?.parse().ok()?;
+        let stime: u64 = fields.get(12)?.parse().ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let hz = u64::try_from(hz).ok().filter(|h| *h > 0)?;
+        Some(Duration::from_millis((utime + stime) * 1000 / hz))
+    }
+
+    /// Resident memory of the process in bytes (`VmRSS` in `/proc/<pid>/status`).
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    }
+
     /// Sends SIGTERM (graceful stop).
     pub fn term(&mut self) {
         self.signal(libc::SIGTERM);

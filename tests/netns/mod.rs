@@ -44,6 +44,7 @@
 
 pub mod child;
 pub mod cmd;
+pub mod inject;
 pub mod pcap;
 pub mod serve;
 pub mod tools;
@@ -334,6 +335,19 @@ impl Host {
     pub fn capture_arp(&self) -> ArpCapture {
         ArpCapture::start(&self.ns, IFNAME, &self.log_dir, &self.label("tcpdump"))
             .unwrap_or_else(|e| panic!("netns harness: {e}"))
+    }
+
+    /// Starts tcpdump capturing ARP on interface `ifname` of this host (e.g. a side link made
+    /// by [`Lan::add_side_link`]); returns once it is listening.
+    pub fn capture_arp_on(&self, ifname: &str) -> ArpCapture {
+        ArpCapture::start(&self.ns, ifname, &self.log_dir, &self.label("tcpdump"))
+            .unwrap_or_else(|e| panic!("netns harness: {e}"))
+    }
+
+    /// A raw socket on this host's interface `ifname`, to put hand-made frames on the wire.
+    pub fn injector(&self, ifname: &str) -> inject::Injector {
+        inject::Injector::open(&self.ns, ifname, Duration::from_millis(100))
+            .unwrap_or_else(|e| panic!("netns harness: raw socket on {ifname} in {}: {e}", self.ns))
     }
 
     /// Curls `url` every `every` in the background (each probe with `timeout`), recording
@@ -731,6 +745,30 @@ impl Lan {
         let state = if up { "up" } else { "down" };
         ip_n(&self.lan_ns, &["link", "set", &self.node(i).port, state])
             .unwrap_or_else(|e| panic!("netns harness: {e}"));
+    }
+
+    /// Connects node `i` straight to the client with a second link outside the LAN: `eth1` in
+    /// the node (MAC 02:fe:00:00:03:<i>), `side<i>` in the client, both up and without IPv4
+    /// addresses, so nothing on it is in any VIP's subnet. Returns the client-side name.
+    /// Removed with the namespaces.
+    pub fn add_side_link(&self, i: usize) -> String {
+        let side = format!("side{i}");
+        let node = self.node(i);
+        let mac = MacAddr([0x02, 0xfe, 0, 0, 0x03, i as u8]).to_string();
+        ip_n(
+            &self.client.ns,
+            &[
+                "link", "add", &side, "type", "veth", "peer", "name", "eth1", "netns", &node.ns,
+            ],
+        )
+        .unwrap_or_else(|e| panic!("netns harness: {e}"));
+        ip_n(&node.ns, &["link", "set", "eth1", "address", &mac])
+            .unwrap_or_else(|e| panic!("netns harness: {e}"));
+        ip_n(&node.ns, &["link", "set", "eth1", "up"])
+            .unwrap_or_else(|e| panic!("netns harness: {e}"));
+        ip_n(&self.client.ns, &["link", "set", &side, "up"])
+            .unwrap_or_else(|e| panic!("netns harness: {e}"));
+        side
     }
 
     /// Pins the client's neighbour entry for `ip` to `mac` (permanent, ARP no longer asked).
