@@ -88,6 +88,12 @@ pub struct Worker {
     /// under placeholder keys until the write that removes them from that status succeeds;
     /// without this, writes running concurrently could show one IP on two Services.
     quarantined: BTreeMap<ServiceKey, Vec<ServiceKey>>,
+    /// Which Services' status, as last observed, shows each IP. The last line of defence: an
+    /// IP is never written to a Service while another Service that is not a current holder
+    /// still shows it, whatever the bookkeeping above believes.
+    shown: BTreeMap<std::net::IpAddr, BTreeSet<ServiceKey>>,
+    /// The reverse of `shown`, to update it when a status changes.
+    shows: BTreeMap<ServiceKey, Vec<std::net::IpAddr>>,
 }
 
 /// Namespace of the allocator keys that hold quarantined IPs; a slash never occurs in a real
@@ -126,6 +132,8 @@ impl Worker {
             pending_notices: BTreeMap::new(),
             stats_stale: true,
             quarantined: BTreeMap::new(),
+            shown: BTreeMap::new(),
+            shows: BTreeMap::new(),
         }
     }
 
@@ -192,6 +200,7 @@ impl Worker {
         let started = Instant::now();
         self.on_config(initial_cm.as_ref()).await;
         self.replay().await;
+        self.rebuild_shown();
         self.dirty = self.all_keys();
         tracing::info!(services = self.dirty.len(), elapsed = ?started.elapsed(), "replayed existing allocations; reconciling");
         on_synced();
@@ -210,11 +219,21 @@ impl Worker {
                 _ = shutdown.cancelled() => break,
                 ev = services.next() => match ev {
                     None => return Err(WorkerError::StreamEnded("Service")),
-                    Some(Ok(watcher::Event::Apply(s) | watcher::Event::Delete(s) | watcher::Event::InitApply(s))) => {
-                        self.dirty.insert(ServiceKey::new(s.metadata.namespace.clone().unwrap_or_default(), s.metadata.name.clone().unwrap_or_default()));
+                    Some(Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s))) => {
+                        let key = ServiceKey::new(s.metadata.namespace.clone().unwrap_or_default(), s.metadata.name.clone().unwrap_or_default());
+                        self.observe_status(&key, Some(&s));
+                        self.dirty.insert(key);
+                    }
+                    Some(Ok(watcher::Event::Delete(s))) => {
+                        let key = ServiceKey::new(s.metadata.namespace.clone().unwrap_or_default(), s.metadata.name.clone().unwrap_or_default());
+                        self.observe_status(&key, None);
+                        self.dirty.insert(key);
                     }
                     // After a re-list, deletions that happened while disconnected have no event.
-                    Some(Ok(watcher::Event::InitDone)) => self.dirty = self.all_keys(),
+                    Some(Ok(watcher::Event::InitDone)) => {
+                        self.rebuild_shown();
+                        self.dirty = self.all_keys();
+                    }
                     Some(Ok(watcher::Event::Init)) => {}
                     Some(Err(e)) => tracing::warn!(error = %e, "Service watch failed; retrying"),
                 },
@@ -320,6 +339,23 @@ impl Worker {
                 .copied()
                 .collect();
             self.quarantine(key, &v, &dropped);
+        }
+        if let Some(other) = d
+            .ingress
+            .as_deref()
+            .and_then(|ips| self.stale_holder(key, ips))
+        {
+            // Another Service's status still shows one of these IPs although it no longer
+            // holds it (its own rewrite is pending or failing). Keep the allocation, write
+            // nothing yet, and look again shortly.
+            tracing::debug!(service = %key, other = %other, "waiting for another Service's status to drop a shared-out IP");
+            d.ingress = None;
+            d.pool_annotation = None;
+            d.events.clear();
+            d.allocated = false;
+            self.retries
+                .entry(key.clone())
+                .or_insert(tokio::time::Instant::now() + RETRY_MIN);
         }
         self.metrics
             .reconcile_duration
@@ -452,6 +488,57 @@ impl Worker {
                 Err(e) => tracing::debug!(service = %key, %ip, error = %e, "no quarantine needed"),
             }
         }
+    }
+
+    /// Records what `svc`'s status shows now (`None`: the Service is gone).
+    fn observe_status(&mut self, key: &ServiceKey, svc: Option<&Service>) {
+        for ip in self.shows.remove(key).unwrap_or_default() {
+            if let Some(set) = self.shown.get_mut(&ip) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.shown.remove(&ip);
+                }
+            }
+        }
+        let Some(svc) = svc else { return };
+        let v = view(svc, self.settings.lb_class.as_deref());
+        // Only statuses we wrote or will write: another provider's Services are not ours to
+        // wait for (a Service that just left LoadBalancer still carries our annotation).
+        if v.handling != Handling::Ours && v.pool_annotation.is_none() {
+            return;
+        }
+        let ips = v.ingress;
+        for ip in &ips {
+            self.shown.entry(*ip).or_default().insert(key.clone());
+        }
+        if !ips.is_empty() {
+            self.shows.insert(key.clone(), ips);
+        }
+    }
+
+    fn rebuild_shown(&mut self) {
+        self.shown.clear();
+        self.shows.clear();
+        for svc in self.services.state() {
+            let key = ServiceKey::new(
+                svc.metadata.namespace.clone().unwrap_or_default(),
+                svc.metadata.name.clone().unwrap_or_default(),
+            );
+            self.observe_status(&key, Some(&svc));
+        }
+    }
+
+    /// A Service other than `key` whose observed status shows one of `ips` without holding
+    /// it in the allocator: writing `ips` to `key` now could show one IP on two Services.
+    fn stale_holder(&self, key: &ServiceKey, ips: &[std::net::IpAddr]) -> Option<ServiceKey> {
+        ips.iter().find_map(|ip| {
+            let holders = self.allocator.holders(ip);
+            self.shown
+                .get(ip)?
+                .iter()
+                .find(|other| *other != key && !holders.contains(other))
+                .cloned()
+        })
     }
 
     /// `key`'s status no longer shows the IPs it gave up: let them go.
