@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,22 @@ use serde_json::{json, Value};
 use crate::netns::{ApiEndpoint, Lan, MacAddr, NsChild};
 
 /// The ferrolb binary under test.
-pub const FERROLB: &str = env!("CARGO_BIN_EXE_ferrolb");
+///
+/// Cargo sets `CARGO_BIN_EXE_ferrolb` when it compiles integration tests and benches, but not
+/// examples (`examples/sandbox.rs` includes this module too), so `env!` would not compile
+/// there. Without it, the binary is looked for where Cargo puts it relative to the running
+/// executable: `target/<profile>/deps/<test>` or `target/<profile>/examples/<example>` both
+/// sit one directory below `target/<profile>/ferrolb`. Callers that know better set
+/// [`ClusterSpec::ferrolb`].
+pub fn default_ferrolb() -> PathBuf {
+    if let Some(path) = option_env!("CARGO_BIN_EXE_ferrolb") {
+        return PathBuf::from(path);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.join("ferrolb")))
+        .unwrap_or_else(|| PathBuf::from("ferrolb"))
+}
 
 /// The VIP pool every cluster uses: inside the nodes' 203.0.113.0/24 link subnet.
 pub const POOL: &str = "203.0.113.10-203.0.113.99";
@@ -34,6 +50,16 @@ impl RootChild {
     /// Its log (stdout and stderr).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it has exited.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 }
 
@@ -53,6 +79,8 @@ pub struct ClusterSpec {
     pub garp: String,
     /// Extra speaker flags.
     pub speaker_args: Vec<String>,
+    /// The `ferrolb` binary to run (default: [`default_ferrolb`]).
+    pub ferrolb: PathBuf,
 }
 
 impl Default for ClusterSpec {
@@ -61,6 +89,7 @@ impl Default for ClusterSpec {
             nodes: 3,
             garp: "{ burst: 3, interval: 300ms, refresh: 0s }".into(),
             speaker_args: Vec::new(),
+            ferrolb: default_ferrolb(),
         }
     }
 }
@@ -107,32 +136,15 @@ impl Cluster {
         };
         let lan = Lan::builder().nodes(spec.nodes).build();
         let api = lan.expose_api(sim.addr());
-        rt.block_on(async {
-            let ns: Api<Namespace> = Api::all(client.clone());
-            ok("namespace", ns.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "ferrolb-system"}})).unwrap()).await);
-            let config = format!("pools:\n  - name: lan\n    addresses: [\"{POOL}\"]\nl2:\n  garp: {}\n", spec.garp);
-            let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "ferrolb-system");
-            let cm = json!({"metadata": {"name": "ferrolb-config"}, "data": {"config.yaml": config}});
-            ok("configmap", cms.create(&PostParams::default(), &serde_json::from_value(cm).unwrap()).await);
-            let nodes: Api<Node> = Api::all(client.clone());
-            for i in 1..=spec.nodes {
-                let n = json!({"metadata": {"name": format!("node-{i}"), "labels": {"kubernetes.io/hostname": format!("node-{i}")}}});
-                ok("node", nodes.create(&PostParams::default(), &serde_json::from_value(n).unwrap()).await);
-            }
-        });
-        let log = lan.log_dir().join("controller.log");
-        let file = ok("controller log", std::fs::File::create(&log));
-        let child = ok(
+        ok("seed", rt.block_on(seed(&client, &spec)));
+        let controller = ok(
             "spawn controller",
-            Command::new(FERROLB)
-                .args(["controller", "--kubeconfig"])
-                .arg(sim.kubeconfig_path())
-                .args(["--metrics-addr", "127.0.0.1:0", "--leader-elect", "false"])
-                .stdout(Stdio::from(ok("log", file.try_clone())))
-                .stderr(Stdio::from(file))
-                .spawn(),
+            spawn_controller(
+                &spec.ferrolb,
+                sim.kubeconfig_path(),
+                lan.log_dir().join("controller.log"),
+            ),
         );
-        let controller = RootChild { child, log };
         let mut cluster = Cluster {
             rt,
             sim,
@@ -167,7 +179,9 @@ impl Cluster {
             "127.0.0.1:7473",
         ];
         args.extend(self.spec.speaker_args.iter().map(String::as_str));
-        self.lan.node(i).spawn(FERROLB, &args)
+        self.lan
+            .node(i)
+            .spawn(&self.spec.ferrolb.to_string_lossy(), &args)
     }
 
     /// Restarts the speaker of node `i` after a test stopped it.
@@ -397,6 +411,59 @@ impl Cluster {
             })
             .unwrap_or_default()
     }
+}
+
+/// Creates what a cluster needs before FerroLB starts: the `ferrolb-system` namespace, the pool
+/// ConfigMap ([`POOL`], `spec.garp`) and one Node object `node-<i>` per node.
+pub async fn seed(client: &kube::Client, spec: &ClusterSpec) -> Result<(), kube::Error> {
+    let ns: Api<Namespace> = Api::all(client.clone());
+    ns.create(
+        &PostParams::default(),
+        &from_json(json!({"metadata": {"name": "ferrolb-system"}})),
+    )
+    .await?;
+    let config = format!(
+        "pools:\n  - name: lan\n    addresses: [\"{POOL}\"]\nl2:\n  garp: {}\n",
+        spec.garp
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "ferrolb-system");
+    let cm = json!({"metadata": {"name": "ferrolb-config"}, "data": {"config.yaml": config}});
+    cms.create(&PostParams::default(), &from_json(cm)).await?;
+    let nodes: Api<Node> = Api::all(client.clone());
+    for i in 1..=spec.nodes {
+        let n = json!({"metadata": {"name": format!("node-{i}"), "labels": {"kubernetes.io/hostname": format!("node-{i}")}}});
+        nodes.create(&PostParams::default(), &from_json(n)).await?;
+    }
+    Ok(())
+}
+
+/// Starts `ferrolb controller` (leader election off, metrics on a free loopback port) in the
+/// root namespace against `kubeconfig`, with stdout and stderr going to `log`.
+pub fn spawn_controller(
+    ferrolb: &Path,
+    kubeconfig: &Path,
+    log: PathBuf,
+) -> std::io::Result<RootChild> {
+    let file = std::fs::File::create(&log)?;
+    let child = Command::new(ferrolb)
+        .args(["controller", "--kubeconfig"])
+        .arg(kubeconfig)
+        .args(["--metrics-addr", "127.0.0.1:0", "--leader-elect", "false"])
+        .stdout(Stdio::from(file.try_clone()?))
+        .stderr(Stdio::from(file))
+        .spawn()
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot start {} controller: {e}", ferrolb.display()),
+            )
+        })?;
+    Ok(RootChild { child, log })
+}
+
+/// Static JSON literals above always match the typed object they are parsed into.
+fn from_json<T: serde::de::DeserializeOwned>(v: Value) -> T {
+    serde_json::from_value(v).expect("static object literal matches its type")
 }
 
 fn tail(text: &str, n: usize) -> String {

@@ -1,0 +1,881 @@
+//! The whole FerroLB system on one machine, with one command and no cluster:
+//!
+//! ```sh
+//! cargo run --release --example sandbox            # interactive: keeps running until Ctrl-C
+//! cargo run --release --example sandbox -- --once  # do everything, print, exit (also FERROLB_SANDBOX_ONCE=1)
+//! ```
+//!
+//! It starts kube-sim (the API server emulator in `tests/kube-sim`), the real controller and,
+//! when it can, three real speakers on a LAN built from network namespaces (the end-to-end test
+//! fixture in `tests/cluster` and `tests/netns`, reused by path). Then it creates a
+//! LoadBalancer Service and shows what a user sees: the EXTERNAL-IP in `kubectl get svc`, the
+//! node answering ARP for it, `curl` reaching that node, and the failover when that node's
+//! speaker stops.
+//!
+//! The data plane needs root (namespaces, nftables, raw sockets) and `ip`, `nft`, `arping`
+//! (Thomas Habets') and `curl`. Without them the sandbox says exactly what is missing and still
+//! shows allocation: kube-sim and the controller, and a Service getting its EXTERNAL-IP. Under
+//! `CI=true` or `FERROLB_E2E=1` a missing prerequisite is a failure instead.
+//!
+//! The `ferrolb` binary: Cargo does not build a package's binaries for `cargo run --example`,
+//! so the sandbox finds or builds it itself (see [`locate_ferrolb`]).
+//!
+//! Everything it creates (processes, namespaces, temporary files) is removed on exit, on an
+//! error and on Ctrl-C; a second Ctrl-C exits at once, and the next run then removes the
+//! leftover namespaces (the harness sweeps `flbh-<pid>-*` namespaces whose process is gone).
+
+#[path = "../tests/cluster/mod.rs"]
+mod cluster;
+#[path = "../tests/netns/mod.rs"]
+mod netns;
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use k8s_openapi::api::core::v1::{Event, Service};
+use kube::api::{Api, ListParams, PostParams};
+use serde_json::json;
+
+use cluster::{Cluster, ClusterSpec};
+
+/// The demo Service (the same name as `examples/basic.yaml`).
+const SERVICE: &str = "web";
+
+/// Number of nodes (speakers).
+const NODES: usize = 3;
+
+const USAGE: &str = "\
+FerroLB sandbox: kube-sim, the controller and three speakers on one machine.
+
+Usage: cargo run --release --example sandbox [-- --once]
+
+  --once     do everything, print it, clean up and exit (0 = every step worked);
+             the same as FERROLB_SANDBOX_ONCE=1. Without it the sandbox keeps running
+             until Ctrl-C so you can use kubectl against it.
+
+Environment:
+  FERROLB_BIN        the ferrolb binary to run (default: found or built next to this example)
+  CI=true / FERROLB_E2E=1   the data plane (root, ip, nft, arping, curl) is required";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    if let Some(bad) = args.iter().find(|a| *a != "--once") {
+        eprintln!("sandbox: unknown argument `{bad}`\n\n{USAGE}");
+        return ExitCode::from(2);
+    }
+    let once = args.iter().any(|a| a == "--once")
+        || std::env::var("FERROLB_SANDBOX_ONCE").is_ok_and(|v| v == "1");
+
+    signals::install();
+    // The fixture reports failures by panicking (it was written for tests). Turn those into one
+    // clear message; the unwinding that follows runs the drop guards, which remove everything.
+    panic::set_hook(Box::new(|info| {
+        if signals::stopped() {
+            return; // a step that broke because Ctrl-C also hit our children: not news
+        }
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("(no message)");
+        let at = info
+            .location()
+            .map(|l| format!(" [{}:{}]", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("\nsandbox: step failed: {msg}{at}");
+    }));
+
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| run(once)));
+    // Everything run() created has been dropped (and so removed) by now.
+    match outcome {
+        _ if signals::stopped() => {
+            println!("\nInterrupted: everything the sandbox started has been stopped and removed.");
+            ExitCode::from(130)
+        }
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            eprintln!("\nsandbox FAILED: {e:#}");
+            eprintln!("Everything the sandbox started has been stopped and removed.");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("\nsandbox FAILED (see the step above).");
+            eprintln!("Everything the sandbox started has been stopped and removed.");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(once: bool) -> Result<()> {
+    println!("FerroLB sandbox: the whole system on one machine, no cluster needed.\n");
+    let ferrolb = locate_ferrolb()?;
+    println!("ferrolb binary: {}", ferrolb.display());
+    signals::check()?;
+    match data_plane_prerequisites() {
+        Ok(()) => data_plane(ferrolb, once),
+        Err(why) => {
+            if strict() {
+                bail!(
+                    "the data plane must run under CI=true or FERROLB_E2E=1, but it cannot: {why}"
+                );
+            }
+            let exe = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "target/release/examples/sandbox".into());
+            println!(
+                "\nRunning WITHOUT THE DATA PLANE because: {why}.\n\
+                 Without it there is no LAN to announce on, so this run shows allocation only:\n\
+                 kube-sim and the controller, and a Service getting its EXTERNAL-IP.\n\
+                 To also see ARP announcement, curl and failover, run it as root: sudo {exe}\n"
+            );
+            allocation_only(ferrolb, once)
+        }
+    }
+}
+
+/// `CI=true` or `FERROLB_E2E=1`: missing prerequisites are failures (the project's rule).
+fn strict() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+        || std::env::var("FERROLB_E2E").is_ok_and(|v| v == "1")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Finding the ferrolb binary
+// ---------------------------------------------------------------------------------------------
+
+/// Finds the `ferrolb` binary to run, in this order:
+///
+/// 1. `$FERROLB_BIN`, when set (tests/sandbox.rs passes Cargo's own path this way).
+/// 2. Started by Cargo (`cargo run --example sandbox` sets `$CARGO` at run time): run
+///    `cargo build --bin ferrolb` in the same profile, because Cargo builds no binaries for
+///    `cargo run --example`; when it is up to date that takes a moment, and it means the
+///    sandbox never runs a binary older than the sources.
+/// 3. Otherwise (e.g. the example run directly, maybe under sudo): `target/<profile>/ferrolb`,
+///    next to the `examples/` directory holding this executable.
+fn locate_ferrolb() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("FERROLB_BIN") {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            bail!("FERROLB_BIN={} is not a file", path.display());
+        }
+        return Ok(path);
+    }
+    let exe = std::env::current_exe().context("cannot find this executable's path")?;
+    // target/<profile>/examples/sandbox -> target/<profile>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| anyhow!("unexpected executable path {}", exe.display()))?;
+    let candidate = profile_dir.join("ferrolb");
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        // Cargo names the dev profile's directory `debug`; every other profile's after itself.
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev".to_string(),
+            Some(name) => name.to_string(),
+        };
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        println!("building the ferrolb binary (cargo build --profile {profile} --bin ferrolb) ...");
+        let status = Command::new(&cargo)
+            .args([
+                "build",
+                "--quiet",
+                "--profile",
+                &profile,
+                "--bin",
+                "ferrolb",
+            ])
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .status()
+            .with_context(|| format!("cannot run {}", Path::new(&cargo).display()))?;
+        if !status.success() {
+            bail!("`cargo build --profile {profile} --bin ferrolb` failed ({status})");
+        }
+    }
+    if candidate.is_file() {
+        Ok(candidate)
+    } else {
+        bail!(
+            "no ferrolb binary at {}: build it with `cargo build --release --bin ferrolb` \
+             (or set FERROLB_BIN)",
+            candidate.display()
+        )
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prerequisites
+// ---------------------------------------------------------------------------------------------
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+}
+
+/// What the data plane needs, all of it checked so the message lists everything missing at
+/// once. (tcpdump, which the e2e tests also need, is not used here.)
+fn data_plane_prerequisites() -> Result<(), String> {
+    let mut missing = Vec::new();
+    // SAFETY: geteuid(2) cannot fail and has no side effects.
+    if unsafe { libc::geteuid() } != 0 {
+        missing.push(
+            "not running as root (network namespaces, nftables and raw sockets need it)"
+                .to_string(),
+        );
+    }
+    for (tool, pkg) in [
+        ("ip", "iproute2"),
+        ("nft", "nftables"),
+        ("arping", "arping"),
+        ("curl", "curl"),
+    ] {
+        if !on_path(tool) {
+            missing.push(format!("`{tool}` is not installed (apt-get install {pkg})"));
+        }
+    }
+    if on_path("arping") {
+        // The harness drives Thomas Habets' arping; iputils' arping has different flags.
+        let help =
+            netns::cmd::output_within(Command::new("arping").arg("--help"), Duration::from_secs(5))
+                .map(|o| o.stdout + &o.stderr)
+                .unwrap_or_default();
+        if !help.contains("Habets") {
+            missing.push(
+                "`arping` is iputils' arping, not Thomas Habets' (Debian package `arping`)"
+                    .to_string(),
+            );
+        }
+    }
+    if missing.is_empty() {
+        // Root inside a container may still lack CAP_SYS_ADMIN: try it for real.
+        let probe = format!("{}{}-probe", netns::PREFIX, std::process::id());
+        match netns::cmd::run("ip", &["netns", "add", &probe]) {
+            Ok(_) => {
+                let _ = netns::cmd::run("ip", &["netns", "del", &probe]);
+            }
+            Err(e) => missing.push(format!("cannot create network namespaces ({e})")),
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(missing.join("; "))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Full mode: the data plane on a namespace LAN
+// ---------------------------------------------------------------------------------------------
+
+fn data_plane(ferrolb: PathBuf, once: bool) -> Result<()> {
+    step(
+        1,
+        "Starting kube-sim, a LAN of network namespaces, the controller and three speakers",
+    );
+    let t = Instant::now();
+    let mut c = Cluster::start(ClusterSpec {
+        nodes: NODES,
+        ferrolb,
+        ..ClusterSpec::default()
+    });
+    signals::check()?;
+    detail(&format!(
+        "ready in {:.1} s: every speaker holds its Lease",
+        secs(t)
+    ));
+    detail(&format!(
+        "kube-sim        {} (root namespace; nodes reach it at {})",
+        c.sim.url(),
+        c.api.url
+    ));
+    detail(&format!(
+        "LAN            bridge {} in namespace {}",
+        netns::GATEWAY_IP,
+        c.lan.lan_ns()
+    ));
+    for h in c.lan.nodes() {
+        detail(&format!(
+            "{:<14} {} {}  namespace {}  (ferrolb speaker + an HTTP server answering its name)",
+            h.name(),
+            h.ip(),
+            h.mac(),
+            h.ns()
+        ));
+    }
+    let client = c.lan.client();
+    detail(&format!(
+        "{:<14} {} {}  namespace {}  (curl and arping run here)",
+        "client",
+        client.ip(),
+        client.mac(),
+        client.ns()
+    ));
+    detail(&format!(
+        "pool           {} (ConfigMap ferrolb-system/ferrolb-config)",
+        cluster::POOL
+    ));
+
+    step(
+        2,
+        &format!("Creating Service default/{SERVICE} (type: LoadBalancer, port 80)"),
+    );
+    let t = Instant::now();
+    let vip = c.create_service(SERVICE, json!({}));
+    detail(&format!(
+        "EXTERNAL-IP: {SERVICE} {vip} (written by the controller {} ms after the create)",
+        t.elapsed().as_millis()
+    ));
+    // What kube-proxy would do on a real node: send VIP:80 to the Service's pods; here each
+    // node's own HTTP server, which answers with the node's name.
+    c.lan.add_vip_dnat(vip, 80);
+    show_services(&c.rt, &c.client, c.sim.kubeconfig_path());
+    signals::check()?;
+
+    step(3, &format!("Who announces {vip}? (arping from the client)"));
+    let names: Vec<String> = (1..=NODES).map(|i| format!("node-{i}")).collect();
+    let expected = ferrolb_core::election::winner(vip.into(), names.iter().map(String::as_str))
+        .unwrap_or("?")
+        .to_string();
+    let owner = c
+        .wait_announcer(vip, Duration::from_secs(15), |_| true)
+        .ok_or_else(|| anyhow!("no node answers ARP for {vip}\n{}", c.speaker_logs()))?;
+    detail(&format!(
+        "{vip} is at {} = node-{owner} (the rendezvous-hash winner every speaker computes: {expected})",
+        c.lan.node(owner).mac()
+    ));
+    signals::check()?;
+
+    step(4, &format!("curl http://{vip}/ from the client"));
+    let body = curl_until(&c, vip, Duration::from_secs(10), |_| true)
+        .map_err(|e| anyhow!("curl http://{vip}/ never answered: {e}"))?;
+    detail(&format!("curl http://{vip}/ -> {body}"));
+    if body != format!("node-{owner}") {
+        bail!("curl was answered by {body}, but node-{owner} answers ARP for {vip}");
+    }
+    signals::check()?;
+
+    step(
+        5,
+        &format!("Failover: stopping node-{owner}'s speaker (SIGTERM)"),
+    );
+    let t = Instant::now();
+    c.speaker(owner).term();
+    let old = format!("node-{owner}");
+    let new_body = curl_until(&c, vip, Duration::from_secs(20), |b| b != old)
+        .map_err(|e| anyhow!("no other node took over {vip}: {e}\n{}", c.speaker_logs()))?;
+    let switch = t.elapsed();
+    println!(
+        "  failover: curl http://{vip}/ -> {new_body}, {} ms after node-{owner}'s speaker got SIGTERM",
+        switch.as_millis()
+    );
+    let new_owner = c
+        .wait_announcer(vip, Duration::from_secs(5), |n| n != owner)
+        .ok_or_else(|| anyhow!("after the failover no other node answers ARP for {vip}"))?;
+    detail(&format!(
+        "{vip} is now at {} = node-{new_owner}",
+        c.lan.node(new_owner).mac()
+    ));
+    signals::check()?;
+
+    step(6, &format!("Restarting node-{owner}'s speaker"));
+    let t = Instant::now();
+    c.restart_speaker(owner);
+    let back = c.wait_announcer(vip, Duration::from_secs(20), |n| n == owner);
+    match back {
+        Some(_) => detail(&format!(
+            "{vip} moved back to node-{owner} {:.1} s after the restart: the winner depends only \
+             on which nodes are live, so a returning node gets exactly its own IPs back",
+            secs(t)
+        )),
+        None => bail!(
+            "{vip} did not move back to node-{owner} within 20 s of its speaker restarting\n{}",
+            c.speaker_logs()
+        ),
+    }
+    signals::check()?;
+
+    step(7, "What the cluster shows now");
+    show_services(&c.rt, &c.client, c.sim.kubeconfig_path());
+    show_announcers(&c);
+    show_events(&c.rt, &c.client);
+    show_leases(c.sim.kubeconfig_path());
+    show_how_to_poke(c.sim.kubeconfig_path(), Some((&c, vip)));
+
+    if once {
+        println!("\nDone (--once): cleaning up.");
+        return Ok(());
+    }
+    println!(
+        "\nThe sandbox keeps running; Services you create get an EXTERNAL-IP, and their ports\n\
+         are forwarded on every node as kube-proxy would. Press Ctrl-C to stop and remove everything."
+    );
+    let mut programmed: BTreeSet<(Ipv4Addr, u16)> = BTreeSet::from([(vip, 80)]);
+    while !signals::stopped() {
+        forward_new_services(&c, &mut programmed);
+        sleep_unless_stopped(Duration::from_secs(1));
+    }
+    Ok(())
+}
+
+/// Curls the VIP from the client until a 2xx body satisfies `want` (last error on timeout).
+fn curl_until(
+    c: &Cluster,
+    vip: Ipv4Addr,
+    timeout: Duration,
+    want: impl Fn(&str) -> bool,
+) -> Result<String, String> {
+    let deadline = Instant::now() + timeout;
+    let url = format!("http://{vip}/");
+    let mut last = Err("no attempt".to_string());
+    while Instant::now() < deadline && !signals::stopped() {
+        // A short timeout: during a failover an attempt that went to the old MAC is abandoned
+        // quickly, so the measured switch time stays close to the real one.
+        last = c.lan.client().curl_within(&url, Duration::from_millis(300));
+        if let Ok(body) = &last {
+            if want(body) {
+                return last;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    match last {
+        Ok(body) => Err(format!("still answered by {body}")),
+        Err(e) => Err(e),
+    }
+}
+
+/// The kube-proxy stand-in for Services created while the sandbox runs: DNATs each new
+/// ingress IP and port to the nodes' HTTP servers, so `curl` from the client works for them.
+fn forward_new_services(c: &Cluster, done: &mut BTreeSet<(Ipv4Addr, u16)>) {
+    let api: Api<Service> = Api::all(c.client.clone());
+    let Ok(list) = c.rt.block_on(api.list(&ListParams::default())) else {
+        return;
+    };
+    for svc in list.items {
+        let name = format!(
+            "{}/{}",
+            svc.metadata.namespace.as_deref().unwrap_or("default"),
+            svc.metadata.name.as_deref().unwrap_or("?")
+        );
+        let ips: Vec<Ipv4Addr> = svc
+            .status
+            .and_then(|s| s.load_balancer?.ingress)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|i| i.ip?.parse().ok())
+            .collect();
+        let ports: Vec<u16> = svc
+            .spec
+            .and_then(|s| s.ports)
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| p.protocol.as_deref().unwrap_or("TCP") == "TCP")
+            .filter_map(|p| u16::try_from(p.port).ok())
+            .collect();
+        for ip in ips {
+            for &port in &ports {
+                if done.insert((ip, port)) {
+                    c.lan.add_vip_dnat(ip, port);
+                    println!(
+                        "  {name}: EXTERNAL-IP {ip}; forwarding {ip}:{port} to the nodes' HTTP servers"
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn show_announcers(c: &Cluster) {
+    println!("\n  Who answers ARP for each EXTERNAL-IP (arping from the client):");
+    let api: Api<Service> = Api::all(c.client.clone());
+    let services =
+        c.rt.block_on(api.list(&ListParams::default()))
+            .map(|l| l.items)
+            .unwrap_or_default();
+    for svc in services {
+        let name = svc.metadata.name.clone().unwrap_or_default();
+        for ingress in svc
+            .status
+            .and_then(|s| s.load_balancer?.ingress)
+            .unwrap_or_default()
+        {
+            let Some(ip) = ingress.ip.and_then(|i| i.parse::<Ipv4Addr>().ok()) else {
+                continue;
+            };
+            let who = match c.lan.client().arping_mac(ip) {
+                Some(mac) => match c.node_of_mac(mac) {
+                    Some(n) => format!("{mac} = node-{n}"),
+                    None => format!("{mac} (not a node!)"),
+                },
+                None => "nobody".to_string(),
+            };
+            println!("    {name:<12} {ip:<15} {who}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Allocation-only mode: kube-sim and the controller
+// ---------------------------------------------------------------------------------------------
+
+/// A private temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("ferrolb-sandbox-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir); // left by an earlier process with our pid
+        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
+        Ok(Self(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn allocation_only(ferrolb: PathBuf, once: bool) -> Result<()> {
+    step(1, "Starting kube-sim and the controller");
+    let t = Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    // Field order = drop order: the controller stops before kube-sim, then the files go.
+    struct Parts {
+        controller: cluster::RootChild,
+        client: kube::Client,
+        sim: kube_sim::KubeSim,
+        dir: TempDir,
+    }
+    let dir = TempDir::new()?;
+    let sim = rt
+        .block_on(kube_sim::KubeSim::start())
+        .context("start kube-sim")?;
+    let client = {
+        let _inside = rt.enter(); // the client spawns its worker on the current runtime
+        sim.client().context("kube client")?
+    };
+    let spec = ClusterSpec {
+        nodes: NODES,
+        ferrolb: ferrolb.clone(),
+        ..ClusterSpec::default()
+    };
+    rt.block_on(cluster::seed(&client, &spec))
+        .context("create the ferrolb-system namespace, pool ConfigMap and Nodes")?;
+    let controller = cluster::spawn_controller(
+        &ferrolb,
+        sim.kubeconfig_path(),
+        dir.0.join("controller.log"),
+    )?;
+    let mut p = Parts {
+        controller,
+        client,
+        sim,
+        dir,
+    };
+    detail(&format!("ready in {:.1} s", secs(t)));
+    detail(&format!("kube-sim        {}", p.sim.url()));
+    detail(&format!(
+        "controller     pid {} (log {})",
+        p.controller.pid(),
+        p.dir.0.join("controller.log").display()
+    ));
+    detail(&format!(
+        "pool           {} (ConfigMap ferrolb-system/ferrolb-config)",
+        cluster::POOL
+    ));
+    detail(
+        "nodes          node-1..node-3 exist as API objects only: no speakers run without the LAN",
+    );
+    signals::check()?;
+
+    step(
+        2,
+        &format!("Creating Service default/{SERVICE} (type: LoadBalancer, port 80)"),
+    );
+    let t = Instant::now();
+    let api: Api<Service> = Api::namespaced(p.client.clone(), "default");
+    let svc = json!({"metadata": {"name": SERVICE, "namespace": "default"},
+        "spec": {"type": "LoadBalancer", "selector": {"app": SERVICE},
+                 "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}});
+    let svc: Service = serde_json::from_value(svc).context("service literal")?;
+    rt.block_on(api.create(&PostParams::default(), &svc))
+        .context("create the Service")?;
+    let mut vip = None;
+    cluster::poll(Duration::from_secs(15), || {
+        vip = rt
+            .block_on(api.get(SERVICE))
+            .ok()
+            .and_then(|s| s.status?.load_balancer?.ingress?.first()?.ip.clone());
+        vip.is_some() || signals::stopped() || p.controller.exited()
+    });
+    signals::check()?;
+    let Some(vip) = vip else {
+        bail!(
+            "the controller wrote no EXTERNAL-IP for {SERVICE} within 15 s; its log:\n{}",
+            p.controller.log()
+        );
+    };
+    detail(&format!(
+        "EXTERNAL-IP: {SERVICE} {vip} (written by the controller {} ms after the create)",
+        t.elapsed().as_millis()
+    ));
+    show_services(&rt, &p.client, p.sim.kubeconfig_path());
+
+    step(3, "What the cluster shows now");
+    show_events(&rt, &p.client);
+    show_how_to_poke(p.sim.kubeconfig_path(), None);
+
+    if once {
+        println!("\nDone (--once): cleaning up.");
+        return Ok(());
+    }
+    println!(
+        "\nThe sandbox keeps running; Services you create get an EXTERNAL-IP (no node announces\n\
+         it without the data plane). Press Ctrl-C to stop and remove everything."
+    );
+    while !signals::stopped() {
+        if p.controller.exited() {
+            bail!("the controller exited; its log:\n{}", p.controller.log());
+        }
+        sleep_unless_stopped(Duration::from_secs(1));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Showing what a user sees
+// ---------------------------------------------------------------------------------------------
+
+fn step(n: usize, what: &str) {
+    println!("\n[{n}] {what}");
+}
+
+fn detail(what: &str) {
+    println!("  {what}");
+}
+
+fn secs(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64()
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Runs the real kubectl against kube-sim.
+fn kubectl(kubeconfig: &Path, args: &[&str]) -> Result<String, String> {
+    if !on_path("kubectl") {
+        return Err("kubectl is not installed".into());
+    }
+    let mut cmd = Command::new("kubectl");
+    cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
+    // kube-sim is on loopback; a proxy inherited from the shell would only get in the way.
+    for v in [
+        "http_proxy",
+        "https_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ] {
+        cmd.env_remove(v);
+    }
+    match netns::cmd::output_within(&mut cmd, Duration::from_secs(60)) {
+        Ok(o) if o.status.success() => Ok(o.stdout),
+        Ok(o) => Err(format!("{} ({})", o.stderr.trim(), o.status)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `kubectl get svc` for real, or the same table built from the API when kubectl is missing.
+fn show_services(rt: &tokio::runtime::Runtime, client: &kube::Client, kubeconfig: &Path) {
+    println!("\n  $ kubectl get svc");
+    match kubectl(kubeconfig, &["get", "svc"]) {
+        Ok(out) => println!("{}", indent(out.trim_end())),
+        Err(why) => {
+            println!("    ({why}; the same table, from the API:)");
+            let api: Api<Service> = Api::namespaced(client.clone(), "default");
+            let services = rt
+                .block_on(api.list(&ListParams::default()))
+                .map(|l| l.items)
+                .unwrap_or_default();
+            let mut table = format!(
+                "{:<12} {:<13} {:<15} {:<15} {}\n",
+                "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"
+            );
+            for s in services {
+                let spec = s.spec.unwrap_or_default();
+                let external = s
+                    .status
+                    .and_then(|st| st.load_balancer?.ingress)
+                    .map(|i| {
+                        i.into_iter()
+                            .filter_map(|x| x.ip)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .filter(|x| !x.is_empty())
+                    .unwrap_or_else(|| {
+                        if spec.type_.as_deref() == Some("LoadBalancer") {
+                            "<pending>".into()
+                        } else {
+                            "<none>".into()
+                        }
+                    });
+                let ports = spec
+                    .ports
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|p| {
+                        let node_port = p.node_port.map(|n| format!(":{n}")).unwrap_or_default();
+                        format!(
+                            "{}{node_port}/{}",
+                            p.port,
+                            p.protocol.as_deref().unwrap_or("TCP")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",");
+                table.push_str(&format!(
+                    "{:<12} {:<13} {:<15} {:<15} {}\n",
+                    s.metadata.name.unwrap_or_default(),
+                    spec.type_.unwrap_or_else(|| "ClusterIP".into()),
+                    spec.cluster_ip.unwrap_or_else(|| "<none>".into()),
+                    external,
+                    ports
+                ));
+            }
+            println!("{}", indent(table.trim_end()));
+        }
+    }
+}
+
+/// The Events on the demo Service: IPAllocated from the controller, Announcing from speakers.
+fn show_events(rt: &tokio::runtime::Runtime, client: &kube::Client) {
+    println!("\n  Events on default/{SERVICE} (kubectl describe svc {SERVICE} shows them too):");
+    let api: Api<Event> = Api::namespaced(client.clone(), "default");
+    let lp = ListParams::default().fields(&format!("involvedObject.name={SERVICE}"));
+    match rt.block_on(api.list(&lp)) {
+        Ok(list) if list.items.is_empty() => println!("    (none)"),
+        Ok(list) => {
+            for e in list.items {
+                println!(
+                    "    {:<8} {:<14} {}",
+                    e.type_.unwrap_or_default(),
+                    e.reason.unwrap_or_default(),
+                    e.message.unwrap_or_default()
+                );
+            }
+        }
+        Err(e) => println!("    (cannot list Events: {e})"),
+    }
+}
+
+fn show_leases(kubeconfig: &Path) {
+    println!("\n  $ kubectl get leases -n ferrolb-system   (one per live speaker)");
+    match kubectl(kubeconfig, &["get", "leases", "-n", "ferrolb-system"]) {
+        Ok(out) => println!("{}", indent(out.trim_end())),
+        Err(why) => println!("    ({why})"),
+    }
+}
+
+fn show_how_to_poke(kubeconfig: &Path, lan: Option<(&Cluster, Ipv4Addr)>) {
+    let k = kubeconfig.display();
+    println!("\nPoke at it from another terminal (kubeconfig: {k}):");
+    println!("  kubectl --kubeconfig {k} get svc");
+    println!("  kubectl --kubeconfig {k} describe svc {SERVICE}");
+    println!("  kubectl --kubeconfig {k} get events");
+    println!("  kubectl --kubeconfig {k} get leases -n ferrolb-system");
+    let basic = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/basic.yaml");
+    println!(
+        "  kubectl --kubeconfig {k} apply -f {}   # more samples next to it (rename the Service first: {SERVICE} exists)",
+        basic.display()
+    );
+    if let Some((c, vip)) = lan {
+        let cl = c.lan.client().ns();
+        println!("  ip netns exec {cl} curl http://{vip}/");
+        println!("  ip netns exec {cl} arping -c 3 -i eth0 {vip}");
+        println!(
+            "  ip netns exec {cl} ip neigh   # the client's ARP cache: which MAC each IP is at"
+        );
+        println!("  logs: {}", c.lan.log_dir().display());
+    }
+}
+
+fn sleep_unless_stopped(d: Duration) {
+    let end = Instant::now() + d;
+    while Instant::now() < end && !signals::stopped() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ctrl-C
+// ---------------------------------------------------------------------------------------------
+
+/// SIGINT/SIGTERM/SIGHUP only set a flag: the work in progress stops at the next check, and
+/// returning (or unwinding) from there runs the drop guards that remove namespaces and
+/// processes. The default action would kill us on the spot and leave the namespaces behind.
+mod signals {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    static STOP: AtomicBool = AtomicBool::new(false);
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+
+    extern "C" fn on_signal(_: libc::c_int) {
+        // Only async-signal-safe operations here: atomics, write(2), _exit(2).
+        if COUNT.fetch_add(1, Ordering::SeqCst) >= 1 {
+            let msg = b"\nsandbox: second signal, exiting now; the next run removes leftover namespaces\n";
+            // SAFETY: write(2) and _exit(2) are async-signal-safe; the buffer is static.
+            unsafe {
+                libc::write(2, msg.as_ptr().cast(), msg.len());
+                libc::_exit(130);
+            }
+        }
+        STOP.store(true, Ordering::SeqCst);
+    }
+
+    pub fn install() {
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler
+            // only touches atomics and async-signal-safe calls.
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
+                action.sa_flags = libc::SA_RESTART;
+                libc::sigemptyset(&mut action.sa_mask);
+                libc::sigaction(sig, &action, std::ptr::null_mut());
+            }
+        }
+    }
+
+    pub fn stopped() -> bool {
+        STOP.load(Ordering::SeqCst)
+    }
+
+    /// Err once a stop was asked for, so `?` unwinds to main through the drop guards.
+    pub fn check() -> anyhow::Result<()> {
+        if stopped() {
+            anyhow::bail!("interrupted");
+        }
+        Ok(())
+    }
+}
