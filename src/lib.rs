@@ -13,3 +13,4 @@ pub mod kube_client;
 pub mod leader;
 pub mod signals;
 pub mod speaker;
+pub mod watch_backoff;

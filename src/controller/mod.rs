@@ -111,14 +111,14 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
             watcher::Config::default(),
         ),
     )
-    .default_backoff();
+    .backoff(crate::watch_backoff::WatchBackoff::default());
     let config_watch =
         watcher::Config::default().fields(&format!("metadata.name={}", args.cluster.config_map));
     let config = watcher(
         Api::<ConfigMap>::namespaced(client.clone(), &args.cluster.namespace),
         config_watch,
     )
-    .default_backoff();
+    .backoff(crate::watch_backoff::WatchBackoff::default());
     let worker = Worker::new(
         WorkerSettings {
             lb_class: args.lb_class.clone(),

@@ -534,7 +534,8 @@ where
     let (reader, writer) = reflector::store::<K>();
     (
         reader,
-        reflector::reflector(writer, watcher(api, config)).default_backoff(),
+        reflector::reflector(writer, watcher(api, config))
+            .backoff(crate::watch_backoff::WatchBackoff::default()),
     )
 }
 
@@ -575,7 +576,7 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
     let cm_config =
         watcher::Config::default().fields(&format!("metadata.name={}", args.cluster.config_map));
     let mut cm_events = watcher(Api::<ConfigMap>::namespaced(client.clone(), &ns), cm_config)
-        .default_backoff()
+        .backoff(crate::watch_backoff::WatchBackoff::default())
         .boxed();
     let (mut svc_events, mut slice_events, mut node_events, mut lease_events) = (
         svc_events.boxed(),
