@@ -94,6 +94,14 @@ pub struct Worker {
     shown: BTreeMap<std::net::IpAddr, BTreeSet<ServiceKey>>,
     /// The reverse of `shown`, to update it when a status changes.
     shows: BTreeMap<ServiceKey, Vec<std::net::IpAddr>>,
+    /// Services whose write waits for another Service's status to change, by that Service.
+    blocked_by: BTreeMap<ServiceKey, BTreeSet<ServiceKey>>,
+    /// The IPs of our last successful status write per Service, and the reverse. The cache can
+    /// lag our own writes by seconds (a dropped watch), so what a status shows is judged from
+    /// both: a move must quarantine, and the guard must see, an IP we wrote that the cache has
+    /// not delivered yet.
+    written: BTreeMap<ServiceKey, Vec<std::net::IpAddr>>,
+    written_by_ip: BTreeMap<std::net::IpAddr, BTreeSet<ServiceKey>>,
 }
 
 /// Namespace of the allocator keys that hold quarantined IPs; a slash never occurs in a real
@@ -134,6 +142,9 @@ impl Worker {
             quarantined: BTreeMap::new(),
             shown: BTreeMap::new(),
             shows: BTreeMap::new(),
+            blocked_by: BTreeMap::new(),
+            written: BTreeMap::new(),
+            written_by_ip: BTreeMap::new(),
         }
     }
 
@@ -306,6 +317,7 @@ impl Worker {
                 self.capacity_freed();
             }
             self.end_quarantine(key);
+            self.remember_written(key, None);
             self.retries.remove(key);
             self.attempts.remove(key);
             self.last_failure.remove(key);
@@ -332,8 +344,13 @@ impl Worker {
         }
         let mut d = decide(&mut self.allocator, &v);
         if let Some(new) = &d.ingress {
-            let dropped: Vec<std::net::IpAddr> = v
-                .ingress
+            let mut showing = v.ingress.clone();
+            for ip in self.written.get(key).into_iter().flatten() {
+                if !showing.contains(ip) {
+                    showing.push(*ip);
+                }
+            }
+            let dropped: Vec<std::net::IpAddr> = showing
                 .iter()
                 .filter(|ip| !new.contains(ip))
                 .copied()
@@ -353,9 +370,15 @@ impl Worker {
             d.pool_annotation = None;
             d.events.clear();
             d.allocated = false;
-            self.retries
-                .entry(key.clone())
-                .or_insert(tokio::time::Instant::now() + RETRY_MIN);
+            // Woken as soon as the other status changes; the retry is only a backstop, and it
+            // must not be pushed out by a later deadline already scheduled for this Service.
+            self.blocked_by
+                .entry(other)
+                .or_default()
+                .insert(key.clone());
+            let soon = tokio::time::Instant::now() + RETRY_MIN;
+            let at = self.retries.entry(key.clone()).or_insert(soon);
+            *at = (*at).min(soon);
         }
         self.metrics
             .reconcile_duration
@@ -410,7 +433,8 @@ impl Worker {
         match outcome {
             WriteOutcome::Done => {
                 self.attempts.remove(&key);
-                if plan.ingress.is_some() {
+                if let Some(ips) = &plan.ingress {
+                    self.remember_written(&key, Some(ips));
                     self.end_quarantine(&key);
                 }
                 if plan.ingress.is_some() || plan.pool_annotation.is_some() {
@@ -420,12 +444,22 @@ impl Worker {
                 }
             }
             WriteOutcome::Gone => {
+                self.remember_written(&key, None);
                 self.end_quarantine(&key);
                 self.attempts.remove(&key);
                 self.retries.remove(&key);
                 self.expected.remove(&key);
             }
-            WriteOutcome::Failed(e) => {
+            WriteOutcome::Failed {
+                error: e,
+                status_written,
+            } => {
+                if status_written {
+                    if let Some(ips) = &plan.ingress {
+                        self.remember_written(&key, Some(ips));
+                        self.end_quarantine(&key);
+                    }
+                }
                 let attempts = self.attempts.get(&key).copied().unwrap_or(0) + 1;
                 // Our patches carry no precondition, so a 409 is the server's transient
                 // contention, not a lost race: retry soon instead of backing off.
@@ -492,6 +526,9 @@ impl Worker {
 
     /// Records what `svc`'s status shows now (`None`: the Service is gone).
     fn observe_status(&mut self, key: &ServiceKey, svc: Option<&Service>) {
+        if let Some(waiting) = self.blocked_by.remove(key) {
+            self.dirty.extend(waiting);
+        }
         for ip in self.shows.remove(key).unwrap_or_default() {
             if let Some(set) = self.shown.get_mut(&ip) {
                 set.remove(key);
@@ -534,11 +571,40 @@ impl Worker {
         ips.iter().find_map(|ip| {
             let holders = self.allocator.holders(ip);
             self.shown
-                .get(ip)?
-                .iter()
+                .get(ip)
+                .into_iter()
+                .chain(self.written_by_ip.get(ip))
+                .flatten()
                 .find(|other| *other != key && !holders.contains(other))
                 .cloned()
         })
+    }
+
+    /// Records the IPs our last successful status write for `key` put there (`None`: the
+    /// Service is gone, so is its status).
+    fn remember_written(&mut self, key: &ServiceKey, ips: Option<&[std::net::IpAddr]>) {
+        for ip in self.written.remove(key).unwrap_or_default() {
+            if let Some(set) = self.written_by_ip.get_mut(&ip) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.written_by_ip.remove(&ip);
+                }
+            }
+        }
+        let Some(ips) = ips.filter(|i| !i.is_empty()) else {
+            return;
+        };
+        for ip in ips {
+            self.written_by_ip
+                .entry(*ip)
+                .or_default()
+                .insert(key.clone());
+        }
+        self.written.insert(key.clone(), ips.to_vec());
+        // Services waiting for `key`'s status to change may go now.
+        if let Some(waiting) = self.blocked_by.remove(key) {
+            self.dirty.extend(waiting);
+        }
     }
 
     /// `key`'s status no longer shows the IPs it gave up: let them go.

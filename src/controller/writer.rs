@@ -58,8 +58,14 @@ pub enum WriteOutcome {
     Done,
     /// The Service no longer exists; nothing to retry.
     Gone,
-    /// A write failed; retry later.
-    Failed(kube::Error),
+    /// A write failed; retry later. `status_written` says whether the status write itself
+    /// succeeded before the failure (the annotation is written after it when releasing).
+    Failed {
+        /// The error.
+        error: kube::Error,
+        /// Whether the plan's ingress reached the status.
+        status_written: bool,
+    },
 }
 
 pub use crate::events::Notice;
@@ -119,22 +125,47 @@ impl Writer {
         }
     }
 
-    /// Carries out `plan`: annotation, then status, then Events.
+    async fn write_annotation(
+        &self,
+        api: &Api<Service>,
+        plan: &Plan,
+        params: &PatchParams,
+    ) -> Result<(), WriteOutcome> {
+        let Some(pool) = &plan.pool_annotation else {
+            return Ok(());
+        };
+        let body = json!({"metadata": {"annotations": {ALLOCATED_FROM_POOL: pool}}});
+        match api
+            .patch(&plan.key.name, params, &Patch::Merge(&body))
+            .await
+        {
+            Ok(_) => {
+                self.metrics.wrote("annotation");
+                Ok(())
+            }
+            Err(kube::Error::Api(s)) if s.is_not_found() => Err(WriteOutcome::Gone),
+            Err(error) => Err(WriteOutcome::Failed {
+                error,
+                status_written: false,
+            }),
+        }
+    }
+
+    /// Carries out `plan`: annotation and status (in the order that keeps the annotation a
+    /// reliable marker), then Events.
     pub async fn apply(&self, plan: &Plan) -> WriteOutcome {
         let api: Api<Service> = Api::namespaced(self.client.clone(), &plan.key.namespace);
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.into()),
             ..PatchParams::default()
         };
-        if let Some(pool) = &plan.pool_annotation {
-            let body = json!({"metadata": {"annotations": {ALLOCATED_FROM_POOL: pool}}});
-            match api
-                .patch(&plan.key.name, &params, &Patch::Merge(&body))
-                .await
-            {
-                Ok(_) => self.metrics.wrote("annotation"),
-                Err(kube::Error::Api(s)) if s.is_not_found() => return WriteOutcome::Gone,
-                Err(e) => return WriteOutcome::Failed(e),
+        // The annotation marks a Service whose status may show one of our IPs. Set it before
+        // writing IPs, and remove it only after they are gone from the status: if the second
+        // write fails, the retry still knows the status is ours to fix.
+        let releasing = plan.ingress.as_ref().is_some_and(Vec::is_empty);
+        if !releasing {
+            if let Err(outcome) = self.write_annotation(&api, plan, &params).await {
+                return outcome;
             }
         }
         if let Some(ips) = &plan.ingress {
@@ -144,7 +175,24 @@ impl Writer {
             {
                 Ok(_) => self.metrics.wrote("status"),
                 Err(kube::Error::Api(s)) if s.is_not_found() => return WriteOutcome::Gone,
-                Err(e) => return WriteOutcome::Failed(e),
+                Err(error) => {
+                    return WriteOutcome::Failed {
+                        error,
+                        status_written: false,
+                    }
+                }
+            }
+        }
+        if releasing {
+            match self.write_annotation(&api, plan, &params).await {
+                Ok(()) => {}
+                Err(WriteOutcome::Failed { error, .. }) => {
+                    return WriteOutcome::Failed {
+                        error,
+                        status_written: true,
+                    }
+                }
+                Err(outcome) => return outcome,
             }
         }
         for ev in &plan.events {
