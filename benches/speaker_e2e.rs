@@ -32,44 +32,22 @@ fn report(name: &str, unit: &str, values: &mut [f64]) {
     println!("{name:<44} n={:<3} median {median:>9.1} {unit}  p99 {p99:>9.1} {unit}  (min {min:.1}, max {max:.1})", values.len());
 }
 
-/// One failover: returns (longest curl gap, time from the failure to the first answer from the
-/// new owner), both in milliseconds.
+/// One failover on a fresh cluster: (longest curl gap, time from the failure to the first
+/// answer from the new owner), both in milliseconds.
 fn failover(graceful: bool) -> (f64, f64) {
     let mut c = Cluster::start(ClusterSpec::default());
-    let vip = c.create_service("web", json!({}));
-    c.lan.add_vip_dnat(vip, 80);
-    let owner = c
-        .wait_announcer(vip, Duration::from_secs(10), |_| true)
-        .expect("announced");
-    let sampler = c.lan.client().curl_sampler(
-        &format!("http://{vip}/"),
+    let f = c.measure_failover(
         Duration::from_millis(20),
-        Duration::from_millis(200),
+        Duration::from_secs(20),
+        |c, owner| {
+            if graceful {
+                c.speaker(owner).term();
+            } else {
+                c.lan.cut_node(owner);
+            }
+        },
     );
-    assert!(sampler.wait_until(Duration::from_secs(5), |s| s
-        .iter()
-        .any(|x| x.result.is_ok())));
-    let failed_at = sampler.snapshot().last().map_or(Duration::ZERO, |x| x.at);
-    if graceful {
-        c.speaker(owner).term();
-    } else {
-        c.lan.cut_node(owner);
-    }
-    let old = format!("node-{owner}");
-    let moved = sampler.wait_until(Duration::from_secs(20), |s| {
-        s.last()
-            .is_some_and(|x| x.result.as_ref().is_ok_and(|b| *b != old))
-    });
-    let samples = sampler.stop();
-    assert!(moved, "no failover");
-    let gap = netns::longest_outage(&samples).map_or(0.0, |o| o.len().as_secs_f64() * 1e3);
-    let switch = samples
-        .iter()
-        .find(|x| x.at > failed_at && x.result.as_ref().is_ok_and(|b| *b != old))
-        .map_or(f64::NAN, |x| {
-            x.at.saturating_sub(failed_at).as_secs_f64() * 1e3
-        });
-    (gap, switch)
+    (f.gap.as_secs_f64() * 1e3, f.switch.as_secs_f64() * 1e3)
 }
 
 fn create_to_curl(n: usize) -> Vec<f64> {

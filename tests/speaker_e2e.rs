@@ -192,65 +192,11 @@ fn local_traffic_policy_follows_the_ready_endpoint() {
     );
 }
 
-/// What a client saw across a failover.
-struct Failover {
-    cluster: Cluster,
-    old: usize,
-    new: usize,
-    /// Longest run of failed requests.
-    gap: Duration,
-    /// From the failure to the first answer from the new owner.
-    switch: Duration,
-}
-
-fn failover_after(kill: impl FnOnce(&mut Cluster, usize)) -> Failover {
+/// A fresh cluster, its VIP's owner failed by `fail`, and what the client saw.
+fn failover_after(fail: impl FnOnce(&mut Cluster, usize)) -> (Cluster, cluster::Failover) {
     let mut c = cluster(ClusterSpec::default()).expect("prerequisites checked by caller");
-    let vip = c.create_service("web", json!({}));
-    c.lan.add_vip_dnat(vip, 80);
-    let owner = c
-        .wait_announcer(vip, Duration::from_secs(10), |_| true)
-        .expect("announced");
-    let sampler = c.lan.client().curl_sampler(
-        &format!("http://{vip}/"),
-        Duration::from_millis(50),
-        Duration::from_millis(300),
-    );
-    assert!(
-        sampler.wait_until(Duration::from_secs(5), |s| s
-            .iter()
-            .any(|x| x.result.is_ok())),
-        "curl works before the failure"
-    );
-    let failed_at = sampler.snapshot().last().map_or(Duration::ZERO, |x| x.at);
-    kill(&mut c, owner);
-    let moved = sampler.wait_until(Duration::from_secs(15), |s| {
-        s.last().is_some_and(|x| {
-            x.result
-                .as_ref()
-                .is_ok_and(|b| *b != format!("node-{owner}"))
-        })
-    });
-    let samples = sampler.stop();
-    assert!(
-        moved,
-        "traffic never recovered on another node\n{}",
-        c.speaker_logs()
-    );
-    let gap = netns::longest_outage(&samples).map_or(Duration::ZERO, |o| o.len());
-    let old_body = format!("node-{owner}");
-    let switch = samples
-        .iter()
-        .find(|x| x.at > failed_at && x.result.as_ref().is_ok_and(|b| *b != old_body))
-        .map_or(Duration::MAX, |x| x.at.saturating_sub(failed_at));
-    let new_owner = c.announcer(vip).expect("someone answers");
-    assert_ne!(new_owner, owner);
-    Failover {
-        cluster: c,
-        old: owner,
-        new: new_owner,
-        gap,
-        switch,
-    }
+    let f = c.measure_failover(Duration::from_millis(50), Duration::from_secs(15), fail);
+    (c, f)
 }
 
 #[test]
@@ -260,7 +206,7 @@ fn hard_failure_kill_9_moves_the_ip() {
     }
     // The node's own data path stays up when only its speaker dies, so clients with a cached
     // ARP entry keep being served; what matters is how soon the new owner takes over.
-    let f = failover_after(|c, owner| c.speaker(owner).kill());
+    let (_c, f) = failover_after(|c, owner| c.speaker(owner).kill());
     eprintln!(
         "hard failure (kill -9 speaker on node-{}) -> node-{}: switch {:?}, longest curl gap {:?}",
         f.old, f.new, f.switch, f.gap
@@ -277,8 +223,8 @@ fn hard_failure_node_cut_off_the_lan_moves_the_ip() {
     if netns::require().is_err() {
         return;
     }
-    let f = failover_after(|c, owner| c.lan.cut_node(owner));
-    let (c, old) = (&f.cluster, f.old);
+    let (c, f) = failover_after(|c, owner| c.lan.cut_node(owner));
+    let old = f.old;
     eprintln!(
         "hard failure (node-{old} cut off) -> node-{}: longest curl gap {:?}",
         f.new, f.gap
@@ -309,8 +255,8 @@ fn graceful_handover_on_sigterm_is_fast() {
     if netns::require().is_err() {
         return;
     }
-    let f = failover_after(|c, owner| c.speaker(owner).term());
-    let (c, old) = (&f.cluster, f.old);
+    let (c, f) = failover_after(|c, owner| c.speaker(owner).term());
+    let old = f.old;
     eprintln!(
         "graceful handover (SIGTERM node-{old}) -> node-{}: switch {:?}, longest curl gap {:?}",
         f.new, f.switch, f.gap

@@ -524,3 +524,69 @@ pub fn median_p99(values: &mut [f64]) -> (f64, f64) {
     let rank = ((0.99 * values.len() as f64).ceil() as usize).clamp(1, values.len());
     (median, values[rank - 1])
 }
+
+/// What a client on the LAN saw while the node owning a VIP failed.
+#[derive(Debug, Clone, Copy)]
+pub struct Failover {
+    /// The node that owned the VIP.
+    pub old: usize,
+    /// The node that owns it afterwards.
+    pub new: usize,
+    /// Longest run of failed curls.
+    pub gap: Duration,
+    /// From the failure to the first answer from another node.
+    pub switch: Duration,
+}
+
+impl Cluster {
+    /// Creates Service `web`, has the client curl its VIP every `every`, applies `fail` to the
+    /// node that owns it, and waits (up to `within`) until another node answers; panics if none
+    /// does.
+    pub fn measure_failover(
+        &mut self,
+        every: Duration,
+        within: Duration,
+        fail: impl FnOnce(&mut Cluster, usize),
+    ) -> Failover {
+        let vip = self.create_service("web", json!({}));
+        self.lan.add_vip_dnat(vip, 80);
+        let owner = self
+            .wait_announcer(vip, Duration::from_secs(10), |_| true)
+            .expect("the VIP is announced");
+        let sampler = self
+            .lan
+            .client()
+            .curl_sampler(&format!("http://{vip}/"), every, every * 10);
+        assert!(
+            sampler.wait_until(Duration::from_secs(5), |s| s
+                .iter()
+                .any(|x| x.result.is_ok())),
+            "curl works before the failure"
+        );
+        let failed_at = sampler.snapshot().last().map_or(Duration::ZERO, |x| x.at);
+        fail(self, owner);
+        let old_body = format!("node-{owner}");
+        let from_another =
+            |x: &crate::netns::CurlSample| x.result.as_ref().is_ok_and(|b| *b != old_body);
+        let moved = sampler.wait_until(within, |s| s.last().is_some_and(from_another));
+        let samples = sampler.stop();
+        assert!(
+            moved,
+            "traffic never recovered on another node\n{}",
+            self.speaker_logs()
+        );
+        let gap = crate::netns::longest_outage(&samples).map_or(Duration::ZERO, |o| o.len());
+        let switch = samples
+            .iter()
+            .find(|x| x.at > failed_at && from_another(x))
+            .map_or(Duration::MAX, |x| x.at.saturating_sub(failed_at));
+        let new = self.announcer(vip).expect("someone answers for the VIP");
+        assert_ne!(new, owner, "another node took over");
+        Failover {
+            old: owner,
+            new,
+            gap,
+            switch,
+        }
+    }
+}
