@@ -252,6 +252,11 @@ pub fn update(
     let def = t.def();
     let (stored, _) = store.mutate(t.resource, t.ns(), &name, |cur, ctx| {
         let cur = cur.ok_or_else(|| ApiError::not_found(def, &name))?;
+        // A PUT body's uid is a storage precondition, checked before the resourceVersion
+        // (`DefaultUpdatedObjectInfo.Preconditions`, then etcd3 `GuaranteedUpdate`).
+        if let Some(e) = uid_precondition_failed(def, &name, t.ns(), &obj, cur) {
+            return Err(e);
+        }
         match rv_of(&obj) {
             Some(rv) if Some(rv) != rv_of(cur) => return Err(ApiError::conflict(def, &name)),
             None if !def.unconditional_update => {
@@ -269,6 +274,52 @@ pub fn update(
         Ok(finish_update(cur, new, ctx))
     })?;
     Ok(present(t.resource, &stored))
+}
+
+/// The 409 the real server answers when an update's `metadata.uid` names another object
+/// than the stored one (e.g. the object was deleted and re-created under the same name).
+fn uid_precondition_failed(
+    def: &crate::resources::ResourceDef,
+    name: &str,
+    ns: &str,
+    body: &Value,
+    cur: &Value,
+) -> Option<ApiError> {
+    let uid = body
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())?;
+    let actual = cur
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if uid == actual {
+        return None;
+    }
+    let mut e = ApiError::conflict(def, name);
+    e.message = format!(
+        "Operation cannot be fulfilled on {} \"{name}\": StorageError: invalid object, Code: 4, \
+         Key: {}, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in \
+         precondition: {uid}, UID in object meta: {actual}",
+        def.qualified(),
+        etcd_key(def, ns, name)
+    );
+    Some(e)
+}
+
+/// Where kube-apiserver keeps an object in etcd (default `/registry` prefix); it appears in
+/// storage error messages. Services and nodes use historical paths.
+fn etcd_key(def: &crate::resources::ResourceDef, ns: &str, name: &str) -> String {
+    let resource = match def.plural {
+        "services" => "services/specs",
+        "nodes" => "minions",
+        other => other,
+    };
+    if ns.is_empty() {
+        format!("/registry/{resource}/{name}")
+    } else {
+        format!("/registry/{resource}/{ns}/{name}")
+    }
 }
 
 fn patch_error(e: patch::PatchError) -> ApiError {

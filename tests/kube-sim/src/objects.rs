@@ -215,6 +215,23 @@ pub fn prepare_update(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
+    // metadata.uid is immutable (`ValidateObjectMetaUpdate`, run by `rest.BeforeUpdate` for
+    // the main resource and /status alike): a patch naming another uid is a 422, which is
+    // what makes `{"metadata":{"uid":...}}` in a patch work as an identity precondition.
+    let old_uid = old.pointer("/metadata/uid").and_then(Value::as_str);
+    if let Some(uid) = new.pointer("/metadata/uid").and_then(Value::as_str) {
+        if !uid.is_empty() && Some(uid) != old_uid {
+            return Err(ApiError::invalid(
+                def,
+                &name,
+                &[FieldError::invalid(
+                    "metadata.uid",
+                    format!("\"{uid}\""),
+                    "field is immutable",
+                )],
+            ));
+        }
+    }
     if subresource == Some("status") {
         // Only .status changes through /status; everything else is the stored object's.
         let mut out = old.clone();

@@ -1507,3 +1507,81 @@ async fn full_history_records_every_change() {
     let rvs: Vec<u64> = hist.iter().map(|c| c.rv).collect();
     assert!(rvs.windows(2).all(|w| w[0] < w[1]), "RVs strictly increase");
 }
+
+/// A uid in a write is an identity check, as on the real server: a PUT naming another uid is
+/// a storage precondition failure (409), a patch naming one tries to change an immutable
+/// field (422), on the main resource and on /status alike. Controllers rely on this so a
+/// write decided for a deleted object never lands on a re-created one of the same name.
+#[tokio::test]
+async fn writes_naming_another_uid_are_refused() {
+    let sim = sim().await;
+    let svcs: Api<Service> = Api::default_namespaced(sim.client().unwrap());
+    let first = svcs
+        .create(&PostParams::default(), &lb_svc("web"))
+        .await
+        .unwrap();
+    let old_uid = first.metadata.uid.clone().unwrap();
+    svcs.delete("web", &DeleteParams::default()).await.unwrap();
+    let second = svcs
+        .create(&PostParams::default(), &lb_svc("web"))
+        .await
+        .unwrap();
+    let uid = second.metadata.uid.clone().unwrap();
+    assert_ne!(old_uid, uid, "a re-created object gets a new uid");
+
+    let mut put = second.clone();
+    put.metadata.uid = Some(old_uid.clone());
+    let s = api_err(
+        svcs.replace("web", &PostParams::default(), &put)
+            .await
+            .unwrap_err(),
+        409,
+        "Conflict",
+    );
+    assert_eq!(
+        s.message,
+        format!(
+            "Operation cannot be fulfilled on services \"web\": StorageError: invalid object, \
+             Code: 4, Key: /registry/services/specs/default/web, ResourceVersion: 0, \
+             AdditionalErrorMsg: Precondition failed: UID in precondition: {old_uid}, UID in \
+             object meta: {uid}"
+        )
+    );
+
+    let pp = PatchParams::default();
+    let stale = json!({"metadata": {"uid": old_uid, "annotations": {"a": "b"}},
+        "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.1"}]}}});
+    for (what, result) in [
+        ("patch", svcs.patch("web", &pp, &Patch::Merge(&stale)).await),
+        (
+            "patch_status",
+            svcs.patch_status("web", &pp, &Patch::Merge(&stale)).await,
+        ),
+    ] {
+        let s = api_err(result.unwrap_err(), 422, "Invalid");
+        assert_eq!(
+            s.message,
+            format!("Service \"web\" is invalid: metadata.uid: Invalid value: \"{old_uid}\": field is immutable"),
+            "{what}"
+        );
+    }
+    let now = svcs.get("web").await.unwrap();
+    assert_eq!(
+        now.metadata.resource_version,
+        second.metadata.resource_version
+    );
+
+    // The right uid passes.
+    let fresh = json!({"metadata": {"uid": uid},
+        "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.1"}]}}});
+    let done = svcs
+        .patch_status("web", &pp, &Patch::Merge(&fresh))
+        .await
+        .unwrap();
+    assert_eq!(
+        done.status.unwrap().load_balancer.unwrap().ingress.unwrap()[0]
+            .ip
+            .as_deref(),
+        Some("198.51.100.1")
+    );
+}
