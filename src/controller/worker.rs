@@ -380,6 +380,9 @@ impl Worker {
             let at = self.retries.entry(key.clone()).or_insert(soon);
             *at = (*at).min(soon);
         }
+        if d.ingress.is_some() || d.pool_annotation.is_some() {
+            tracing::debug!(service = %key, showing = ?v.ingress, ingress = ?d.ingress, pool = ?d.pool_annotation, "decided");
+        }
         self.metrics
             .reconcile_duration
             .observe(started.elapsed().as_secs_f64());
@@ -429,6 +432,7 @@ impl Worker {
 
     fn finished(&mut self, plan: Plan, outcome: WriteOutcome) {
         let key = plan.key;
+        tracing::debug!(service = %key, ingress = ?plan.ingress, outcome = ?outcome, "write finished");
         self.in_flight.remove(&key);
         match outcome {
             WriteOutcome::Done => {

@@ -56,7 +56,8 @@ impl Plan {
 pub enum WriteOutcome {
     /// Everything written.
     Done,
-    /// The Service no longer exists; nothing to retry.
+    /// The Service the plan was decided for no longer exists (deleted, or its name now
+    /// belongs to a re-created object); nothing to retry, the cache will show what is there.
     Gone,
     /// A write failed; retry later. `status_written` says whether the status write itself
     /// succeeded before the failure (the annotation is written after it when releasing).
@@ -90,6 +91,27 @@ pub fn ingress_patch(ips: &[IpAddr]) -> Value {
         .map(|ip| json!({"ip": ip.to_string(), "ipMode": IP_MODE}))
         .collect();
     json!({"status": {"loadBalancer": {"ingress": entries}}})
+}
+
+/// `body` bound to the object with `uid`. `metadata.uid` is immutable, so the API server
+/// refuses the patch (422) if the name now belongs to a re-created object: a decision made
+/// for a Service the cache still shows can never land on its successor, whose status the
+/// allocator knows nothing about.
+pub fn for_uid(mut body: Value, uid: Option<&str>) -> Value {
+    if let (Some(uid), Some(obj)) = (uid, body.as_object_mut()) {
+        let meta = obj.entry("metadata").or_insert_with(|| json!({}));
+        meta["uid"] = json!(uid);
+    }
+    body
+}
+
+/// Whether `s` is the API server refusing a patch whose `metadata.uid` is not the stored
+/// object's: the object the patch was meant for is gone.
+fn is_other_uid(s: &kube::core::Status) -> bool {
+    s.code == 422
+        && s.details
+            .as_ref()
+            .is_some_and(|d| d.causes.iter().any(|c| c.field == "metadata.uid"))
 }
 
 /// Writes plans and Events.
@@ -134,7 +156,10 @@ impl Writer {
         let Some(pool) = &plan.pool_annotation else {
             return Ok(());
         };
-        let body = json!({"metadata": {"annotations": {ALLOCATED_FROM_POOL: pool}}});
+        let body = for_uid(
+            json!({"metadata": {"annotations": {ALLOCATED_FROM_POOL: pool}}}),
+            plan.reference.uid.as_deref(),
+        );
         match api
             .patch(&plan.key.name, params, &Patch::Merge(&body))
             .await
@@ -143,7 +168,9 @@ impl Writer {
                 self.metrics.wrote("annotation");
                 Ok(())
             }
-            Err(kube::Error::Api(s)) if s.is_not_found() => Err(WriteOutcome::Gone),
+            Err(kube::Error::Api(s)) if s.is_not_found() || is_other_uid(&s) => {
+                Err(WriteOutcome::Gone)
+            }
             Err(error) => Err(WriteOutcome::Failed {
                 error,
                 status_written: false,
@@ -169,12 +196,15 @@ impl Writer {
             }
         }
         if let Some(ips) = &plan.ingress {
+            let body = for_uid(ingress_patch(ips), plan.reference.uid.as_deref());
             match api
-                .patch_status(&plan.key.name, &params, &Patch::Merge(&ingress_patch(ips)))
+                .patch_status(&plan.key.name, &params, &Patch::Merge(&body))
                 .await
             {
                 Ok(_) => self.metrics.wrote("status"),
-                Err(kube::Error::Api(s)) if s.is_not_found() => return WriteOutcome::Gone,
+                Err(kube::Error::Api(s)) if s.is_not_found() || is_other_uid(&s) => {
+                    return WriteOutcome::Gone
+                }
                 Err(error) => {
                     return WriteOutcome::Failed {
                         error,
@@ -221,5 +251,21 @@ mod tests {
             ingress_patch(&[]),
             json!({"status": {"loadBalancer": {"ingress": null}}})
         );
+    }
+
+    #[test]
+    fn patches_name_the_object_they_were_decided_for() {
+        assert_eq!(
+            for_uid(ingress_patch(&[]), Some("u-1")),
+            json!({"metadata": {"uid": "u-1"}, "status": {"loadBalancer": {"ingress": null}}})
+        );
+        assert_eq!(
+            for_uid(
+                json!({"metadata": {"annotations": {"a": "b"}}}),
+                Some("u-2")
+            ),
+            json!({"metadata": {"uid": "u-2", "annotations": {"a": "b"}}})
+        );
+        assert_eq!(for_uid(json!({"status": {}}), None), json!({"status": {}}));
     }
 }

@@ -260,10 +260,12 @@ pub fn check_history(
                             };
                             let msg = format!(
                                 "rv {}: {key} was given {ip}, which {other} shows: {why} \
-                                 [{key} specs: {}] [{other} specs: {}]",
+                                 [{key} specs: {}] [{other} specs: {}]\n  changes of {key}:\n{}\n  changes of {other}:\n{}",
                                 ch.rv,
                                 trail(&key),
-                                trail(other)
+                                trail(other),
+                                change_trail(history, services_resource, &key, ch.rv),
+                                change_trail(history, services_resource, other, ch.rv),
                             );
                             let intruder = current.iter().any(|(u, fu)| {
                                 u != &key
@@ -343,6 +345,38 @@ pub fn check_history(
         .map(|((ip, a, b), rv)| format!("{ip} shown by {a} and {b} since rv {rv}"))
         .collect();
     rep
+}
+
+/// The last changes of Service `key` up to `rv`, one line each, so a violation can be read
+/// from the test's output alone (CI keeps nothing else).
+fn change_trail(
+    history: &[std::sync::Arc<kube_sim::Change>],
+    services_resource: usize,
+    key: &str,
+    rv: u64,
+) -> String {
+    let lines: Vec<String> = history
+        .iter()
+        .filter(|c| c.resource == services_resource && c.rv <= rv && key_of(&c.object) == key)
+        .map(|c| {
+            let f = SvcFacts::of(&c.object);
+            let pool = c.object["metadata"]["annotations"]["ferrolb.io/allocated-from-pool"]
+                .as_str()
+                .unwrap_or("-");
+            let ports: Vec<String> = f.ports.iter().map(|(p, _)| p.to_string()).collect();
+            format!(
+                "    rv{} {:?} lb={} key={:?} ports={} local={} ips={:?} pool={pool}",
+                c.rv,
+                c.kind,
+                f.lb,
+                f.key,
+                ports.join(","),
+                f.local,
+                f.ips
+            )
+        })
+        .collect();
+    lines[lines.len().saturating_sub(12)..].join("\n")
 }
 
 /// Whether some pair of spec versions of `a` and `b` that were current at some RV inside the

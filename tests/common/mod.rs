@@ -335,7 +335,11 @@ impl Controller {
             ])
             .arg(kubeconfig)
             .args(args)
-            .env("RUST_LOG", "info")
+            // `FERROLB_TEST_LOG` turns up the controller's log when chasing a failure.
+            .env(
+                "RUST_LOG",
+                std::env::var("FERROLB_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file)
