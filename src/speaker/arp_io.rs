@@ -1,6 +1,7 @@
-//! ARP on the wire: one raw-socket port per eligible interface (pnet's datalink channel, which
-//! needs only CAP_NET_RAW), a reader thread per port that answers requests for the IPs this
-//! node announces on that port, and reports other MACs claiming our IPs.
+//! ARP on the wire: one raw-socket port per eligible interface (pnet's datalink channel over a
+//! socket the kernel filters to untagged ARP, see `arp_socket`; needs only CAP_NET_RAW), a
+//! reader thread per port that answers requests for the IPs this node announces on that port,
+//! and reports other MACs claiming our IPs.
 //!
 //! Replies are sent from the reader thread itself, not via the async loop, so ARP keeps being
 //! answered whatever the API server or the main loop is doing.
@@ -144,9 +145,16 @@ impl ArpIo {
             .into_iter()
             .find(|i| i.index == index)
             .ok_or_else(|| PortError::Gone(name.to_string(), index))?;
+        let socket =
+            super::arp_socket::untagged_arp_socket().map_err(|source| PortError::Open {
+                name: name.to_string(),
+                source,
+            })?;
         let config = pnet_datalink::Config {
             read_timeout: Some(Duration::from_millis(200)),
             promiscuous: false,
+            // pnet binds this socket to the interface and owns (closes) it from here on.
+            socket_fd: Some(socket),
             ..pnet_datalink::Config::default()
         };
         let (tx, mut rx) = match pnet_datalink::channel(&iface, config) {

@@ -7,6 +7,7 @@
 //! neither a slow API server nor a busy loop delays a reply.
 
 pub mod arp_io;
+pub mod arp_socket;
 pub mod cluster_view;
 pub mod interfaces;
 pub mod lease;

@@ -1,0 +1,161 @@
+//! The packet socket an ARP port reads from, with a kernel filter that passes only untagged
+//! ARP frames.
+//!
+//! Two reasons. A VLAN-tagged ARP request arriving on the parent interface belongs to another
+//! segment, but NIC and veth VLAN offload strip the 802.1Q tag before a packet socket sees the
+//! frame, so without the filter the speaker answered it as if it came from the untagged LAN.
+//! The tag's presence survives as skb metadata, which a classic BPF filter can read
+//! (`SKF_AD_VLAN_TAG_PRESENT`), and nothing else in user space can through pnet. And a socket
+//! without a filter copies every frame of the node (all its IP traffic) to user space only to
+//! be dropped there; with the filter the kernel drops them.
+
+use std::io;
+use std::os::fd::RawFd;
+
+/// A classic BPF instruction, as `struct sock_filter` in `<linux/filter.h>`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct SockFilter {
+    code: u16,
+    jt: u8,
+    jf: u8,
+    k: u32,
+}
+
+/// `struct sock_fprog`.
+#[repr(C)]
+struct SockFprog {
+    len: u16,
+    filter: *const SockFilter,
+}
+
+const BPF_LD_H_ABS: u16 = 0x28; // BPF_LD | BPF_H | BPF_ABS
+const BPF_LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+const BPF_JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+const BPF_RET_K: u16 = 0x06; // BPF_RET | BPF_K
+/// `SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT`: loads 1 if the frame carried an 802.1Q tag that
+/// the driver stripped, 0 otherwise.
+const VLAN_TAG_PRESENT: u32 = 0xffff_f000 + 48;
+const ETHERTYPE_ARP: u32 = 0x0806;
+
+/// Accept a frame whose EtherType is ARP and that carried no VLAN tag; drop everything else.
+/// A tag left in the frame (no offload) puts 0x8100 at offset 12, so it fails the first test.
+const UNTAGGED_ARP_ONLY: [SockFilter; 6] = [
+    SockFilter {
+        code: BPF_LD_H_ABS,
+        jt: 0,
+        jf: 0,
+        k: 12,
+    },
+    SockFilter {
+        code: BPF_JEQ_K,
+        jt: 0,
+        jf: 3,
+        k: ETHERTYPE_ARP,
+    },
+    SockFilter {
+        code: BPF_LD_W_ABS,
+        jt: 0,
+        jf: 0,
+        k: VLAN_TAG_PRESENT,
+    },
+    SockFilter {
+        code: BPF_JEQ_K,
+        jt: 0,
+        jf: 1,
+        k: 0,
+    },
+    SockFilter {
+        code: BPF_RET_K,
+        jt: 0,
+        jf: 0,
+        k: 0xffff,
+    },
+    SockFilter {
+        code: BPF_RET_K,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    },
+];
+
+/// Opens an `AF_PACKET` raw socket that receives nothing until it is bound (protocol 0), with
+/// the untagged-ARP filter attached, for pnet to bind to one interface and own. Binding
+/// after the filter is in place means no unfiltered frame from any interface is ever queued.
+pub fn untagged_arp_socket() -> io::Result<RawFd> {
+    // SAFETY: plain socket(2) call with constant arguments; the result is checked.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let prog = SockFprog {
+        len: UNTAGGED_ARP_ONLY.len() as u16,
+        filter: UNTAGGED_ARP_ONLY.as_ptr(),
+    };
+    // SAFETY: `prog` points at a static array of `len` instructions laid out as the kernel's
+    // `struct sock_filter`; the kernel copies the program during the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&prog as *const SockFprog).cast(),
+            std::mem::size_of::<SockFprog>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        let err = io::Error::last_os_error();
+        // SAFETY: `fd` is ours and not shared yet.
+        unsafe { libc::close(fd) };
+        return Err(err);
+    }
+    Ok(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs the classic BPF program the way the kernel does for the instructions it uses, so
+    /// the jump offsets are checked without a network; the netns e2e test checks the kernel.
+    fn verdict(frame: &[u8], vlan_tag_present: bool) -> u32 {
+        let mut acc: u32 = 0;
+        let mut pc = 0usize;
+        loop {
+            let ins = UNTAGGED_ARP_ONLY[pc];
+            pc += 1;
+            match ins.code {
+                BPF_LD_H_ABS => {
+                    let at = ins.k as usize;
+                    let Some(b) = frame.get(at..at + 2) else {
+                        return 0;
+                    };
+                    acc = u32::from(u16::from_be_bytes([b[0], b[1]]));
+                }
+                BPF_LD_W_ABS if ins.k == VLAN_TAG_PRESENT => acc = u32::from(vlan_tag_present),
+                BPF_JEQ_K => {
+                    pc += usize::from(if acc == ins.k { ins.jt } else { ins.jf });
+                }
+                BPF_RET_K => return ins.k,
+                other => panic!("instruction {other:#x} not modelled"),
+            }
+        }
+    }
+
+    fn frame(ethertype: u16) -> Vec<u8> {
+        let mut f = vec![0xff; 12];
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(&[0; 28]);
+        f
+    }
+
+    #[test]
+    fn only_untagged_arp_passes() {
+        assert_eq!(verdict(&frame(0x0806), false), 0xffff);
+        assert_eq!(verdict(&frame(0x0806), true), 0, "offloaded VLAN tag");
+        assert_eq!(verdict(&frame(0x8100), false), 0, "tag left in the frame");
+        assert_eq!(verdict(&frame(0x0800), false), 0, "IPv4");
+        assert_eq!(verdict(&frame(0x86dd), false), 0, "IPv6");
+        assert_eq!(verdict(&[0xff; 10], false), 0, "runt");
+    }
+}
