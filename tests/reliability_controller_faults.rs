@@ -3,7 +3,8 @@
 //! Phases, each injected while a seeded churn runs: dropped watches, 410 Gone on resume,
 //! 500s, 429s and 409 storms on Service writes, 2 s latency on every request, and an API
 //! outage (connections refused) of `FERROLB_OUTAGE_SECS` (default 20 s to keep the suite
-//! short; the report in docs/reliability.md also ran it at 60 s). After each phase the
+//! short; the report in docs/reliability.md also ran it at 60 s) that begins while the
+//! controller is writing. After each phase the
 //! controller must converge (every Service correct, none lost) and stay alive and healthy; at
 //! the end kube-sim's full history must show no double allocation. Recovery times (fault
 //! end to converged) are printed.
@@ -202,10 +203,26 @@ async fn the_controller_converges_after_every_api_fault_without_double_allocatin
     let t = run.converge("2 s latency").await;
     report.push((format!("2 s latency for {slow:.0?}"), 8, t));
 
-    // Outage: Services changed just before; the API is gone while the controller writes.
+    // Outage with writes in flight: with 300 ms latency on every request, the controller is
+    // still writing the last change when the listener closes, so its pending writes fail and
+    // must be retried once the API is back.
     run.churn(60, |_, _| {}).await;
+    run.c.sim.faults().set_latency(Duration::from_millis(300));
+    let mut pending = 0;
+    for _ in 0..50 {
+        run.churn(1, |_, _| {}).await;
+        pending = churn::unsettled(&run.model, &churn::stored_services(&run.c.sim)).len();
+        if pending > 0 {
+            break;
+        }
+    }
     run.c.sim.faults().pause(outage);
     let down = Instant::now();
+    run.c.sim.faults().set_latency(Duration::ZERO);
+    assert!(
+        pending > 0,
+        "no controller write was pending when the API went away"
+    );
     // The API refuses connections: requests made now fail, and the model is resynced.
     run.churn(5, |_, _| {}).await;
     while down.elapsed() < outage {
@@ -213,7 +230,11 @@ async fn the_controller_converges_after_every_api_fault_without_double_allocatin
     }
     // The listener comes back by itself; measure from the end of the outage.
     let t = run.converge("API outage").await;
-    report.push((format!("API outage of {outage:?}"), 1, t));
+    report.push((
+        format!("API outage of {outage:?}, {pending} Service(s) mid-write"),
+        1,
+        t,
+    ));
 
     stop.store(true, Ordering::Relaxed);
     let _ = sampler.await;

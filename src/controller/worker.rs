@@ -28,6 +28,10 @@ use super::writer::{normal, warning, Plan, WriteOutcome, Writer};
 const MAX_IN_FLIGHT: usize = 32;
 const RETRY_MIN: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(30);
+/// Retry cap when the API server could not be reached at all: a refused connection costs it
+/// nothing, and during an outage only the writes already pending wait, so they may knock
+/// every second and land as soon as it is back instead of up to 30 s later.
+const RETRY_MAX_UNREACHABLE: Duration = Duration::from_secs(1);
 /// How long to trust our own write over a cache that has not delivered it yet.
 const EXPECTATION_TTL: Duration = Duration::from_secs(10);
 
@@ -468,12 +472,15 @@ impl Worker {
                 // Our patches carry no precondition, so a 409 is the server's transient
                 // contention, not a lost race: retry soon instead of backing off.
                 let conflict = matches!(&e, kube::Error::Api(s) if s.is_conflict());
+                let cap = if matches!(&e, kube::Error::Api(_)) {
+                    RETRY_MAX
+                } else {
+                    RETRY_MAX_UNREACHABLE
+                };
                 let delay = if conflict {
                     RETRY_MIN
                 } else {
-                    RETRY_MIN
-                        .saturating_mul(1 << attempts.min(10))
-                        .min(RETRY_MAX)
+                    RETRY_MIN.saturating_mul(1 << attempts.min(10)).min(cap)
                 };
                 tracing::warn!(service = %key, error = %e, attempt = attempts, retry_in = ?delay, "writing Service failed");
                 self.attempts.insert(key.clone(), attempts);
