@@ -387,18 +387,25 @@ fn malformed(vip: Ipv4Addr) -> Vec<(&'static str, MacAddr, Vec<u8>)> {
     out
 }
 
-/// `frame` (an untagged Ethernet frame) tagged for VLAN 100 (802.1Q).
-fn vlan_tagged(frame: &[u8]) -> Vec<u8> {
+/// `frame` (an untagged Ethernet frame) with an 802.1Q tag carrying `tci`.
+fn tagged(frame: &[u8], tci: u16) -> Vec<u8> {
     let mut t = frame[..12].to_vec();
-    t.extend_from_slice(&[0x81, 0x00, 0x00, 0x64]);
+    t.extend_from_slice(&[0x81, 0x00]);
+    t.extend_from_slice(&tci.to_be_bytes());
     t.extend_from_slice(&frame[12..]);
     t
 }
 
+/// `frame` tagged for VLAN 100.
+fn vlan_tagged(frame: &[u8]) -> Vec<u8> {
+    tagged(frame, 100)
+}
+
 /// The VIP's subnet is on the untagged LAN; ARP tagged for VLAN 100 happens on another segment:
 /// a request there must not be answered, and a claim there must not make the untagged owner
-/// yield. veth strips the tag before a packet socket sees the frame (VLAN offload), as most
-/// NICs do, so this holds only because the speaker's socket filter drops tagged frames.
+/// yield. The kernel strips the tag before a packet socket sees the frame, so this holds only
+/// because the speaker's socket filter drops tagged frames. A priority tag (VLAN 0, 802.1p)
+/// is the untagged LAN and must still be answered.
 #[test]
 fn vlan_tagged_arp_is_neither_answered_nor_heeded_on_the_untagged_lan() {
     let Some(c) = cluster(1) else {
@@ -412,10 +419,12 @@ fn vlan_tagged_arp_is_neither_answered_nor_heeded_on_the_untagged_lan() {
     let owner_mac = c.lan.node(1).mac();
     let capture = c.lan.client().capture_arp();
     let mut inj = c.lan.client().injector("eth0");
-    let tagged = fake_mac(20);
+    let vlan_asker = fake_mac(20);
     for _ in 0..5 {
-        inj.send(&vlan_tagged(&RawArp::request(tagged, FAKE_IP, vip).bytes()))
-            .expect("send");
+        inj.send(&vlan_tagged(
+            &RawArp::request(vlan_asker, FAKE_IP, vip).bytes(),
+        ))
+        .expect("send");
         inj.send(&vlan_tagged(
             &RawArp::gratuitous(fake_mac(21), vip).padded(),
         ))
@@ -430,12 +439,25 @@ fn vlan_tagged_arp_is_neither_answered_nor_heeded_on_the_untagged_lan() {
         "a VLAN-100 claim made the untagged owner stop answering\n{}",
         c.speaker_logs()
     );
-    let replies: Vec<_> = capture
-        .stop()
-        .into_iter()
-        .filter(|p| p.op == ArpOp::Reply && p.target_mac == tagged)
+    let prio = fake_mac(22);
+    inj.send(&tagged(
+        &RawArp::request(prio, FAKE_IP, vip).bytes(),
+        0xa000,
+    ))
+    .expect("send");
+    std::thread::sleep(Duration::from_millis(500));
+    let pkts = capture.stop();
+    let replies: Vec<_> = pkts
+        .iter()
+        .filter(|p| p.op == ArpOp::Reply && p.target_mac == vlan_asker)
         .collect();
     assert!(replies.is_empty(), "VLAN-100 request answered: {replies:?}");
+    assert!(
+        pkts.iter()
+            .any(|p| p.op == ArpOp::Reply && p.target_mac == prio && p.sender_mac == owner_mac),
+        "a priority-tagged (VLAN 0) request was not answered\n{}",
+        c.speaker_logs()
+    );
     assert_eq!(
         c.speaker_metric_sum(1, "ferrolb_speaker_foreign_claims_total"),
         0.0,

@@ -28,9 +28,10 @@ use super::writer::{normal, warning, Plan, WriteOutcome, Writer};
 const MAX_IN_FLIGHT: usize = 32;
 const RETRY_MIN: Duration = Duration::from_millis(200);
 const RETRY_MAX: Duration = Duration::from_secs(30);
-/// Retry cap when the API server could not be reached at all: a refused connection costs it
-/// nothing, and during an outage only the writes already pending wait, so they may knock
-/// every second and land as soon as it is back instead of up to 30 s later.
+/// Retry cap when no connection to the API server could be made at all: a refused connection
+/// costs it nothing, and during an outage only the writes already pending wait, so they may
+/// knock every second and land as soon as it is back instead of up to 30 s later. Everything
+/// else (API errors, timeouts, resets mid-request) backs off up to [`RETRY_MAX`].
 const RETRY_MAX_UNREACHABLE: Duration = Duration::from_secs(1);
 /// How long to trust our own write over a cache that has not delivered it yet.
 const EXPECTATION_TTL: Duration = Duration::from_secs(10);
@@ -472,17 +473,23 @@ impl Worker {
                 // Our patches carry no precondition, so a 409 is the server's transient
                 // contention, not a lost race: retry soon instead of backing off.
                 let conflict = matches!(&e, kube::Error::Api(s) if s.is_conflict());
-                let cap = if matches!(&e, kube::Error::Api(_)) {
-                    RETRY_MAX
-                } else {
+                let cap = if api_unreachable(&e) {
                     RETRY_MAX_UNREACHABLE
+                } else {
+                    RETRY_MAX
                 };
                 let delay = if conflict {
                     RETRY_MIN
                 } else {
                     RETRY_MIN.saturating_mul(1 << attempts.min(10)).min(cap)
                 };
-                tracing::warn!(service = %key, error = %e, attempt = attempts, retry_in = ?delay, "writing Service failed");
+                // A long outage retries every second: say so on the first failure and then
+                // every tenth, not every time.
+                if attempts == 1 || attempts % 10 == 0 {
+                    tracing::warn!(service = %key, error = %e, attempt = attempts, retry_in = ?delay, "writing Service failed");
+                } else {
+                    tracing::debug!(service = %key, error = %e, attempt = attempts, retry_in = ?delay, "writing Service failed");
+                }
                 self.attempts.insert(key.clone(), attempts);
                 self.retries
                     .insert(key, tokio::time::Instant::now() + delay);
@@ -780,9 +787,70 @@ fn fallback_request(v: &ServiceView) -> AllocationRequest {
     }
 }
 
+/// Whether `e` means no connection to the API server could be made (refused, or no route):
+/// the request never reached it.
+fn api_unreachable(e: &kube::Error) -> bool {
+    use std::io::ErrorKind;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::HostUnreachable
+                    | ErrorKind::NetworkUnreachable
+                    | ErrorKind::AddrNotAvailable
+            ) {
+                return true;
+            }
+        }
+        cause = c.source();
+    }
+    false
+}
+
 async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error that wraps another, as hyper's connect errors wrap the OS error.
+    #[derive(Debug)]
+    struct Wrapped(std::io::Error);
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("client error (Connect)")
+        }
+    }
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    fn service_error(kind: std::io::ErrorKind) -> kube::Error {
+        kube::Error::Service(Box::new(Wrapped(std::io::Error::from(kind))))
+    }
+
+    #[test]
+    fn only_failures_to_connect_count_as_unreachable() {
+        use std::io::ErrorKind;
+        assert!(api_unreachable(&service_error(
+            ErrorKind::ConnectionRefused
+        )));
+        assert!(api_unreachable(&service_error(ErrorKind::HostUnreachable)));
+        assert!(!api_unreachable(&service_error(ErrorKind::TimedOut)));
+        assert!(!api_unreachable(&service_error(ErrorKind::ConnectionReset)));
+        let api = kube::Error::Api(Box::new(kube::core::Status::failure(
+            "boom",
+            "InternalError",
+        )));
+        assert!(!api_unreachable(&api));
     }
 }

@@ -1,13 +1,13 @@
 //! The packet socket an ARP port reads from, with a kernel filter that passes only untagged
-//! ARP frames.
+//! (or priority-tagged) ARP frames.
 //!
 //! Two reasons. A VLAN-tagged ARP request arriving on the parent interface belongs to another
-//! segment, but NIC and veth VLAN offload strip the 802.1Q tag before a packet socket sees the
-//! frame, so without the filter the speaker answered it as if it came from the untagged LAN.
-//! The tag's presence survives as skb metadata, which a classic BPF filter can read
-//! (`SKF_AD_VLAN_TAG_PRESENT`), and nothing else in user space can through pnet. And a socket
-//! without a filter copies every frame of the node (all its IP traffic) to user space only to
-//! be dropped there; with the filter the kernel drops them.
+//! segment, but the kernel (or the NIC, with VLAN offload) moves the 802.1Q tag out of the frame
+//! before a packet socket sees it, so without the filter the speaker answered it as if it came
+//! from the untagged LAN. The tag survives as skb metadata, which a classic BPF filter can
+//! read (`SKF_AD_VLAN_TAG_PRESENT`, `SKF_AD_VLAN_TAG`) and nothing in user space can through
+//! pnet. And a socket without a filter copies every frame of the node (all its IP traffic) to
+//! user space only to be dropped there; with the filter the kernel drops them.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -31,16 +31,21 @@ struct SockFprog {
 
 const BPF_LD_H_ABS: u16 = 0x28; // BPF_LD | BPF_H | BPF_ABS
 const BPF_LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+const BPF_AND_K: u16 = 0x54; // BPF_ALU | BPF_AND | BPF_K
 const BPF_JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
 const BPF_RET_K: u16 = 0x06; // BPF_RET | BPF_K
-/// `SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT`: loads 1 if the frame carried an 802.1Q tag that
-/// the driver stripped, 0 otherwise.
+/// `SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT`: loads 1 if the frame carried an 802.1Q tag (the
+/// kernel moves the outer tag into skb metadata before any packet socket sees the frame).
 const VLAN_TAG_PRESENT: u32 = 0xffff_f000 + 48;
+/// `SKF_AD_OFF + SKF_AD_VLAN_TAG`: loads that tag's TCI.
+const VLAN_TAG: u32 = 0xffff_f000 + 44;
+const VLAN_ID_MASK: u32 = 0x0fff;
 const ETHERTYPE_ARP: u32 = 0x0806;
 
-/// Accept a frame whose EtherType is ARP and that carried no VLAN tag; drop everything else.
-/// A tag left in the frame (no offload) puts 0x8100 at offset 12, so it fails the first test.
-const UNTAGGED_ARP_ONLY: [SockFilter; 6] = [
+/// Accept a frame whose EtherType is ARP and that carried no VLAN tag, or only a priority tag
+/// (VLAN ID 0, which the kernel's own stack treats as untagged); drop everything else. A
+/// second tag (QinQ) stays in the frame and fails the EtherType test.
+const UNTAGGED_ARP_ONLY: [SockFilter; 9] = [
     SockFilter {
         code: BPF_LD_H_ABS,
         jt: 0,
@@ -50,7 +55,7 @@ const UNTAGGED_ARP_ONLY: [SockFilter; 6] = [
     SockFilter {
         code: BPF_JEQ_K,
         jt: 0,
-        jf: 3,
+        jf: 6,
         k: ETHERTYPE_ARP,
     },
     SockFilter {
@@ -58,6 +63,24 @@ const UNTAGGED_ARP_ONLY: [SockFilter; 6] = [
         jt: 0,
         jf: 0,
         k: VLAN_TAG_PRESENT,
+    },
+    SockFilter {
+        code: BPF_JEQ_K,
+        jt: 3,
+        jf: 0,
+        k: 0,
+    },
+    SockFilter {
+        code: BPF_LD_W_ABS,
+        jt: 0,
+        jf: 0,
+        k: VLAN_TAG,
+    },
+    SockFilter {
+        code: BPF_AND_K,
+        jt: 0,
+        jf: 0,
+        k: VLAN_ID_MASK,
     },
     SockFilter {
         code: BPF_JEQ_K,
@@ -118,7 +141,7 @@ mod tests {
 
     /// Runs the classic BPF program the way the kernel does for the instructions it uses, so
     /// the jump offsets are checked without a network; the netns e2e test checks the kernel.
-    fn verdict(frame: &[u8], vlan_tag_present: bool) -> u32 {
+    fn verdict(frame: &[u8], vlan_tci: Option<u16>) -> u32 {
         let mut acc: u32 = 0;
         let mut pc = 0usize;
         loop {
@@ -132,7 +155,9 @@ mod tests {
                     };
                     acc = u32::from(u16::from_be_bytes([b[0], b[1]]));
                 }
-                BPF_LD_W_ABS if ins.k == VLAN_TAG_PRESENT => acc = u32::from(vlan_tag_present),
+                BPF_LD_W_ABS if ins.k == VLAN_TAG_PRESENT => acc = u32::from(vlan_tci.is_some()),
+                BPF_LD_W_ABS if ins.k == VLAN_TAG => acc = u32::from(vlan_tci.unwrap_or(0)),
+                BPF_AND_K => acc &= ins.k,
                 BPF_JEQ_K => {
                     pc += usize::from(if acc == ins.k { ins.jt } else { ins.jf });
                 }
@@ -150,12 +175,22 @@ mod tests {
     }
 
     #[test]
-    fn only_untagged_arp_passes() {
-        assert_eq!(verdict(&frame(0x0806), false), 0xffff);
-        assert_eq!(verdict(&frame(0x0806), true), 0, "offloaded VLAN tag");
-        assert_eq!(verdict(&frame(0x8100), false), 0, "tag left in the frame");
-        assert_eq!(verdict(&frame(0x0800), false), 0, "IPv4");
-        assert_eq!(verdict(&frame(0x86dd), false), 0, "IPv6");
-        assert_eq!(verdict(&[0xff; 10], false), 0, "runt");
+    fn only_untagged_or_priority_tagged_arp_passes() {
+        assert_eq!(verdict(&frame(0x0806), None), 0xffff);
+        assert_eq!(verdict(&frame(0x0806), Some(100)), 0, "VLAN 100");
+        assert_eq!(
+            verdict(&frame(0x0806), Some(0xa064)),
+            0,
+            "VLAN 100 with priority bits"
+        );
+        assert_eq!(
+            verdict(&frame(0x0806), Some(0xa000)),
+            0xffff,
+            "priority tag only (VLAN 0)"
+        );
+        assert_eq!(verdict(&frame(0x8100), Some(0)), 0, "a second tag (QinQ)");
+        assert_eq!(verdict(&frame(0x0800), None), 0, "IPv4");
+        assert_eq!(verdict(&frame(0x86dd), None), 0, "IPv6");
+        assert_eq!(verdict(&[0xff; 10], None), 0, "runt");
     }
 }

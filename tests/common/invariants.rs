@@ -260,12 +260,10 @@ pub fn check_history(
                             };
                             let msg = format!(
                                 "rv {}: {key} was given {ip}, which {other} shows: {why} \
-                                 [{key} specs: {}] [{other} specs: {}]\n  changes of {key}:\n{}\n  changes of {other}:\n{}",
+                                 [{key} specs: {}] [{other} specs: {}]",
                                 ch.rv,
                                 trail(&key),
                                 trail(other),
-                                change_trail(history, services_resource, &key, ch.rv),
-                                change_trail(history, services_resource, other, ch.rv),
                             );
                             let intruder = current.iter().any(|(u, fu)| {
                                 u != &key
@@ -287,7 +285,13 @@ pub fn check_history(
                             ) {
                                 rep.stale_races.push(msg);
                             } else {
-                                rep.violations.push(msg);
+                                // Only violations carry the full trails: they are rare, and
+                                // building one walks the whole history.
+                                rep.violations.push(format!(
+                                    "{msg}\n  changes of {key}:\n{}\n  changes of {other}:\n{}",
+                                    change_trail(history, services_resource, &key, ch.rv),
+                                    change_trail(history, services_resource, other, ch.rv),
+                                ));
                             }
                         }
                     }

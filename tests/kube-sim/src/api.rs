@@ -408,6 +408,21 @@ pub fn patch(
             let Some(a) = applied else {
                 return Err(ApiError::not_found(def, &name));
             };
+            // An apply that names a uid asks for that object; there is none (`applyPatch` in
+            // the real server's patch handler).
+            if let Some(uid) = a
+                .pointer("/metadata/uid")
+                .and_then(Value::as_str)
+                .filter(|u| !u.is_empty())
+            {
+                let mut e = ApiError::conflict(def, &name);
+                e.message = format!(
+                    "Operation cannot be fulfilled on {} \"{name}\": uid mismatch: the provided \
+                     object specified uid {uid}, and no existing object was found",
+                    def.qualified()
+                );
+                return Err(e);
+            }
             let mut obj = a;
             obj["metadata"]["name"] = json!(name);
             let obj = to_storage(t.resource, obj);

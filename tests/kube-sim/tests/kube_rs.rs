@@ -1571,6 +1571,23 @@ async fn writes_naming_another_uid_are_refused() {
         second.metadata.resource_version
     );
 
+    // Server-side apply naming a uid where no object exists is refused, not a create.
+    let ssa = PatchParams::apply("test");
+    let ghost = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "ghost", "uid": old_uid},
+        "spec": {"ports": [{"port": 80}]}});
+    let s = api_err(
+        svcs.patch("ghost", &ssa, &Patch::Apply(&ghost))
+            .await
+            .unwrap_err(),
+        409,
+        "Conflict",
+    );
+    assert_eq!(
+        s.message,
+        format!("Operation cannot be fulfilled on services \"ghost\": uid mismatch: the provided object specified uid {old_uid}, and no existing object was found")
+    );
+
     // The right uid passes.
     let fresh = json!({"metadata": {"uid": uid},
         "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.1"}]}}});
