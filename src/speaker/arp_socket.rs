@@ -45,62 +45,32 @@ const ETHERTYPE_ARP: u32 = 0x0806;
 /// Accept a frame whose EtherType is ARP and that carried no VLAN tag, or only a priority tag
 /// (VLAN ID 0, which the kernel's own stack treats as untagged); drop everything else. A
 /// second tag (QinQ) stays in the frame and fails the EtherType test.
-const UNTAGGED_ARP_ONLY: [SockFilter; 9] = [
-    SockFilter {
-        code: BPF_LD_H_ABS,
-        jt: 0,
-        jf: 0,
-        k: 12,
-    },
-    SockFilter {
-        code: BPF_JEQ_K,
-        jt: 0,
-        jf: 6,
-        k: ETHERTYPE_ARP,
-    },
-    SockFilter {
-        code: BPF_LD_W_ABS,
-        jt: 0,
-        jf: 0,
-        k: VLAN_TAG_PRESENT,
-    },
-    SockFilter {
-        code: BPF_JEQ_K,
-        jt: 3,
-        jf: 0,
-        k: 0,
-    },
-    SockFilter {
-        code: BPF_LD_W_ABS,
-        jt: 0,
-        jf: 0,
-        k: VLAN_TAG,
-    },
-    SockFilter {
-        code: BPF_AND_K,
-        jt: 0,
-        jf: 0,
-        k: VLAN_ID_MASK,
-    },
-    SockFilter {
-        code: BPF_JEQ_K,
-        jt: 0,
-        jf: 1,
-        k: 0,
-    },
-    SockFilter {
-        code: BPF_RET_K,
-        jt: 0,
-        jf: 0,
-        k: 0xffff,
-    },
-    SockFilter {
-        code: BPF_RET_K,
-        jt: 0,
-        jf: 0,
-        k: 0,
-    },
+static UNTAGGED_ARP_ONLY: [SockFilter; 9] = [
+    stmt(BPF_LD_H_ABS, 12),               // 0: A = EtherType
+    jump(BPF_JEQ_K, ETHERTYPE_ARP, 0, 6), // 1: not ARP -> 8
+    stmt(BPF_LD_W_ABS, VLAN_TAG_PRESENT), // 2: A = tag present?
+    jump(BPF_JEQ_K, 0, 3, 0),             // 3: no tag -> 7
+    stmt(BPF_LD_W_ABS, VLAN_TAG),         // 4: A = TCI
+    stmt(BPF_AND_K, VLAN_ID_MASK),        // 5: A = VLAN ID
+    jump(BPF_JEQ_K, 0, 0, 1),             // 6: VLAN 0 -> 7, else -> 8
+    stmt(BPF_RET_K, 0xffff),              // 7: accept
+    stmt(BPF_RET_K, 0),                   // 8: drop
 ];
+
+/// `BPF_STMT` of `<linux/filter.h>`.
+const fn stmt(code: u16, k: u32) -> SockFilter {
+    SockFilter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+/// `BPF_JUMP`: on true skip `jt` instructions, on false `jf`.
+const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> SockFilter {
+    SockFilter { code, jt, jf, k }
+}
 
 /// Opens an `AF_PACKET` raw socket that receives nothing until it is bound (protocol 0), with
 /// the untagged-ARP filter attached, for pnet to bind to one interface and own. Binding
