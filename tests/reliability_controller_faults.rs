@@ -12,12 +12,10 @@
 mod common;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::churn::{self, Churn, CHURN_NS, POOLS};
-use common::invariants::{check_history, RvClock};
+use common::invariants::{check_history, RvSampler};
 use common::*;
 
 const SLOTS: usize = 200;
@@ -121,18 +119,7 @@ async fn the_controller_converges_after_every_api_fault_without_double_allocatin
     let ctl = c.controller(&["--leader-elect", "false"]);
     let services = kube_sim::resources::find("", "v1", "services").expect("services");
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let clock = Arc::new(Mutex::new(RvClock::default()));
-    let sampler = {
-        let (stop, clock, store) = (stop.clone(), clock.clone(), c.sim.store().clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let rv = store.current_rv();
-                clock.lock().unwrap().sample(Instant::now(), rv);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
+    let sampler = RvSampler::start(c.sim.store().clone());
 
     let mut run = Run {
         c,
@@ -236,10 +223,8 @@ async fn the_controller_converges_after_every_api_fault_without_double_allocatin
         t,
     ));
 
-    stop.store(true, Ordering::Relaxed);
-    let _ = sampler.await;
+    let clock = sampler.finish().await;
     let history = run.c.sim.store().full_history().expect("full history");
-    let clock = clock.lock().unwrap().clone();
     let rep = check_history(&history, run.services, &clock, Duration::from_secs(5));
     println!(
         "scenario 2 report: {} churn ops ({} failed under faults) {:?}",

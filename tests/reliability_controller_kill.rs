@@ -11,11 +11,11 @@
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::churn::{self, Churn, CHURN_NS, POOLS};
-use common::invariants::{check_history, RvClock};
+use common::invariants::{check_history, RvSampler};
 use common::*;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
@@ -72,17 +72,7 @@ async fn sigkill_of_the_leader_during_churn_never_double_allocates_and_converges
     c.put_config(POOLS).await;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let clock = Arc::new(Mutex::new(RvClock::default()));
-    let sampler = {
-        let (stop, clock, store) = (stop.clone(), clock.clone(), c.sim.store().clone());
-        tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let rv = store.current_rv();
-                clock.lock().unwrap().sample(Instant::now(), rv);
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
+    let sampler = RvSampler::start(c.sim.store().clone());
 
     let mut generation = 0;
     let mut replicas: Vec<(String, Controller)> = Vec::new();
@@ -163,7 +153,7 @@ async fn sigkill_of_the_leader_during_churn_never_double_allocates_and_converges
     let churn_for = started.elapsed();
     stop.store(true, Ordering::Relaxed);
     let (model, ops, errors) = churn_task.await.expect("churn task");
-    let _ = sampler.await;
+    let clock = sampler.finish().await;
     assert!(errors.is_empty(), "churn requests failed: {errors:#?}");
 
     // Convergence: every surviving Service correct, as read from the store.
@@ -192,7 +182,6 @@ async fn sigkill_of_the_leader_during_churn_never_double_allocates_and_converges
 
     let services = kube_sim::resources::find("", "v1", "services").expect("services");
     let history = c.sim.store().full_history().expect("full history");
-    let clock = clock.lock().unwrap().clone();
     let rep = check_history(&history, services, &clock, STALE_WINDOW);
     let lbs = (0..SLOTS).filter(|&i| model.is_lb(i)).count();
     let pinned = (0..SLOTS).filter(|&i| model.pinned_ip(i).is_some()).count();

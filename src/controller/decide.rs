@@ -126,6 +126,7 @@ pub fn decide(alloc: &mut Allocator, view: &ServiceView) -> Decision {
 
 #[cfg(test)]
 mod tests {
+    // unwrap() here only parses literal fixtures: it cannot fail unless the test itself is wrong.
     use super::*;
     use crate::controller::service_view::view;
     use ferrolb_core::pool::Pool;

@@ -148,6 +148,7 @@ pub fn view(svc: &Service, lb_class: Option<&str>) -> ServiceView {
 
 #[cfg(test)]
 mod tests {
+    // unwrap() here only parses literal fixtures: it cannot fail unless the test itself is wrong.
     use super::*;
 
     fn svc(json: serde_json::Value) -> Service {

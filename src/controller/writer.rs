@@ -234,6 +234,7 @@ impl Writer {
 
 #[cfg(test)]
 mod tests {
+    // unwrap() here only parses literal fixtures: it cannot fail unless the test itself is wrong.
     use super::*;
 
     #[test]

@@ -221,6 +221,7 @@ pub async fn monitor(
 
 #[cfg(test)]
 mod tests {
+    // unwrap() here only parses literal fixtures: it cannot fail unless the test itself is wrong.
     use super::*;
 
     fn iface(index: u32, name: &str, up: bool, nets: &[&str]) -> Interface {

@@ -166,6 +166,45 @@ impl RvClock {
     }
 }
 
+/// Samples a kube-sim store's RV every 20 ms in the background, building the [`RvClock`] a
+/// history check needs to date changes.
+pub struct RvSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    clock: std::sync::Arc<std::sync::Mutex<RvClock>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RvSampler {
+    /// Starts sampling `store` (must run inside a tokio runtime).
+    pub fn start(store: std::sync::Arc<kube_sim::Store>) -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let clock = std::sync::Arc::new(std::sync::Mutex::new(RvClock::default()));
+        let task = {
+            let (stop, clock) = (stop.clone(), clock.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let rv = store.current_rv();
+                    clock
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .sample(Instant::now(), rv);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        };
+        Self { stop, clock, task }
+    }
+
+    /// Stops sampling and returns the clock.
+    pub async fn finish(self) -> RvClock {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.task.await;
+        let clock = self.clock.lock().unwrap_or_else(|p| p.into_inner());
+        clock.clone()
+    }
+}
+
 /// What a walk over the full history found.
 #[derive(Debug, Default)]
 pub struct HistoryReport {
