@@ -66,6 +66,10 @@ impl ArpCapture {
         let pcap = log_dir.join(format!("{label}.pcap"));
         let pcap_s = pcap.to_string_lossy().into_owned();
         // --immediate-mode: deliver each frame at once rather than when a ring block fills;
+        // -s 256: ARP frames are at most 64 bytes (with a VLAN tag). libpcap sizes every slot of
+        // its capture ring for the snapshot length, so the default (256 KiB) leaves room for
+        // about eight frames in immediate mode and a burst of a few hundred loses most of them;
+        // -B 8192: 8 MiB of ring, tens of thousands of frames of slack for a descheduled tcpdump;
         // -U: flush the file per packet so it can be read while running;
         // -Z root: do not drop to the tcpdump user, who may not write the log directory.
         let mut child = NsChild::spawn(
@@ -78,6 +82,10 @@ impl ArpCapture {
                 ifname,
                 "-n",
                 "--immediate-mode",
+                "-s",
+                "256",
+                "-B",
+                "8192",
                 "-U",
                 "-Z",
                 "root",
@@ -126,11 +134,35 @@ impl ArpCapture {
         }
     }
 
-    /// Stops tcpdump (SIGTERM, so it flushes) and returns everything captured.
+    /// Stops tcpdump (SIGTERM, so it flushes and reports its counters) and returns everything
+    /// captured. Panics if the kernel dropped frames before tcpdump read them, or if tcpdump
+    /// did not say: a capture with holes cannot prove that a frame was never sent.
     pub fn stop(mut self) -> Vec<ArpPacket> {
         self.child.stop(Duration::from_secs(3));
+        let stderr = self.child.stderr();
+        match kernel_drops(&stderr) {
+            Some(0) => {}
+            Some(n) => panic!(
+                "netns harness: tcpdump lost {n} frames ({}); the capture is incomplete",
+                self.pcap.display()
+            ),
+            None => panic!(
+                "netns harness: tcpdump did not report its drop counter ({}); stderr: {}",
+                self.pcap.display(),
+                stderr.trim()
+            ),
+        }
         self.packets()
     }
+}
+
+/// The "N packets dropped by kernel" figure tcpdump prints when it exits.
+fn kernel_drops(stderr: &str) -> Option<u64> {
+    stderr.lines().find_map(|l| {
+        l.trim()
+            .strip_suffix("packets dropped by kernel")
+            .and_then(|n| n.trim().parse().ok())
+    })
 }
 
 /// Parses a classic pcap file (either byte order, micro- or nanosecond stamps) and returns its
@@ -254,5 +286,14 @@ mod tests {
             p[0].time,
             UNIX_EPOCH + Duration::from_secs(7) + Duration::from_micros(5)
         );
+    }
+
+    #[test]
+    fn reads_the_drop_counter_tcpdump_prints_on_exit() {
+        let err = "tcpdump: listening on eth0, link-type EN10MB (Ethernet), snapshot length 256 bytes\n\
+                   203 packets captured\n278 packets received by filter\n75 packets dropped by kernel\n";
+        assert_eq!(kernel_drops(err), Some(75));
+        assert_eq!(kernel_drops("0 packets dropped by kernel\n"), Some(0));
+        assert_eq!(kernel_drops("tcpdump: listening on eth0\n"), None);
     }
 }
