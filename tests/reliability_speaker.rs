@@ -465,6 +465,9 @@ fn vlan_tagged_arp_is_neither_answered_nor_heeded_on_the_untagged_lan() {
     );
 }
 
+/// Frames the kernel dropped before the speaker read them.
+const DROPPED: &str = "ferrolb_speaker_arp_receive_dropped_total";
+
 #[test]
 fn hostile_and_malformed_arp_gets_no_reply_crashes_nothing_and_costs_little() {
     let Some(c) = cluster(2) else {
@@ -632,6 +635,7 @@ fn hostile_and_malformed_arp_gets_no_reply_crashes_nothing_and_costs_little() {
     for (what, frame) in &floods {
         let req0 = c.speaker_metric_sum(owner, "ferrolb_speaker_arp_requests_total");
         let rep0 = c.speaker_metric_sum(owner, "ferrolb_speaker_arp_replies_total");
+        let drop0 = c.speaker_metric_sum(owner, DROPPED);
         let cpu0 = pid_cpu(&c);
         let t = Instant::now();
         let mut sent = 0u64;
@@ -647,15 +651,32 @@ fn hostile_and_malformed_arp_gets_no_reply_crashes_nothing_and_costs_little() {
         let cpu = pid_cpu(&c).saturating_sub(cpu0);
         let requests = c.speaker_metric_sum(owner, "ferrolb_speaker_arp_requests_total") - req0;
         let replies = c.speaker_metric_sum(owner, "ferrolb_speaker_arp_replies_total") - rep0;
+        // Requests the speaker never counted were lost before it read them. If that happened,
+        // the drop counter must show it (it is read about once a second).
+        let lost_before_reading = what.starts_with("valid") && requests < sent as f64;
+        if lost_before_reading {
+            poll(Duration::from_secs(3), || {
+                c.speaker_metric_sum(owner, DROPPED) > drop0
+            });
+        }
+        let dropped = c.speaker_metric_sum(owner, DROPPED) - drop0;
         let healthz = c.speaker_healthz(owner);
         let degraded = metric(&c.speaker_metrics(owner), "ferrolb_speaker_degraded");
         eprintln!(
             "flood of {what}: sent {sent} in {wall:?} ({:.0}/s); speaker counted {requests} requests, \
-             sent {replies} replies ({:.0}/s); speaker CPU {cpu:?} = {:.0}% of one core; /healthz {healthz:?}",
+             sent {replies} replies ({:.0}/s), counted {dropped} frames dropped unread; \
+             speaker CPU {cpu:?} = {:.0}% of one core; /healthz {healthz:?}",
             sent as f64 / wall.as_secs_f64(),
             replies / wall.as_secs_f64(),
             100.0 * cpu.as_secs_f64() / wall.as_secs_f64()
         );
+        if lost_before_reading {
+            assert!(
+                dropped > 0.0,
+                "{} of {sent} requests went unread, but {DROPPED} did not move",
+                sent as f64 - requests
+            );
+        }
         assert!(
             c.speakers[owner - 1]
                 .as_ref()

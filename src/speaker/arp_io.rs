@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ferrolb_core::arp::{
     build_gratuitous, build_probe, build_reply, classify, parse_frame, ArpOp, FrameBuf, MacAddr,
@@ -182,7 +182,10 @@ impl ArpIo {
             .name(format!("arp-{name}"))
             .spawn(move || {
                 let mut buf: FrameBuf = [0; FRAME_LEN];
+                // pnet owns the socket now; its number stays valid while this thread holds `rx`.
+                let mut drops = DropWatch::new(socket, port_name.clone());
                 while !stop_r.load(Ordering::Relaxed) {
+                    drops.poll(&metrics);
                     let frame = match rx.next() {
                         Ok(f) => f,
                         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
@@ -303,6 +306,62 @@ impl ArpIo {
             table: self.table.clone(),
             ports: self.ports.clone(),
             metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// Moves the kernel's count of frames dropped on a port's socket into the metrics about once a
+/// second, and warns at most once a minute while frames are being lost.
+struct DropWatch {
+    fd: std::os::fd::RawFd,
+    interface: String,
+    last_read: Instant,
+    last_warning: Option<Instant>,
+    since_warning: u64,
+}
+
+impl DropWatch {
+    const READ_EVERY: Duration = Duration::from_secs(1);
+    const WARN_EVERY: Duration = Duration::from_secs(60);
+
+    fn new(fd: std::os::fd::RawFd, interface: String) -> Self {
+        Self {
+            fd,
+            interface,
+            last_read: Instant::now(),
+            last_warning: None,
+            since_warning: 0,
+        }
+    }
+
+    fn poll(&mut self, metrics: &SpeakerMetrics) {
+        if self.last_read.elapsed() < Self::READ_EVERY {
+            return;
+        }
+        self.last_read = Instant::now();
+        let n = match super::arp_socket::take_receive_drops(self.fd) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(interface = %self.interface, error = %e, "cannot read the ARP socket's drop counter");
+                return;
+            }
+        };
+        if n == 0 {
+            return;
+        }
+        metrics.arp_receive_dropped(&self.interface, n);
+        self.since_warning += u64::from(n);
+        if self
+            .last_warning
+            .is_none_or(|at| at.elapsed() >= Self::WARN_EVERY)
+        {
+            tracing::warn!(
+                interface = %self.interface,
+                dropped = self.since_warning,
+                "ARP frames arrive faster than the speaker reads them; the kernel dropped some (requests among them go unanswered)"
+            );
+            self.last_warning = Some(Instant::now());
+            self.since_warning = 0;
         }
     }
 }

@@ -105,6 +105,32 @@ pub fn untagged_arp_socket() -> io::Result<RawFd> {
     Ok(fd)
 }
 
+/// Frames the kernel dropped on packet socket `fd` since the previous call (the kernel resets
+/// its counters on every read), because the socket's receive queue was full: the reader fell
+/// behind a burst or a flood. A request dropped here gets no reply, so operators need to see it.
+pub fn take_receive_drops(fd: RawFd) -> io::Result<u32> {
+    let mut stats = libc::tpacket_stats {
+        tp_packets: 0,
+        tp_drops: 0,
+    };
+    let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+    // SAFETY: `stats` is a `struct tpacket_stats` of `len` bytes that the kernel fills in;
+    // `fd` is an open packet socket (the caller holds the channel that owns it).
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_PACKET,
+            libc::PACKET_STATISTICS,
+            (&mut stats as *mut libc::tpacket_stats).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(stats.tp_drops)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,13 @@ pub struct AnnounceLabels {
     pub interface: String,
 }
 
+/// Labels of per-interface counters.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InterfaceLabels {
+    /// The interface name.
+    pub interface: String,
+}
+
 /// Every metric the speaker exports.
 #[derive(Clone)]
 pub struct SpeakerMetrics {
@@ -51,6 +58,8 @@ pub struct SpeakerMetrics {
     /// Claims by hosts that are not speakers on IPs this node was elected for: the IP is in
     /// use elsewhere on the LAN, so this node does not announce it.
     pub foreign_claims: Family<IpLabels, Counter>,
+    /// ARP frames the kernel dropped before the speaker read them (its reader fell behind).
+    pub arp_receive_dropped: Family<InterfaceLabels, Counter>,
 }
 
 impl SpeakerMetrics {
@@ -67,6 +76,7 @@ impl SpeakerMetrics {
             conflicts: Family::default(),
             degraded: Gauge::default(),
             foreign_claims: Family::default(),
+            arp_receive_dropped: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("ferrolb_speaker");
         r.register(
@@ -119,6 +129,11 @@ impl SpeakerMetrics {
             "Claims by non-speaker hosts on IPs this node was elected for",
             m.foreign_claims.clone(),
         );
+        r.register(
+            "arp_receive_dropped",
+            "ARP frames dropped by the kernel because the speaker read them too slowly",
+            m.arp_receive_dropped.clone(),
+        );
         m
     }
 
@@ -144,5 +159,14 @@ impl SpeakerMetrics {
     /// Counts a conflicting claim on `ip`.
     pub fn conflict(&self, ip: Ipv4Addr) {
         self.conflicts.get_or_create(&Self::ip(ip)).inc();
+    }
+
+    /// Counts `n` ARP frames the kernel dropped on `interface`.
+    pub fn arp_receive_dropped(&self, interface: &str, n: u32) {
+        self.arp_receive_dropped
+            .get_or_create(&InterfaceLabels {
+                interface: interface.to_string(),
+            })
+            .inc_by(u64::from(n));
     }
 }

@@ -68,7 +68,7 @@ impl ArpCapture {
         // --immediate-mode: deliver each frame at once rather than when a ring block fills;
         // -s 256: ARP frames are at most 64 bytes (with a VLAN tag). libpcap sizes every slot of
         // its capture ring for the snapshot length, so the default (256 KiB) leaves room for
-        // about eight frames in immediate mode and a burst of a few hundred loses most of them;
+        // about eight frames at a time in immediate mode, and a burst of a few hundred loses most of them;
         // -B 8192: 8 MiB of ring, tens of thousands of frames of slack for a descheduled tcpdump;
         // -U: flush the file per packet so it can be read while running;
         // -Z root: do not drop to the tcpdump user, who may not write the log directory.
@@ -138,7 +138,9 @@ impl ArpCapture {
     /// captured. Panics if the kernel dropped frames before tcpdump read them, or if tcpdump
     /// did not say: a capture with holes cannot prove that a frame was never sent.
     pub fn stop(mut self) -> Vec<ArpPacket> {
-        self.child.stop(Duration::from_secs(3));
+        // tcpdump exits at once on SIGTERM; the long grace is only for a starved machine,
+        // since a SIGKILLed tcpdump cannot report its counters.
+        self.child.stop(Duration::from_secs(10));
         let stderr = self.child.stderr();
         match kernel_drops(&stderr) {
             Some(0) => {}
