@@ -651,12 +651,15 @@ fn hostile_and_malformed_arp_gets_no_reply_crashes_nothing_and_costs_little() {
         let cpu = pid_cpu(&c).saturating_sub(cpu0);
         let requests = c.speaker_metric_sum(owner, "ferrolb_speaker_arp_requests_total") - req0;
         let replies = c.speaker_metric_sum(owner, "ferrolb_speaker_arp_replies_total") - rep0;
-        // Requests the speaker never counted were lost before it read them. If that happened,
-        // the drop counter must show it (it is read about once a second).
-        let lost_before_reading = what.starts_with("valid") && requests < sent as f64;
-        if lost_before_reading {
+        // Requests the speaker never counted were lost on the way: mostly at its socket when
+        // it fell behind, the rest elsewhere on the virtual LAN, out of the speaker's sight.
+        // When many went unread, the drop counter (read about once a second) must account for
+        // most of them.
+        let unread = sent as f64 - requests;
+        let overloaded = what.starts_with("valid") && unread > 0.1 * sent as f64;
+        if overloaded {
             poll(Duration::from_secs(3), || {
-                c.speaker_metric_sum(owner, DROPPED) > drop0
+                c.speaker_metric_sum(owner, DROPPED) - drop0 >= 0.5 * unread
             });
         }
         let dropped = c.speaker_metric_sum(owner, DROPPED) - drop0;
@@ -670,11 +673,10 @@ fn hostile_and_malformed_arp_gets_no_reply_crashes_nothing_and_costs_little() {
             replies / wall.as_secs_f64(),
             100.0 * cpu.as_secs_f64() / wall.as_secs_f64()
         );
-        if lost_before_reading {
+        if overloaded {
             assert!(
-                dropped > 0.0,
-                "{} of {sent} requests went unread, but {DROPPED} did not move",
-                sent as f64 - requests
+                dropped >= 0.5 * unread,
+                "{unread} of {sent} requests went unread, but {DROPPED} counted only {dropped}"
             );
         }
         assert!(
