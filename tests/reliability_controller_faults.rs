@@ -244,6 +244,11 @@ async fn the_controller_converges_after_every_api_fault_without_double_allocatin
         rep.longest_episode,
         rep.open_episodes.len()
     );
+    assert!(
+        rep.undated.is_empty(),
+        "writes after the RV clock stopped (a test bug): {:#?}",
+        rep.undated
+    );
     assert!(rep.violations.is_empty(), "{:#?}", rep.violations);
     assert!(rep.open_episodes.is_empty(), "{:#?}", rep.open_episodes);
 }
