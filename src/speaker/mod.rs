@@ -109,6 +109,8 @@ struct Speaker {
     events: Arc<crate::events::EventPublisher>,
     metrics: SpeakerMetrics,
     ready: Readiness,
+    /// The health last reported, to log its transitions.
+    health: Health,
 }
 
 fn garp_params(l2: &L2Config) -> GarpParams {
@@ -235,6 +237,12 @@ impl Speaker {
             .reconcile(now, &nodes, &self.demands.demands, &selector);
         self.carry_out(actions).await;
         let health = self.announcer.health(now);
+        if health != self.health {
+            // Degraded mode changes what this node may do; say when it starts and ends.
+            let (renewed, watched) = self.announcer.last_api_contact(now);
+            tracing::info!(from = ?self.health, to = ?health, ?renewed, ?watched, "API health changed");
+            self.health = health;
+        }
         self.ready.set(health == Health::Healthy);
         self.metrics
             .degraded
@@ -625,6 +633,7 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
         )),
         metrics,
         ready,
+        health: Health::Starting,
     };
     sp.sync_interfaces();
     let lease_task = lease::start(

@@ -188,6 +188,15 @@ impl Announcer {
         }
     }
 
+    /// How long ago (at `now`) the last successful renewal and the last working watch event
+    /// were, for logs that explain a health change.
+    pub fn last_api_contact(&self, now: MonoTime) -> (Option<Duration>, Option<Duration>) {
+        (
+            self.last_renew_ok.map(|t| now.saturating_since(t)),
+            self.last_watch_ok.map(|t| now.saturating_since(t)),
+        )
+    }
+
     /// Whether `node` counts as live at `now` in this speaker's eyes (ourselves: while healthy).
     pub fn is_live(&self, node: &str, now: MonoTime) -> bool {
         if node == self.params.node {
