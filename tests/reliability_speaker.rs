@@ -807,7 +807,7 @@ fn a_sixty_second_api_outage_fails_no_request() {
         .collect();
     let during = owners_now(&c, &vips);
     // Wait out the outage and the recovery. Recovery usually takes 1-2 s, but one CI run saw
-    // no speaker healthy again 38 s after the API returned (cause not found; the speakers now
+    // the speakers not all healthy again 38 s after the API returned (cause not found; the speakers now
     // log each API-health change). What this test promises is no failed request; the time
     // to recover is measured and reported, with a deadline far beyond anything seen.
     let recovered = poll(Duration::from_secs(170), || {
