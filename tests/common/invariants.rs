@@ -501,31 +501,43 @@ mod tests {
         })
     }
 
+    fn added(rv: u64, name: &str, port: i64) -> Arc<Change> {
+        change(rv, ChangeKind::Added, svc(name, port, None), None)
+    }
+
+    /// `name` goes from (`port0`, `ip0`) to (`port1`, `ip1`) at `rv`.
+    fn modified(
+        rv: u64,
+        name: &str,
+        (port0, ip0): (i64, Option<&str>),
+        (port1, ip1): (i64, Option<&str>),
+    ) -> Arc<Change> {
+        change(
+            rv,
+            ChangeKind::Modified,
+            svc(name, port1, ip1),
+            Some(svc(name, port0, ip0)),
+        )
+    }
+
+    const IP: Option<&str> = Some("192.0.2.67");
+
+    /// `b` (port 80) is given the IP `a` holds at rv 5; `a` is on `a_port` before rv 4 and on
+    /// port 80 from rv 4 (a user's edit).
+    fn share_with(a_port: i64) -> Vec<Arc<Change>> {
+        vec![
+            added(1, "a", a_port),
+            modified(2, "a", (a_port, None), (a_port, IP)),
+            added(3, "b", 80),
+            modified(4, "a", (a_port, IP), (80, IP)),
+            modified(5, "b", (80, None), (80, IP)),
+        ]
+    }
+
     /// The CI case in miniature: `b` is given `a`'s IP because the controller's cache still
     /// showed `a` on another port, but a user had just moved `a` to `b`'s port.
     fn overtaken_share() -> Vec<Arc<Change>> {
-        vec![
-            change(1, ChangeKind::Added, svc("a", 53, None), None),
-            change(
-                2,
-                ChangeKind::Modified,
-                svc("a", 53, Some("192.0.2.67")),
-                Some(svc("a", 53, None)),
-            ),
-            change(3, ChangeKind::Added, svc("b", 80, None), None),
-            change(
-                4,
-                ChangeKind::Modified,
-                svc("a", 80, Some("192.0.2.67")),
-                Some(svc("a", 53, Some("192.0.2.67"))),
-            ),
-            change(
-                5,
-                ChangeKind::Modified,
-                svc("b", 80, Some("192.0.2.67")),
-                Some(svc("b", 80, None)),
-            ),
-        ]
+        share_with(53)
     }
 
     fn clock_up_to(last_rv: u64) -> RvClock {
@@ -569,26 +581,13 @@ mod tests {
 
     #[test]
     fn a_share_no_recent_spec_allowed_is_a_violation() {
-        let mut history = overtaken_share();
-        // `a` had been on port 80 all along: nothing excuses the write.
-        history.truncate(1);
-        history[0] = change(1, ChangeKind::Added, svc("a", 80, None), None);
-        history.extend([
-            change(
-                2,
-                ChangeKind::Modified,
-                svc("a", 80, Some("192.0.2.67")),
-                Some(svc("a", 80, None)),
-            ),
-            change(3, ChangeKind::Added, svc("b", 80, None), None),
-            change(
-                5,
-                ChangeKind::Modified,
-                svc("b", 80, Some("192.0.2.67")),
-                Some(svc("b", 80, None)),
-            ),
-        ]);
-        let rep = check_history(&history, SERVICES, &clock_up_to(5), Duration::from_secs(5));
+        // `a` was on port 80 all along: nothing excuses the write.
+        let rep = check_history(
+            &share_with(80),
+            SERVICES,
+            &clock_up_to(5),
+            Duration::from_secs(5),
+        );
         assert_eq!(rep.violations.len(), 1, "{rep:#?}");
         assert!(
             rep.stale_races.is_empty() && rep.undated.is_empty(),
