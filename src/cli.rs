@@ -112,28 +112,10 @@ pub struct CheckConfigArgs {
     pub file: PathBuf,
 }
 
-/// Parses durations written as `500ms`, `3s`, `1.5s` or `2m`.
+/// Parses a duration flag with the ConfigMap's grammar (`500ms`, `3s`, `1.5s`, `1m30s`), so a
+/// value that works in `l2.garp` works on the command line too.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let t = text.trim();
-    let (number, unit) = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .map(|i| t.split_at(i))
-        .ok_or_else(|| format!("duration {text:?} has no unit (use ms, s or m)"))?;
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("duration {text:?} does not start with a number"))?;
-    let secs = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        _ => {
-            return Err(format!(
-                "duration {text:?} has unknown unit {unit:?} (use ms, s or m)"
-            ))
-        }
-    };
-    std::time::Duration::try_from_secs_f64(secs)
-        .map_err(|_| format!("duration {text:?} is out of range"))
+    ferrolb_core::config::duration::parse(text).map_err(|why| format!("duration {text:?}: {why}"))
 }
 
 #[cfg(test)]
@@ -146,8 +128,33 @@ mod tests {
         assert_eq!(parse_duration("1100ms"), Ok(Duration::from_millis(1100)));
         assert_eq!(parse_duration("3s"), Ok(Duration::from_secs(3)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert!(parse_duration("3").unwrap_err().contains("no unit"));
-        assert!(parse_duration("3h").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("3").unwrap_err().contains("missing unit"));
+        assert!(parse_duration("3d").unwrap_err().contains("unknown unit"));
+    }
+
+    /// The flags and the ConfigMap share one grammar: `1m30s` used to fail on the command line
+    /// while `interval: 1m30s` worked.
+    #[test]
+    fn duration_flags_accept_every_config_duration() {
+        for text in ["1m30s", "1h", "250us", ".5s", "0"] {
+            assert_eq!(
+                parse_duration(text),
+                ferrolb_core::config::duration::parse(text),
+                "{text}"
+            );
+        }
+        let cli = Cli::try_parse_from([
+            "ferrolb",
+            "speaker",
+            "--node-name",
+            "n1",
+            "--lease-duration",
+            "1m30s",
+        ])
+        .expect("1m30s is a valid duration");
+        assert!(
+            matches!(cli.command, Command::Speaker(ref s) if s.lease_duration == Duration::from_secs(90))
+        );
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! Go-style durations (`1100ms`, `1.5s`, `2m`, `1m30s`), the notation Kubernetes operators
 //! already write in every other manifest.
+//!
+//! The one duration grammar of FerroLB: the ConfigMap's `l2.garp` keys and the command line's
+//! `--lease-duration`-style flags both parse with [`parse`], so a value that works in one place
+//! works in the other.
 
 use std::time::Duration;
 
@@ -15,7 +19,7 @@ const UNITS: &[(&str, u128)] = &[
 
 /// Parses a non-negative duration; the error says what is wrong without repeating the value
 /// (the caller quotes it).
-pub(crate) fn parse(text: &str) -> Result<Duration, String> {
+pub fn parse(text: &str) -> Result<Duration, String> {
     let s = text.trim();
     if s == "0" {
         return Ok(Duration::ZERO);
@@ -71,7 +75,7 @@ fn scaled(num: &str, scale: u128) -> Option<u128> {
 }
 
 /// Formats a duration in the same notation, as short as it can be: `1100ms`, `5s`, `2m`, `0s`.
-pub(crate) fn format(d: Duration) -> String {
+pub fn format(d: Duration) -> String {
     let nanos = d.as_nanos();
     if nanos == 0 {
         return "0s".to_string();

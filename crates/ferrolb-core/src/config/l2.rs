@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use regex::RegexSet;
 
+use crate::arp::GarpParams;
+
 /// Interfaces that carry container, loopback or overlay traffic; announcing a LoadBalancer IP
 /// on them never reaches a client and can confuse the CNI.
 pub const DEFAULT_EXCLUDE_INTERFACES: &[&str] = &[
@@ -90,12 +92,25 @@ fn regex_error(e: &regex::Error) -> String {
 /// How gratuitous ARP is sent when a node takes over an IP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GarpPolicy {
-    /// Packets per announcement; 0 sends none (clients then wait for their ARP cache to expire).
+    /// Packets per announcement. 0 means 1, as in the scheduler ([`GarpParams`]): a takeover
+    /// that told nobody would leave clients on the old MAC until their ARP caches expire.
     pub burst: u32,
     /// Gap between the packets of a burst.
     pub interval: Duration,
     /// Re-send the burst this often while owning the IP; zero means only on takeover.
     pub refresh: Duration,
+}
+
+impl GarpPolicy {
+    /// The scheduler's view of this policy: the one place the speaker and the announcer get
+    /// their GARP timing from, so a config change reaches both.
+    pub fn params(&self) -> GarpParams {
+        GarpParams {
+            burst: self.burst,
+            interval: self.interval,
+            refresh: self.refresh,
+        }
+    }
 }
 
 impl Default for GarpPolicy {

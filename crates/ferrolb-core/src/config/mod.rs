@@ -8,7 +8,7 @@
 #![warn(missing_docs)]
 
 mod addresses;
-mod duration;
+pub mod duration;
 mod error;
 mod kubevip;
 mod l2;

@@ -269,17 +269,30 @@ fn type_errors_explain_the_fix() {
     );
 }
 
+/// `burst: 0` has one meaning, the scheduler's: one send per takeover (and per refresh). The
+/// validator used to call it "no gratuitous ARP" and reject it beside a refresh, while the
+/// speaker sent one packet anyway.
 #[test]
-fn garp_burst_zero_warns_and_conflicts_with_refresh() {
+fn garp_burst_zero_means_one_send_for_validator_and_scheduler_alike() {
     let p = ok(native("l2:\n  garp: {burst: 0}\n"));
     assert_eq!(
         p.warnings,
-        vec!["l2.garp.burst: 0 sends no gratuitous ARP: after a failover clients keep the old MAC until their ARP cache expires"]
+        vec!["l2.garp.burst: 0 is sent as 1: every takeover sends at least one gratuitous ARP, or clients would keep the old MAC until their ARP cache expires; write 1 to say so"]
     );
+    let sends: Vec<Duration> = p.config.l2.garp.params().schedule().collect();
+    assert_eq!(sends, vec![Duration::ZERO]);
+
+    let p = ok(native("l2:\n  garp: {burst: 0, refresh: 30s}\n"));
+    let sends: Vec<Duration> = p.config.l2.garp.params().schedule().take(3).collect();
     assert_eq!(
-        errors(native("l2:\n  garp: {burst: 0, refresh: 30s}\n")),
-        vec!["l2.garp.refresh: refresh 30s re-sends a burst of 0 packets; set burst to 1 or more, or refresh to 0s"]
+        sends,
+        vec![
+            Duration::ZERO,
+            Duration::from_secs(30),
+            Duration::from_secs(60)
+        ]
     );
+
     let p = ok(native("l2:\n  garp: {refresh: 0, interval: 250ms}\n"));
     assert_eq!(p.config.l2.garp.interval, Duration::from_millis(250));
     assert_eq!(p.config.l2.garp.burst, 5);

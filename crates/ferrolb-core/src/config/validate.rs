@@ -171,6 +171,9 @@ fn selector(labels: &std::collections::BTreeMap<String, String>, at: &At, report
     }
 }
 
+/// The warning for `l2.garp.burst: 0`, whose meaning the GARP scheduler fixes (one send).
+const GARP_BURST_ZERO: &str = "0 is sent as 1: every takeover sends at least one gratuitous ARP, or clients would keep the old MAC until their ARP cache expires; write 1 to say so";
+
 /// Checks of the l2 section that hold whatever format it came from.
 pub(crate) fn l2(l2: &L2Config, report: &mut Report) {
     let at = At::root().key("l2");
@@ -183,19 +186,7 @@ pub(crate) fn l2(l2: &L2Config, report: &mut Report) {
         );
     }
     if l2.garp.burst == 0 {
-        if l2.garp.refresh.is_zero() {
-            garp.key("burst").warn(
-                report,
-                "0 sends no gratuitous ARP: after a failover clients keep the old MAC until their ARP cache expires",
-            );
-        } else {
-            garp.key("refresh").error(
-                report,
-                format!(
-                    "refresh {} re-sends a burst of 0 packets; set burst to 1 or more, or refresh to 0s",
-                    super::duration::format(l2.garp.refresh)
-                ),
-            );
-        }
+        // One meaning, shared with the scheduler (`GarpParams`): a takeover always tells the LAN.
+        garp.key("burst").warn(report, GARP_BURST_ZERO);
     }
 }
