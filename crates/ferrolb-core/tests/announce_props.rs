@@ -17,13 +17,12 @@ const LEASE: Duration = Duration::from_secs(3);
 
 fn announcer(node: &str) -> Announcer {
     Announcer::new(AnnouncerParams {
-        node: node.to_string(),
-        lease_duration: LEASE,
         garp: GarpParams {
             burst: 3,
             interval: Duration::from_millis(1100),
             refresh: Duration::ZERO,
         },
+        ..AnnouncerParams::new(node, LEASE)
     })
 }
 
@@ -52,7 +51,8 @@ type Starts = BTreeMap<IpAddr, Vec<String>>;
 /// An IP's last octet and, for Local policy, the indices of the nodes with endpoints.
 type IpSpec = (u8, Option<BTreeSet<u8>>);
 
-/// Starts per IP over all speakers, plus every other action, from one reconcile round.
+/// Takeovers (probes) per IP over all speakers, plus every other action except the `Start`s
+/// that complete earlier probes, from one reconcile round.
 fn round(
     speakers: &mut BTreeMap<String, Announcer>,
     facts: &[NodeFacts],
@@ -64,7 +64,10 @@ fn round(
     for (name, a) in speakers.iter_mut() {
         for action in a.reconcile(at, facts, demands, &BTreeMap::new()) {
             match action {
-                Action::Start { ip } => starts.entry(ip).or_default().push(name.clone()),
+                // Winning an IP shows as its RFC 5227 probe; the `Start` that follows when the
+                // probe wait is over is the same decision carried out.
+                Action::Probe { ip } => starts.entry(ip).or_default().push(name.clone()),
+                Action::Start { .. } => {}
                 a => other.push((name.clone(), a)),
             }
         }

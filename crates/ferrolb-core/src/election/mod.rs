@@ -4,7 +4,7 @@
 //! * [`candidates`]: which nodes may announce an IP.
 //! * [`liveness`]: peers judged live by when this speaker last saw their lease change.
 //! * [`announce`]: the state machine that turns all of that, plus API health and ARP conflicts
-//!   heard on the wire, into start/stop/re-announce actions.
+//!   heard on the wire, into probe/start/stop/hold/re-announce actions.
 //!
 //! Everything here is pure: times are passed in, and nothing talks to Kubernetes or the network.
 
@@ -14,7 +14,10 @@ pub mod liveness;
 pub mod rendezvous;
 mod time;
 
-pub use announce::{Action, Announcer, AnnouncerParams, Health, StopReason};
+pub use announce::{
+    Action, Announcer, AnnouncerParams, Claimant, Health, StopReason, DEFAULT_FOREIGN_HOLD,
+    DEFAULT_PROBE_WAIT,
+};
 pub use candidates::{
     candidates, elect, is_eligible_with, IpDemand, NodeFacts, EXCLUDE_FROM_LB_LABEL,
 };

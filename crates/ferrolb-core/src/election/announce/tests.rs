@@ -34,11 +34,7 @@ fn snap(rv: u64) -> LeaseSnapshot {
 }
 
 fn announcer(node: &str) -> Announcer {
-    Announcer::new(AnnouncerParams {
-        node: node.to_owned(),
-        lease_duration: LEASE,
-        garp: GarpParams::default(),
-    })
+    Announcer::new(AnnouncerParams::new(node, LEASE))
 }
 
 fn winner_among(ip: IpAddr, nodes: &[&str]) -> String {
@@ -92,6 +88,10 @@ impl Single {
         self.a.announced().collect()
     }
 
+    fn elected(&self) -> BTreeSet<IpAddr> {
+        self.a.elected().collect()
+    }
+
     fn wins_among(&self, nodes: &[&str]) -> BTreeSet<IpAddr> {
         self.demands
             .iter()
@@ -100,13 +100,15 @@ impl Single {
             .collect()
     }
 
-    /// A steady healthy start: everyone seen at 0, 1000, 2000; "a" reconciled at 2000.
+    /// A steady healthy start: everyone seen at 0, 1000, 2000; "a" reconciled at 2000 (probes)
+    /// and 2100 (probe wait over: announces).
     fn steady() -> Self {
         let mut s = Single::new();
         for at in [0, 1000, 2000] {
             s.healthy_at(at, &["b", "c"]);
         }
         s.reconcile(2000);
+        s.reconcile(2100);
         assert_eq!(s.owned(), s.wins_among(&["a", "b", "c"]));
         s
     }
@@ -117,6 +119,16 @@ fn starts(actions: &[Action]) -> BTreeSet<IpAddr> {
         .iter()
         .filter_map(|a| match a {
             Action::Start { ip } => Some(*ip),
+            _ => None,
+        })
+        .collect()
+}
+
+fn probes(actions: &[Action]) -> BTreeSet<IpAddr> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Probe { ip } => Some(*ip),
             _ => None,
         })
         .collect()
@@ -150,8 +162,16 @@ fn a_healthy_speaker_announces_exactly_the_ips_it_wins() {
     let actions = s.reconcile(0);
     let expected = s.wins_among(&["a", "b", "c"]);
     assert!(!expected.is_empty() && expected.len() < 30, "{expected:?}");
+    // Probe first (RFC 5227); announce when the probe wait is over.
+    assert_eq!(probes(&actions), expected);
+    assert_eq!(actions.len(), expected.len());
+    assert_eq!(s.a.next_wakeup(), Some(t(100)));
+    assert!(s.reconcile(99).is_empty());
+    assert_eq!(s.owned(), BTreeSet::new());
+    let actions = s.reconcile(100);
     assert_eq!(starts(&actions), expected);
     assert_eq!(actions.len(), expected.len());
+    assert_eq!(s.a.next_wakeup(), None);
     // Nothing changed: nothing to do.
     s.healthy_at(1000, &["b", "c"]);
     assert!(s.reconcile(1000).is_empty());
@@ -173,7 +193,7 @@ fn a_peer_that_stops_renewing_hands_over_its_ips_after_one_lease_duration() {
         .copied()
         .collect();
     assert!(!gained.is_empty());
-    assert_eq!(starts(&actions), gained);
+    assert_eq!(probes(&actions), gained);
     assert!(stops(&actions).is_empty());
 }
 
@@ -191,8 +211,8 @@ fn a_released_or_deleted_lease_hands_over_at_once() {
     s.a.lease_gone("b");
     let actions = s.reconcile(2100);
     let expected: BTreeSet<IpAddr> = s.demands.iter().map(|d| d.ip).collect();
-    assert_eq!(s.owned(), expected, "a is the only live node left");
-    assert!(!starts(&actions).is_empty());
+    assert_eq!(s.elected(), expected, "a is the only live node left");
+    assert!(!probes(&actions).is_empty());
 }
 
 #[test]
@@ -242,7 +262,7 @@ fn local_policy_moves_the_ip_with_its_endpoints() {
     let ip = IpAddr::from([198, 51, 100, 200]);
     s.demands = vec![IpDemand::local(ip, ["a"])];
     let actions = s.reconcile(2100);
-    assert_eq!(starts(&actions), BTreeSet::from([ip]));
+    assert_eq!(probes(&actions), BTreeSet::from([ip]));
     assert_eq!(stops(&actions).len(), previously_owned);
     s.demands = vec![IpDemand::local(ip, ["b"])];
     let actions = s.reconcile(2200);
@@ -343,38 +363,59 @@ fn after_the_api_returns_the_outage_is_not_held_against_peers() {
     assert_eq!(s.owned(), before);
     assert!(!s.a.is_live("b", t(62_501)));
     let actions = s.reconcile(62_501);
-    assert!(!starts(&actions).is_empty(), "b really is gone");
+    assert!(!probes(&actions).is_empty(), "b really is gone");
 }
 
+/// A peer speaker that does not outrank us keeps claiming one of our IPs: we defend with
+/// gratuitous ARP at most once per GARP interval from the first claim on, and report a conflict
+/// only once the contest has outlived a handover (one lease duration).
 #[test]
-fn a_healthy_owner_defends_with_rate_limited_garp_and_reports_every_conflict() {
+fn a_healthy_owner_defends_with_rate_limited_garp_and_reports_a_lasting_contest() {
     let mut s = Single::steady();
     let ip = *s.owned().iter().next().expect("a owns something");
-    // Took over at 2000; GARP interval 1100 ms.
-    assert_eq!(
-        s.a.claim_seen(ip, mac(9), t(2500)),
-        [Action::Conflict { ip, mac: mac(9) }]
+    let peer = "b";
+    assert!(rendezvous::score(peer, ip) < rendezvous::score("a", ip));
+    // Announced at 2100; GARP interval 1100 ms, lease 3000 ms.
+    let claim = |s: &mut Single, at: u64| {
+        s.healthy_at(at, &["b", "c"]);
+        s.a.claim_seen(ip, mac(2), Claimant::Speaker(peer), t(at))
+    };
+    assert!(
+        claim(&mut s, 2500).is_empty(),
+        "within a GARP interval of the takeover"
     );
-    assert_eq!(
-        s.a.claim_seen(ip, mac(9), t(3100)),
-        [
-            Action::Conflict { ip, mac: mac(9) },
-            Action::ResendGarp { ip }
-        ]
-    );
-    assert_eq!(
-        s.a.claim_seen(ip, mac(9), t(4199)),
-        [Action::Conflict { ip, mac: mac(9) }]
-    );
-    assert_eq!(
-        s.a.claim_seen(ip, mac(9), t(4200)),
-        [
-            Action::Conflict { ip, mac: mac(9) },
-            Action::ResendGarp { ip }
-        ]
-    );
-    assert_eq!(s.a.conflicts(), 4);
+    assert_eq!(claim(&mut s, 3200), [Action::ResendGarp { ip }]);
+    assert!(claim(&mut s, 4299).is_empty());
+    assert_eq!(claim(&mut s, 4300), [Action::ResendGarp { ip }]);
+    assert_eq!(claim(&mut s, 5400), [Action::ResendGarp { ip }]);
+    assert!(claim(&mut s, 5500).is_empty(), "contest began at 2500");
+    assert_eq!(s.a.conflicts(), 0);
+    assert_eq!(claim(&mut s, 5501), [Action::Conflict { ip, mac: mac(2) }]);
+    assert_eq!(claim(&mut s, 5600), [Action::Conflict { ip, mac: mac(2) }]);
+    assert_eq!(s.a.conflicts(), 2);
     assert!(s.a.is_announcing(ip));
+    // Quiet for more than a lease duration: the next claim starts a new episode.
+    assert_eq!(claim(&mut s, 8601), [Action::ResendGarp { ip }]);
+    assert_eq!(s.a.conflicts(), 2);
+}
+
+/// The re-sends follow `l2.garp` as configured, not the defaults the announcer started with.
+#[test]
+fn defence_re_sends_follow_the_configured_garp_interval() {
+    let mut s = Single::steady();
+    let ip = *s.owned().iter().next().expect("a owns something");
+    s.a.set_garp(GarpParams {
+        burst: 2,
+        interval: Duration::from_millis(3000),
+        refresh: Duration::ZERO,
+    });
+    let claim = |s: &mut Single, at: u64| {
+        s.healthy_at(at, &["b", "c"]);
+        s.a.claim_seen(ip, mac(2), Claimant::Speaker("b"), t(at))
+    };
+    assert!(claim(&mut s, 3200).is_empty(), "1.1 s is no longer enough");
+    assert!(claim(&mut s, 5099).is_empty());
+    assert_eq!(claim(&mut s, 5100), [Action::ResendGarp { ip }]);
 }
 
 #[test]
@@ -386,7 +427,14 @@ fn claims_on_ips_we_do_not_announce_are_ignored() {
         .map(|d| d.ip)
         .find(|ip| !s.a.is_announcing(*ip))
         .expect("some IP is owned elsewhere");
-    assert!(s.a.claim_seen(theirs, mac(2), t(2500)).is_empty());
+    assert!(s
+        .a
+        .claim_seen(theirs, mac(2), Claimant::Speaker("b"), t(2500))
+        .is_empty());
+    assert!(s
+        .a
+        .claim_seen(theirs, mac(9), Claimant::Foreign, t(2500))
+        .is_empty());
     assert_eq!(s.a.conflicts(), 0);
 }
 
@@ -397,7 +445,7 @@ fn a_degraded_owner_yields_on_a_claim_and_retakes_only_when_healthy() {
     s.a.renew_failed(t(2500));
     assert_eq!(s.a.health(t(6000)), Health::Degraded);
     assert_eq!(
-        s.a.claim_seen(ip, mac(2), t(6000)),
+        s.a.claim_seen(ip, mac(2), Claimant::Speaker("b"), t(6000)),
         [Action::Stop {
             ip,
             reason: StopReason::ClaimedBy(mac(2))
@@ -406,7 +454,192 @@ fn a_degraded_owner_yields_on_a_claim_and_retakes_only_when_healthy() {
     assert!(!s.a.is_announcing(ip));
     assert!(s.reconcile(7000).is_empty(), "not retaken while degraded");
     s.healthy_at(8000, &["b", "c"]);
-    assert_eq!(starts(&s.reconcile(8000)), BTreeSet::from([ip]));
+    assert_eq!(probes(&s.reconcile(8000)), BTreeSet::from([ip]));
+}
+
+/// "a" has won IPs at 2000 and its probes are out (announce due at 2100).
+fn probing() -> (Single, IpAddr) {
+    let mut s = Single::new();
+    for at in [0, 1000, 2000] {
+        s.healthy_at(at, &["b", "c"]);
+    }
+    let actions = s.reconcile(2000);
+    let ip = *probes(&actions).iter().next().expect("a won something");
+    (s, ip)
+}
+
+#[test]
+fn a_probe_answered_by_a_foreign_mac_holds_the_ip_then_probes_again() {
+    let (mut s, ip) = probing();
+    assert_eq!(
+        s.a.claim_seen(ip, mac(9), Claimant::Foreign, t(2050)),
+        [Action::Hold {
+            ip,
+            mac: mac(9),
+            hold: DEFAULT_FOREIGN_HOLD
+        }]
+    );
+    // Its probe deadline passes: every other won IP is announced, this one is not.
+    let actions = s.reconcile(2100);
+    assert!(!starts(&actions).contains(&ip));
+    assert!(!s.a.is_announcing(ip));
+    assert!(s.elected().contains(&ip), "still ours to retry");
+    assert_eq!(s.a.next_wakeup(), Some(t(32_050)));
+    // Still in use: further answers change nothing.
+    assert!(s
+        .a
+        .claim_seen(ip, mac(9), Claimant::Foreign, t(3000))
+        .is_empty());
+    s.healthy_at(32_000, &["b", "c"]);
+    assert!(s.reconcile(32_049).is_empty());
+    // The hold is over: probe again, and announce when nobody answers.
+    assert_eq!(s.reconcile(32_050), [Action::Probe { ip }]);
+    assert_eq!(s.a.next_wakeup(), Some(t(32_150)));
+    assert_eq!(s.reconcile(32_150), [Action::Start { ip }]);
+    assert!(s.a.is_announcing(ip));
+}
+
+#[test]
+fn a_probe_answered_by_a_peer_speaker_is_a_handover_not_a_foreign_host_nor_a_conflict() {
+    let (mut s, ip) = probing();
+    // The previous owner still answers until its lease view shows "a".
+    assert!(s
+        .a
+        .claim_seen(ip, mac(2), Claimant::Speaker("b"), t(2050))
+        .is_empty());
+    assert_eq!(s.a.conflicts(), 0);
+    assert!(starts(&s.reconcile(2100)).contains(&ip));
+    assert!(s.a.is_announcing(ip));
+}
+
+#[test]
+fn our_own_frames_heard_on_another_port_are_no_claim() {
+    let mut s = Single::steady();
+    let ip = *s.owned().iter().next().expect("a owns something");
+    assert!(s
+        .a
+        .claim_seen(ip, mac(1), Claimant::Ourselves, t(2500))
+        .is_empty());
+    assert!(s.a.is_announcing(ip));
+}
+
+#[test]
+fn a_foreign_claim_on_an_announced_ip_stops_answering_and_holds_it() {
+    let mut s = Single::steady();
+    let ip = *s.owned().iter().next().expect("a owns something");
+    assert_eq!(
+        s.a.claim_seen(ip, mac(9), Claimant::Foreign, t(2500)),
+        [Action::Hold {
+            ip,
+            mac: mac(9),
+            hold: DEFAULT_FOREIGN_HOLD
+        }]
+    );
+    assert!(!s.a.is_announcing(ip));
+    assert_eq!(s.a.conflicts(), 0, "a foreign host is never fought");
+    assert_eq!(s.a.next_wakeup(), Some(t(32_500)));
+}
+
+#[test]
+fn a_foreign_claim_holds_the_ip_even_while_degraded() {
+    let mut s = Single::steady();
+    let ip = *s.owned().iter().next().expect("a owns something");
+    assert_eq!(s.a.health(t(9000)), Health::Degraded);
+    assert!(matches!(
+        s.a.claim_seen(ip, mac(9), Claimant::Foreign, t(9000))[..],
+        [Action::Hold { .. }]
+    ));
+}
+
+#[test]
+fn stop_during_a_probe_cancels_the_announcement() {
+    let (mut s, ip) = probing();
+    s.demands.retain(|d| d.ip != ip);
+    let actions = s.reconcile(2050);
+    assert_eq!(
+        actions,
+        [Action::Stop {
+            ip,
+            reason: StopReason::NotDemanded
+        }]
+    );
+    assert!(!starts(&s.reconcile(2100)).contains(&ip));
+    assert!(!s.elected().contains(&ip));
+}
+
+#[test]
+fn losing_the_election_during_a_hold_gives_the_ip_up() {
+    let (mut s, ip) = probing();
+    s.a.claim_seen(ip, mac(9), Claimant::Foreign, t(2050));
+    s.reconcile(2100);
+    // "d" joins and wins everything it can; if it wins this IP, "a" lets go of the held IP.
+    let winner_with_d = winner_among(ip, &["a", "b", "c", "d"]);
+    s.nodes.push(facts("d"));
+    s.healthy_at(2500, &["b", "c", "d"]);
+    let actions = s.reconcile(2500);
+    if winner_with_d == "a" {
+        assert!(!stops(&actions).contains_key(&ip));
+        return;
+    }
+    assert_eq!(stops(&actions).get(&ip), Some(&StopReason::NotElected));
+    assert!(!s.elected().contains(&ip));
+    assert!(s
+        .reconcile(32_050)
+        .iter()
+        .all(|a| *a != Action::Probe { ip }));
+}
+
+/// The old owner's side of a failback: the returning winner ("z", who outranks "a" for the IP)
+/// claims it before a's lease view shows z's lease. That is a handover in progress: a neither
+/// fights nor reports it, and hands over as soon as its view catches up.
+#[test]
+fn a_claim_by_a_returning_winner_is_a_handover_not_a_conflict() {
+    let mut s = Single::steady();
+    let ip = *s.owned().iter().next().expect("a owns something");
+    let returning = (0..1000)
+        .map(|i| format!("z{i}"))
+        .find(|n| rendezvous::score(n, ip) > rendezvous::score("a", ip))
+        .expect("some name outranks a");
+    s.nodes.push(facts(&returning));
+    let claim = |s: &mut Single, at: u64| {
+        s.healthy_at(at, &["b", "c"]);
+        s.a.claim_seen(ip, mac(7), Claimant::Speaker(&returning), t(at))
+    };
+    for at in [2200, 3400, 5200] {
+        assert!(claim(&mut s, at).is_empty(), "at {at}");
+    }
+    assert_eq!(s.a.conflicts(), 0);
+    // a's view catches up: z's lease is seen, and a stops.
+    s.healthy_at(5300, &["b", "c", &returning]);
+    assert_eq!(
+        stops(&s.reconcile(5300)).get(&ip),
+        Some(&StopReason::NotElected)
+    );
+}
+
+/// But a speaker that outranks us and never shows up live (a degraded one that missed our
+/// takeover) is fought once the contest outlives a handover, and reported.
+#[test]
+fn a_claim_by_an_outranking_speaker_that_never_becomes_live_is_a_conflict() {
+    let mut s = Single::steady();
+    let ip = *s.owned().iter().next().expect("a owns something");
+    let zombie = (0..1000)
+        .map(|i| format!("z{i}"))
+        .find(|n| rendezvous::score(n, ip) > rendezvous::score("a", ip))
+        .expect("some name outranks a");
+    let mut claim = |at: u64| {
+        s.healthy_at(at, &["b", "c"]);
+        s.a.claim_seen(ip, mac(7), Claimant::Speaker(&zombie), t(at))
+    };
+    assert!(claim(2200).is_empty());
+    assert!(claim(5200).is_empty());
+    assert_eq!(
+        claim(5201),
+        [
+            Action::Conflict { ip, mac: mac(7) },
+            Action::ResendGarp { ip }
+        ]
+    );
 }
 
 #[test]
@@ -419,7 +652,15 @@ fn shutdown_hands_back_every_ip_and_then_does_nothing() {
     s.healthy_at(3000, &["b", "c"]);
     assert!(s.reconcile(3000).is_empty());
     let ip = *owned.iter().next().expect("a owned something");
-    assert!(s.a.claim_seen(ip, mac(2), t(3000)).is_empty());
+    assert!(s
+        .a
+        .claim_seen(ip, mac(2), Claimant::Speaker("b"), t(3000))
+        .is_empty());
+    assert!(s
+        .a
+        .claim_seen(ip, mac(9), Claimant::Foreign, t(3000))
+        .is_empty());
+    assert_eq!(s.a.next_wakeup(), None);
 }
 
 /// A small cluster: every speaker talks to a shared lease store (the API) when it can reach it,
@@ -497,19 +738,41 @@ impl Cluster {
         while let Some((node, action)) = queue.pop() {
             self.log.push((at, node.clone(), action));
             out.push((node.clone(), action));
-            let garp_ip = match action {
-                Action::Start { ip } | Action::ResendGarp { ip } => ip,
-                _ => continue,
-            };
-            let sender_mac = self.mac_of(&node);
-            for other in self.names.clone() {
-                if other == node {
-                    continue;
+            match action {
+                // Gratuitous ARP: every other speaker hears the sender claim the IP.
+                Action::Start { ip } | Action::ResendGarp { ip } => {
+                    let sender_mac = self.mac_of(&node);
+                    for other in self.names.clone() {
+                        if other == node {
+                            continue;
+                        }
+                        let sp = self.speakers.get_mut(&other).expect("speaker exists");
+                        for reaction in
+                            sp.claim_seen(ip, sender_mac, Claimant::Speaker(&node), t(at))
+                        {
+                            queue.push((other.clone(), reaction));
+                        }
+                    }
                 }
-                let sp = self.speakers.get_mut(&other).expect("speaker exists");
-                for reaction in sp.claim_seen(garp_ip, sender_mac, t(at)) {
-                    queue.push((other.clone(), reaction));
+                // A probe: whoever answers for the IP replies, and the prober hears it.
+                Action::Probe { ip } => {
+                    let owners: Vec<String> = self
+                        .names
+                        .iter()
+                        .filter(|o| **o != node && self.speakers[*o].is_announcing(ip))
+                        .cloned()
+                        .collect();
+                    for owner in owners {
+                        let owner_mac = self.mac_of(&owner);
+                        let sp = self.speakers.get_mut(&node).expect("speaker exists");
+                        for reaction in
+                            sp.claim_seen(ip, owner_mac, Claimant::Speaker(&owner), t(at))
+                        {
+                            queue.push((node.clone(), reaction));
+                        }
+                    }
                 }
+                _ => {}
             }
         }
     }
@@ -638,7 +901,39 @@ fn scenario_graceful_stop_hands_over_without_waiting_for_expiry() {
     for name in ["a", "b"] {
         c.speakers.get_mut(name).expect("exists").lease_gone("c");
     }
-    // The very next reconcile (well within one lease duration) hands c's IPs over.
-    c.run(5100, 5100);
+    // The very next reconciles (probe, then announce; well within one lease duration) hand
+    // c's IPs over.
+    c.run(5100, 6100);
     c.assert_converged(&["a", "b"]);
+}
+
+/// A node crashes and comes back (a fresh speaker): its IPs fail over and fail back, and no
+/// speaker reports a conflict on the way, though the previous owners answer the returning
+/// speaker's probes and the LAN carries every GARP.
+#[test]
+fn scenario_failback_raises_no_conflict() {
+    let mut c = Cluster::new(&["a", "b", "c"], 40);
+    c.run(0, 5000);
+    let before = c.owners();
+    // "a" ticks first, so its probes meet the current owners before they see its new lease.
+    c.api_reachable.remove("a");
+    let crashed = c.speakers.remove("a").expect("a exists");
+    drop(crashed);
+    c.names.retain(|n| n != "a");
+    c.run(6000, 12_000);
+    c.assert_converged(&["b", "c"]);
+    c.names.insert(0, "a".to_owned());
+    c.speakers.insert("a".to_owned(), announcer("a"));
+    c.api_reachable.insert("a".to_owned());
+    let log = c.run(13_000, 20_000);
+    c.assert_converged(&["a", "b", "c"]);
+    assert_eq!(c.owners(), before);
+    let conflicts: Vec<_> = log
+        .iter()
+        .filter(|(_, _, a)| matches!(a, Action::Conflict { .. }))
+        .collect();
+    assert!(conflicts.is_empty(), "{conflicts:?}");
+    assert!(log
+        .iter()
+        .any(|(_, n, a)| n == "a" && matches!(a, Action::Probe { .. })));
 }
