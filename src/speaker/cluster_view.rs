@@ -121,14 +121,20 @@ pub fn demands(
     out
 }
 
-/// Every MAC some speaker announces from, from the leases' [`MACS_ANNOTATION`].
-pub fn speaker_macs(leases: &[Arc<Lease>]) -> BTreeSet<ferrolb_core::arp::MacAddr> {
+/// Every MAC some speaker announces from, with its node, from the leases'
+/// [`MACS_ANNOTATION`]: a claim from one of these is a peer's, never a foreign host's.
+pub fn speaker_macs(leases: &[Arc<Lease>]) -> BTreeMap<ferrolb_core::arp::MacAddr, String> {
     leases
         .iter()
-        .filter_map(|l| l.metadata.annotations.as_ref()?.get(MACS_ANNOTATION))
-        .flat_map(|text| {
+        .filter_map(|l| {
+            let node = node_of_lease(l.metadata.name.as_deref()?)?;
+            let text = l.metadata.annotations.as_ref()?.get(MACS_ANNOTATION)?;
+            Some((node.to_string(), text))
+        })
+        .flat_map(|(node, text)| {
             text.split(',')
                 .filter_map(|m| m.trim().parse().ok())
+                .map(|mac| (mac, node.clone()))
                 .collect::<Vec<_>>()
         })
         .collect()

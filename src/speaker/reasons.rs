@@ -1,0 +1,59 @@
+//! The speaker's Event reasons as one type, so a reason is spelled once and a typo is a
+//! compile error. The strings are a contract (`docs/operations.md` lists them; people filter
+//! `kubectl get events` on them), so `Display` gives exactly the reason string.
+
+use std::fmt;
+
+/// Why the speaker publishes an Event about a Service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventReason {
+    /// Normal: this node answers for one of the Service's IPs now.
+    Announcing,
+    /// Warning: another speaker keeps claiming an IP this node announces, beyond a handover.
+    IpConflict,
+    /// Warning: a host that is not a speaker uses one of the Service's IPs; not announced.
+    IpInUseByOtherHost,
+}
+
+impl EventReason {
+    /// The Event's `reason` field.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EventReason::Announcing => "Announcing",
+            EventReason::IpConflict => "IPConflict",
+            EventReason::IpInUseByOtherHost => "IPInUseByOtherHost",
+        }
+    }
+
+    /// Whether the Event is a Warning (else Normal).
+    pub const fn is_warning(self) -> bool {
+        !matches!(self, EventReason::Announcing)
+    }
+}
+
+impl fmt::Display for EventReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The Event's `action` field for everything the speaker reports.
+pub const ANNOUNCE_ACTION: &str = "Announce";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_keep_their_published_spelling() {
+        assert_eq!(EventReason::Announcing.to_string(), "Announcing");
+        assert_eq!(EventReason::IpConflict.to_string(), "IPConflict");
+        assert_eq!(
+            EventReason::IpInUseByOtherHost.to_string(),
+            "IPInUseByOtherHost"
+        );
+        assert!(!EventReason::Announcing.is_warning());
+        assert!(EventReason::IpConflict.is_warning());
+        assert!(EventReason::IpInUseByOtherHost.is_warning());
+    }
+}
