@@ -464,3 +464,55 @@ fn an_ip_used_by_another_host_is_not_fought_for() {
         .sum();
     assert!(total >= 1.0, "foreign claim counted: {scrapes:#?}");
 }
+
+/// A normal failback is a handover, not a conflict: the owner is killed, a peer takes over,
+/// the owner comes back and takes its IP back (probing first, which the interim owner answers
+/// until its lease view shows the returning node). No speaker may count a conflict or raise an
+/// `IPConflict` Event on the way (see "What is a conflict" in docs/architecture.md).
+#[test]
+fn a_failback_raises_no_ip_conflict() {
+    let Some(mut c) = cluster(ClusterSpec::default()) else {
+        return;
+    };
+    let vip = c.create_service("web", json!({}));
+    let owner = c
+        .wait_announcer(vip, Duration::from_secs(10), |_| true)
+        .unwrap_or_else(|| panic!("nobody announces {vip}\n{}", c.speaker_logs()));
+    let conflicts_of = |c: &Cluster, i: usize| {
+        cluster::metric_sum(&c.speaker_metrics(i), "ferrolb_speaker_conflicts_total")
+    };
+    let mut counted = 0.0;
+    for cycle in 0..3 {
+        // The returning speaker's counter dies with it: read it before each kill.
+        counted += conflicts_of(&c, owner);
+        c.speaker(owner).kill();
+        let away = c.wait_announcer(vip, Duration::from_secs(12), |n| n != owner);
+        assert!(
+            away.is_some(),
+            "cycle {cycle}: {vip} never left node-{owner}\n{}",
+            c.speaker_logs()
+        );
+        c.restart_speaker(owner);
+        let home = c.wait_announcer(vip, Duration::from_secs(15), |n| n == owner);
+        assert!(
+            home.is_some(),
+            "cycle {cycle}: node-{owner} never took {vip} back\n{}",
+            c.speaker_logs()
+        );
+    }
+    // Let any late claim (the interim owner's remaining GARP burst) arrive and be judged.
+    std::thread::sleep(Duration::from_secs(2));
+    for i in 1..=3 {
+        counted += conflicts_of(&c, i);
+    }
+    let events: Vec<(String, String)> = c
+        .service_events("web")
+        .into_iter()
+        .filter(|(r, _)| r == "IPConflict")
+        .collect();
+    assert!(
+        events.is_empty() && counted == 0.0,
+        "failback counted {counted} conflicts, Events {events:?}\n{}",
+        c.speaker_logs()
+    );
+}
