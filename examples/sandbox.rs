@@ -24,6 +24,10 @@
 //! error and on Ctrl-C; a second Ctrl-C exits at once, and the next run then removes the
 //! leftover namespaces (the harness sweeps `flbh-<pid>-*` namespaces whose process is gone).
 
+// Needs libc/alloc calls std has no safe form of (setns(2), kill(2) and geteuid(2)); every unsafe block says
+// why it is sound.
+#![allow(unsafe_code)]
+
 #[path = "../tests/cluster/mod.rs"]
 mod cluster;
 #[path = "../tests/netns/mod.rs"]

@@ -5,6 +5,9 @@
 //! and `check-config` (validates a pool config offline). Pure decisions live in `ferrolb-core`;
 //! this crate is the Kubernetes and network glue around it.
 
+// Every public item of the glue says why it exists.
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod controller;
 pub mod events;

@@ -8,6 +8,10 @@
 //! Cargo gives tests no `CARGO_BIN_EXE_*` for examples, but `cargo test` builds every example
 //! into `target/<profile>/examples/`, next to the `ferrolb` binary it does give us.
 
+// Needs libc/alloc calls std has no safe form of (kill(2) and geteuid(2)); every unsafe block says
+// why it is sound.
+#![allow(unsafe_code)]
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -75,6 +75,9 @@ const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> SockFilter {
 /// Opens an `AF_PACKET` raw socket that receives nothing until it is bound (protocol 0), with
 /// the untagged-ARP filter attached, for pnet to bind to one interface and own. Binding
 /// after the filter is in place means no unfiltered frame from any interface is ever queued.
+// libc socket(2)/setsockopt(2)/close(2): no safe wrapper attaches a classic BPF filter before
+// bind; each block below says why it is sound.
+#[allow(unsafe_code)]
 pub fn untagged_arp_socket() -> io::Result<RawFd> {
     // SAFETY: plain socket(2) call with constant arguments; the result is checked.
     let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
@@ -108,6 +111,8 @@ pub fn untagged_arp_socket() -> io::Result<RawFd> {
 /// Frames the kernel dropped on packet socket `fd` since the previous call (the kernel resets
 /// its counters on every read), because the socket's receive queue was full: the reader fell
 /// behind a burst or a flood. A request dropped here gets no reply, so operators need to see it.
+// libc getsockopt(2) for PACKET_STATISTICS, which pnet does not expose.
+#[allow(unsafe_code)]
 pub fn take_receive_drops(fd: RawFd) -> io::Result<u32> {
     let mut stats = libc::tpacket_stats {
         tp_packets: 0,

@@ -39,6 +39,9 @@
 //! }
 //! ```
 
+// The harness needs libc (setns, kill, geteuid) where std has no safe equivalent; every
+// unsafe block says why it is sound.
+#![allow(unsafe_code)]
 // Each test binary that includes this module uses only part of it.
 #![allow(dead_code, unused_imports)]
 

@@ -4,6 +4,12 @@
 //! The Kubernetes glue and the network code in the `ferrolb` crate sit around this one; nothing
 //! here depends on them.
 
+// Pure logic has no reason for `unsafe`; forbid (not just deny) so no module can opt back in.
+#![forbid(unsafe_code)]
+// Every public item says why it exists (benches and tests, whose criterion/harness macros
+// generate undocumented items, are exempt, so this is per crate rather than workspace-wide).
+#![warn(missing_docs)]
+
 pub mod addr;
 pub mod alloc;
 pub mod arp;
