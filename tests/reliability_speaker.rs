@@ -1009,7 +1009,9 @@ fn healthy_again_at(
 }
 
 /// How long after the API server comes back every speaker is healthy again (taking over and
-/// following the election), measured from the speakers' own API-health log lines.
+/// following the election), measured from the speakers' own API-health log lines. The speaker
+/// lets its watches retry as soon as a lease renewal succeeds again, so this is about one renew
+/// interval plus a relist, not the rest of a 3 s watch backoff.
 ///
 /// `FERROLB_OUTAGE_SECS` (default 15) sets the outage, `FERROLB_OUTAGE_RUNS` (default 1) how
 /// many fresh clusters to measure; it prints every run, the median and the p99. A run is judged
@@ -1047,12 +1049,23 @@ fn recovery_after_an_api_outage_is_quick() {
         );
         let began = jiff::Timestamp::now();
         c.sim.faults().pause(outage);
-        let back = began + jiff::SignedDuration::try_from(outage).expect("short outage");
-        let recovered = poll(outage + Duration::from_secs(60), || {
-            jiff::Timestamp::now() > back && {
-                let (at, _) = healthy_again_at(&c, back);
-                at.iter().all(Option::is_some)
-            }
+        // Recovery counts from when kube-sim really accepts connections again (its re-bind can
+        // lag the pause if something took its port meanwhile), not from the planned end.
+        std::thread::sleep(outage.saturating_sub(Duration::from_millis(200)));
+        let addr = c.sim.addr();
+        assert!(
+            poll(Duration::from_secs(60), || {
+                std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+            }),
+            "run {run}: kube-sim never came back"
+        );
+        let back = jiff::Timestamp::now();
+        let late = back.duration_since(began).as_secs_f64() - outage.as_secs_f64();
+        // Every speaker went degraded during the outage, so its first Healthy line after the
+        // outage began is its recovery.
+        let recovered = poll(Duration::from_secs(60), || {
+            let (at, _) = healthy_again_at(&c, began);
+            at.iter().all(Option::is_some)
         });
         let (at, lines) = healthy_again_at(&c, began);
         assert!(
@@ -1069,10 +1082,10 @@ fn recovery_after_an_api_outage_is_quick() {
             .unwrap_or_default();
         let secs = slowest.as_secs_f64();
         eprintln!(
-            "run {run}: {:?} outage; all speakers healthy {secs:.2} s after the API returned",
+            "run {run}: {:?} outage (API back {late:+.2} s after the planned end); all speakers healthy {secs:.2} s after the API returned",
             outage
         );
-        if secs > 3.0 {
+        if secs > 2.0 || std::env::var_os("FERROLB_OUTAGE_LOG").is_some() {
             eprintln!("run {run} health log:\n{}", lines.join("\n"));
         }
         assert_eq!(

@@ -24,6 +24,7 @@ pub mod interfaces;
 pub mod lease;
 pub mod metrics;
 pub mod reasons;
+pub mod watch_retry;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -39,7 +40,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::watcher;
 use prometheus_client::registry::Registry;
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
@@ -55,6 +56,7 @@ use family::Families;
 use interfaces::{InterfaceError, Interfaces};
 use lease::RenewResult;
 use metrics::SpeakerMetrics;
+use watch_retry::{with_retry, ApiBack};
 
 /// How often the announcement is recomputed even without news: peers' leases expire with time.
 const TICK: Duration = Duration::from_millis(100);
@@ -183,7 +185,11 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
-fn watched<K>(api: Api<K>, config: watcher::Config) -> (Store<K>, impl Stream<Item = WatchItem<K>>)
+fn watched<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    api_back: &ApiBack,
+) -> (Store<K>, impl Stream<Item = WatchItem<K>>)
 where
     K: kube::Resource
         + Clone
@@ -197,8 +203,10 @@ where
     let (reader, writer) = reflector::store::<K>();
     (
         reader,
-        reflector::reflector(writer, watcher(api, config))
-            .backoff(crate::watch_backoff::WatchBackoff::default()),
+        with_retry(
+            reflector::reflector(writer, watcher(api, config)).boxed(),
+            api_back,
+        ),
     )
 }
 
@@ -222,25 +230,34 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
     let (claims_tx, mut claims_rx) = mpsc::unbounded_channel::<Claim>();
     let arp = Arc::new(ArpIo::new(claims_tx, metrics.clone()));
     let ns = args.cluster.namespace.clone();
+    let api_back = ApiBack::new();
     let (services, svc_events) = watched(
         Api::<Service>::all(client.clone()),
         watcher::Config::default(),
+        &api_back,
     );
     let (slices, slice_events) = watched(
         Api::<EndpointSlice>::all(client.clone()),
         watcher::Config::default(),
+        &api_back,
     );
-    let (nodes, node_events) =
-        watched(Api::<Node>::all(client.clone()), watcher::Config::default());
+    let (nodes, node_events) = watched(
+        Api::<Node>::all(client.clone()),
+        watcher::Config::default(),
+        &api_back,
+    );
     let (leases, lease_events) = watched(
         Api::<Lease>::namespaced(client.clone(), &ns),
         watcher::Config::default(),
+        &api_back,
     );
     let cm_config =
         watcher::Config::default().fields(&format!("metadata.name={}", args.cluster.config_map));
-    let mut cm_events = watcher(Api::<ConfigMap>::namespaced(client.clone(), &ns), cm_config)
-        .backoff(crate::watch_backoff::WatchBackoff::default())
-        .boxed();
+    let mut cm_events = with_retry(
+        watcher(Api::<ConfigMap>::namespaced(client.clone(), &ns), cm_config).boxed(),
+        &api_back,
+    )
+    .boxed();
     let (mut svc_events, mut slice_events, mut node_events, mut lease_events) = (
         svc_events.boxed(),
         slice_events.boxed(),
@@ -294,6 +311,7 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
         renew_tx,
         shutdown.clone(),
     );
+    let mut renew_failing = false;
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -311,9 +329,18 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
                 sp.on_interfaces(ifaces);
             }
             Some(r) = renew_rx.recv() => {
-                if let RenewResult::Failed(why) = &r {
-                    sp.metrics.lease_renew_failures.inc();
-                    tracing::warn!(lease = %lease_name(&node), error = %why, "lease renewal failed");
+                match &r {
+                    RenewResult::Failed(why) => {
+                        sp.metrics.lease_renew_failures.inc();
+                        tracing::warn!(lease = %lease_name(&node), error = %why, "lease renewal failed");
+                        renew_failing = true;
+                    }
+                    RenewResult::Ok if renew_failing => {
+                        // The API answers again: the watches need not wait out their backoff.
+                        renew_failing = false;
+                        api_back.notify();
+                    }
+                    RenewResult::Ok => {}
                 }
                 sp.decision.renewed(&r);
             }
