@@ -30,8 +30,8 @@ const LEASE: Duration = Duration::from_secs(3);
 /// Sampling slack on top of a bound measured with the 100 ms arping sampler: one sample may
 /// start just before a change and the next one ~100-200 ms later (each arping run is a process).
 const SAMPLE_SLACK: Duration = Duration::from_millis(300);
-/// How long a speaker holds off an IP a foreign host claimed (src/speaker FOREIGN_HOLD).
-const FOREIGN_HOLD: Duration = Duration::from_secs(30);
+/// How long a speaker holds off an IP a foreign host claimed (the announcer's default).
+const FOREIGN_HOLD: Duration = ferrolb_core::election::DEFAULT_FOREIGN_HOLD;
 
 fn spec(nodes: usize) -> ClusterSpec {
     ClusterSpec {

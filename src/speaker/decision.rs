@@ -310,3 +310,54 @@ impl Decision {
         self.announcer.shutdown()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn decision() -> Decision {
+        Decision::new(
+            AnnouncerParams::new("n1", Duration::from_secs(3)),
+            None,
+            Interfaces::default(),
+            Caches {
+                services: kube::runtime::reflector::store().0,
+                slices: kube::runtime::reflector::store().0,
+                nodes: kube::runtime::reflector::store().0,
+                leases: kube::runtime::reflector::store().0,
+            },
+        )
+    }
+
+    /// The announcer's defence re-sends used to stay at the default GARP interval whatever
+    /// `l2.garp` said: a config change must reach the announcer.
+    #[test]
+    fn a_new_l2_garp_policy_reaches_the_announcer() {
+        let mut d = decision();
+        let mut l2 = L2Config::default();
+        l2.garp.interval = Duration::from_secs(3);
+        l2.garp.burst = 2;
+        assert!(d.set_l2(l2.clone()));
+        assert_eq!(d.announcer.params().garp, l2.garp.params());
+        assert!(!d.set_l2(l2), "unchanged config is no change");
+    }
+
+    #[test]
+    fn claims_are_told_apart_by_mac() {
+        let mut d = decision();
+        let own = MacAddr([2, 0, 0, 0, 0, 1]);
+        let peer = MacAddr([2, 0, 0, 0, 0, 2]);
+        d.set_own_macs([own]);
+        d.peer_macs.insert(peer, "n2".into());
+        d.peer_macs.insert(MacAddr([2, 0, 0, 0, 0, 3]), "n1".into());
+        assert_eq!(d.claimant(own), Claimant::Ourselves);
+        assert_eq!(
+            d.claimant(MacAddr([2, 0, 0, 0, 0, 3])),
+            Claimant::Ourselves,
+            "our own MAC from our lease"
+        );
+        assert_eq!(d.claimant(peer), Claimant::Speaker("n2"));
+        assert_eq!(d.claimant(MacAddr([2, 0, 0, 0, 0, 9])), Claimant::Foreign);
+    }
+}
