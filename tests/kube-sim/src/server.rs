@@ -195,7 +195,7 @@ fn resource_request(
         ("PUT", true) => api::update(store, &t, q, &ct, body).map(|v| json_response(200, &v)),
         ("PATCH", true) => api::patch(store, &t, q, &ct, body)
             .map(|(v, created)| json_response(if created { 201 } else { 200 }, &v)),
-        ("DELETE", true) => api::delete(store, &t, q, body).map(|v| json_response(200, &v)),
+        ("DELETE", true) => api::delete(store, &t, q, &ct, body).map(|v| json_response(200, &v)),
         ("DELETE", false) => api::delete_collection(store, &t, q).map(|v| json_response(200, &v)),
         _ => Err(ApiError::method_not_allowed(format!(
             "{method} is not supported on this URL"
