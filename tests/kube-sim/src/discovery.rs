@@ -231,9 +231,36 @@ mod tests {
             .collect();
         assert_eq!(
             groups,
-            ["events.k8s.io", "discovery.k8s.io", "coordination.k8s.io"]
+            [
+                "events.k8s.io",
+                "discovery.k8s.io",
+                "coordination.k8s.io",
+                "apps",
+                "rbac.authorization.k8s.io"
+            ]
         );
-        assert!(resource_list("apps", "v1").is_none());
+        for n in ["endpoints", "secrets", "serviceaccounts"] {
+            assert!(names.contains(&n), "{n} missing");
+        }
+        let apps = resource_list("apps", "v1").unwrap();
+        let apps: Vec<&str> = apps["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        assert_eq!(
+            apps,
+            [
+                "deployments",
+                "deployments/status",
+                "replicasets",
+                "replicasets/status",
+                "daemonsets",
+                "daemonsets/status"
+            ]
+        );
+        assert!(resource_list("batch", "v1").is_none());
         let doc = openapi_group_version("apis/coordination.k8s.io/v1").unwrap();
         assert!(
             doc["paths"]["/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}"]

@@ -22,6 +22,7 @@ pub mod objects;
 pub mod patch;
 pub mod protobuf;
 pub mod resources;
+pub mod secrets;
 pub mod selectors;
 pub mod server;
 pub mod services;
@@ -29,6 +30,7 @@ pub mod status;
 pub mod store;
 pub mod tables;
 pub mod watch;
+pub mod workloads;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -6,9 +6,9 @@ use rand::Rng;
 use serde_json::{json, Map, Value};
 
 use crate::resources::{ResourceDef, RESOURCES};
-use crate::services;
 use crate::status::{ApiError, FieldError};
 use crate::store::MutationCtx;
+use crate::{secrets, services, workloads};
 
 /// The current time as the API server writes `metav1.Time` (second precision, UTC).
 pub fn now_time() -> String {
@@ -179,7 +179,20 @@ pub fn prepare_create(
         meta.remove("deletionTimestamp");
         meta.remove("deletionGracePeriodSeconds");
         meta.remove("resourceVersion");
-        if def.kind != "ConfigMap" && def.kind != "Event" && def.kind != "Lease" {
+        // The kinds whose strategies track generation (those with a spec).
+        if !matches!(
+            def.kind,
+            "ConfigMap"
+                | "Event"
+                | "Lease"
+                | "Secret"
+                | "Endpoints"
+                | "ServiceAccount"
+                | "Role"
+                | "RoleBinding"
+                | "ClusterRole"
+                | "ClusterRoleBinding"
+        ) {
             meta.insert("generation".into(), json!(1));
         }
         tidy_metadata(meta);
@@ -194,6 +207,8 @@ pub fn prepare_create(
         }
         "Pod" => obj["status"] = json!({"phase": "Pending"}),
         "Namespace" => obj["status"] = json!({"phase": "Active"}),
+        "Secret" => secrets::normalize(&mut obj)?,
+        "Deployment" | "ReplicaSet" | "DaemonSet" => workloads::prepare_create(def.kind, &mut obj),
         _ => {}
     }
     Ok(obj)
@@ -279,6 +294,9 @@ pub fn prepare_update(
     if def.kind == "Service" {
         services::prepare(&mut new, Some(old), ctx.services)
             .map_err(|e| ApiError::invalid(def, &name, &e))?;
+    }
+    if def.kind == "Secret" {
+        secrets::normalize(&mut new)?;
     }
     if new.get("spec") != old.get("spec") {
         if let Some(g) = old.pointer("/metadata/generation").and_then(Value::as_i64) {

@@ -393,7 +393,12 @@ mod tests {
         );
         let t = parse_target("/apis/coordination.k8s.io/v1/leases").unwrap();
         assert_eq!((t.def().plural, t.namespace.as_deref()), ("leases", None));
-        assert!(parse_target("/apis/apps/v1/deployments").is_none());
+        let t = parse_target("/apis/apps/v1/namespaces/default/deployments/web").unwrap();
+        assert_eq!(
+            (t.def().kind, t.name.as_deref()),
+            ("Deployment", Some("web"))
+        );
+        assert!(parse_target("/apis/batch/v1/jobs").is_none());
         assert!(parse_target("/api/v1/namespaces/a/services/b/status/extra").is_none());
     }
 }

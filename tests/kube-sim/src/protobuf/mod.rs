@@ -190,9 +190,10 @@ pub fn decode_k8s_protobuf(
         expected_kind: expected_kind.to_owned(),
         cause,
     };
+    // DeleteOptions is registered in every group version (`metav1.AddToGroupVersion`).
     let Some(root) = ROOTS
         .iter()
-        .find(|r| r.kind == kind && r.api_version == api_version)
+        .find(|r| r.kind == kind && (r.api_version == api_version || r.kind == "DeleteOptions"))
     else {
         return Err(cannot_handle(format!(
             "no kind {kind:?} is registered for version {api_version:?} in scheme \"pkg/api/legacyscheme/scheme.go:30\""
@@ -601,6 +602,26 @@ mod tests {
             ),
             "{err}"
         );
+    }
+
+    /// Helm deletes its release Secrets with a typed client: DeleteOptions in protobuf,
+    /// typed as `v1`.
+    #[test]
+    fn delete_options_in_any_group_version() {
+        let raw = Msg::default()
+            .msg(2, Msg::default().string(1, "u-1").string(2, "7"))
+            .string(4, "Background");
+        let out = decode_k8s_protobuf(
+            &envelope("v1", "DeleteOptions", raw),
+            "meta.k8s.io/v1",
+            "DeleteOptions",
+        )
+        .expect("decodes");
+        assert_eq!(
+            out["preconditions"],
+            json!({"uid": "u-1", "resourceVersion": "7"})
+        );
+        assert_eq!(out["propagationPolicy"], "Background");
     }
 
     #[test]
