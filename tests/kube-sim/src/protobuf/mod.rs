@@ -781,10 +781,7 @@ mod tests {
             let _ = decode(&body[4..]);
         }
         // Deep nesting of a self-similar unknown group cannot blow the stack either.
-        let mut deep = Vec::new();
-        for _ in 0..100_000 {
-            deep.push(0x2b);
-        }
+        let deep = vec![0x2b; 100_000];
         let _ = with_magic(&deep);
     }
 
