@@ -58,6 +58,18 @@ fn is_dns_subdomain(s: &str) -> bool {
 /// The name rule of each kind: Services and Namespaces need DNS labels (Services must also
 /// start with a letter), everything else a DNS subdomain.
 fn name_error(def: &ResourceDef, name: &str) -> Option<FieldError> {
+    if def.group == "rbac.authorization.k8s.io" {
+        // RBAC names are path segments (`ValidateRBACName`): `ferrolb:controller` is fine.
+        let why = match name {
+            "." => Some("may not be '.'".to_owned()),
+            ".." => Some("may not be '..'".to_owned()),
+            _ => ["/", "%"]
+                .into_iter()
+                .find(|bad| name.contains(bad))
+                .map(|bad| format!("may not contain '{bad}'")),
+        };
+        return why.map(|w| FieldError::invalid("metadata.name", format!("\"{name}\""), &w));
+    }
     let ok = match def.kind {
         "Service" => is_dns_label(name) && name.starts_with(|c: char| c.is_ascii_lowercase()),
         "Namespace" => is_dns_label(name),
@@ -333,5 +345,10 @@ mod tests {
         assert!(name_error(svc, "1web").is_some());
         assert!(name_error(svc, "Web").is_some());
         assert!(name_error(&RESOURCES[1], "a.b-c").is_none());
+        let cluster_role = &RESOURCES
+            [crate::resources::find("rbac.authorization.k8s.io", "v1", "clusterroles").unwrap()];
+        assert!(name_error(cluster_role, "ferrolb:controller").is_none());
+        assert!(name_error(cluster_role, "a/b").is_some());
+        assert!(name_error(cluster_role, "..").is_some());
     }
 }

@@ -677,3 +677,108 @@ fn create_serviceaccount_typed_command() {
     assert_eq!(header(&table), ["NAME", "SECRETS", "AGE"]);
     assert_eq!(&row(&table, "sa1")[..2], ["sa1", "0"]);
 }
+
+#[test]
+fn rbac_and_daemonset_apply_server_side() {
+    // What an install manifest carries besides Services: RBAC (names with colons are valid
+    // path segments) and a DaemonSet.
+    let sim = sim_or_skip!("rbac-ds");
+    let f = sim.write(
+        "install.yaml",
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: demo:reader
+rules:
+- apiGroups: [\"\"]
+  resources: [\"services\"]
+  verbs: [\"get\", \"list\", \"watch\"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: demo:reader
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: demo:reader
+subjects:
+- kind: ServiceAccount
+  name: speaker
+  namespace: kube-system
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: speaker
+  namespace: kube-system
+spec:
+  selector:
+    matchLabels:
+      app: speaker
+  template:
+    metadata:
+      labels:
+        app: speaker
+    spec:
+      nodeSelector:
+        kubernetes.io/os: linux
+      containers:
+      - name: speaker
+        image: ferrolb:latest
+",
+    );
+    let out = sim
+        .kubectl(&["apply", "--server-side", "-f", path_str(&f)])
+        .ok();
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "clusterrole.rbac.authorization.k8s.io/demo:reader serverside-applied",
+            "clusterrolebinding.rbac.authorization.k8s.io/demo:reader serverside-applied",
+            "daemonset.apps/speaker serverside-applied"
+        ]
+    );
+    let crb = sim
+        .kubectl(&["get", "clusterrolebinding", "demo:reader", "-o", "wide"])
+        .ok();
+    assert_eq!(
+        header(&crb),
+        ["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"]
+    );
+    let cells = row(&crb, "demo:reader");
+    assert_eq!(cells[1], "ClusterRole/demo:reader");
+    assert_eq!(cells.last(), Some(&"kube-system/speaker"));
+    let ds = sim.kubectl(&["get", "ds", "-n", "kube-system"]).ok();
+    assert_eq!(
+        header(&ds),
+        [
+            "NAME",
+            "DESIRED",
+            "CURRENT",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "NODE",
+            "SELECTOR",
+            "AGE"
+        ]
+    );
+    assert_eq!(
+        row(&ds, "speaker")[1..7],
+        ["0", "0", "0", "0", "0", "kubernetes.io/os=linux"]
+    );
+    let bad = sim.write(
+        "bad.yaml",
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: a/b
+",
+    );
+    let run = sim.kubectl(&["create", "-f", path_str(&bad)]);
+    assert!(
+        !run.status.success() && run.stderr.contains("may not contain '/'"),
+        "{run:?}"
+    );
+}
