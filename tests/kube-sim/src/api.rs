@@ -175,7 +175,7 @@ fn namespace_must_exist(store: &Store, t: &Target) -> Result<(), ApiError> {
     }
 }
 
-fn reject_dry_run(q: &Query) -> Result<(), ApiError> {
+pub(crate) fn reject_dry_run(q: &Query) -> Result<(), ApiError> {
     if q.get("dryRun").is_some() {
         return Err(ApiError::bad_request("kube-sim does not implement dryRun"));
     }
@@ -215,7 +215,7 @@ pub fn create(
     Ok(present(t.resource, &stored))
 }
 
-fn rv_of(obj: &Value) -> Option<&str> {
+pub(crate) fn rv_of(obj: &Value) -> Option<&str> {
     obj.pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
@@ -332,7 +332,7 @@ fn patch_error(e: patch::PatchError) -> ApiError {
 }
 
 /// The kinds of PATCH bodies.
-fn patched(
+pub(crate) fn patched(
     kind: &str,
     content_type: &str,
     current: &Value,

@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::resources::{groups, ResourceDef, RESOURCES};
+use crate::scale;
 
 /// The exact Content-Type kubectl requires to treat a body as aggregated discovery.
 pub const AGGREGATED_CONTENT_TYPE: &str =
@@ -81,6 +82,12 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                 "kind": r.kind, "verbs": ["get", "patch", "update"],
             }));
         }
+        if scale::has_scale(r) {
+            resources.push(json!({
+                "name": format!("{}/scale", r.plural), "singularName": "", "namespaced": r.namespaced,
+                "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"],
+            }));
+        }
     }
     if resources.is_empty() {
         return None;
@@ -110,8 +117,17 @@ fn aggregated_group(group: &str, version: &str) -> Value {
             if !r.categories.is_empty() {
                 e["categories"] = json!(r.categories);
             }
+            let mut subresources = Vec::new();
             if r.has_status {
-                e["subresources"] = json!([{"subresource": "status", "responseKind": gvk, "verbs": ["get", "patch", "update"]}]);
+                subresources.push(json!({"subresource": "status", "responseKind": gvk, "verbs": ["get", "patch", "update"]}));
+            }
+            if scale::has_scale(r) {
+                subresources.push(json!({"subresource": "scale",
+                    "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+                    "verbs": ["get", "patch", "update"]}));
+            }
+            if !subresources.is_empty() {
+                e["subresources"] = json!(subresources);
             }
             e
         })
@@ -254,8 +270,10 @@ mod tests {
             [
                 "deployments",
                 "deployments/status",
+                "deployments/scale",
                 "replicasets",
                 "replicasets/status",
+                "replicasets/scale",
                 "daemonsets",
                 "daemonsets/status"
             ]

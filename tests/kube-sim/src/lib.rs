@@ -24,6 +24,7 @@ pub mod objects;
 pub mod patch;
 pub mod protobuf;
 pub mod resources;
+pub mod scale;
 pub mod secrets;
 pub mod selectors;
 pub mod server;

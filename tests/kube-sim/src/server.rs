@@ -24,6 +24,7 @@ use crate::http::{
     Body, Query, Wants,
 };
 use crate::resources::{self, RESOURCES};
+use crate::scale;
 use crate::status::ApiError;
 use crate::store::Store;
 use crate::watch::{self, WatchSettings};
@@ -160,7 +161,9 @@ fn resource_request(
 ) -> Response<Body> {
     let def = t.def();
     if let Some(sub) = &t.subresource {
-        if sub != "status" || !def.has_status {
+        let served =
+            (sub == "status" && def.has_status) || (sub == "scale" && scale::has_scale(def));
+        if !served {
             return error_response(&ApiError::no_route());
         }
     }
@@ -173,6 +176,19 @@ fn resource_request(
     let store = &shared.store;
     let table = wants(headers) == Wants::Table;
     let ct = content_type(headers);
+    if t.subresource.as_deref() == Some("scale") {
+        let store = &shared.store;
+        let ct = content_type(headers);
+        let result = match method.as_str() {
+            "GET" => scale::get(store, &t),
+            "PATCH" => scale::write(store, &t, q, &ct, body, false),
+            "PUT" => scale::write(store, &t, q, &ct, body, true),
+            _ => Err(ApiError::method_not_allowed(format!(
+                "{method} is not supported on the scale subresource"
+            ))),
+        };
+        return result.map_or_else(|e| error_response(&e), |v| json_response(200, &v));
+    }
     let result: Result<Response<Body>, ApiError> = match (method.as_str(), t.name.is_some()) {
         ("GET", false) if q.flag("watch") => {
             return watch::start(

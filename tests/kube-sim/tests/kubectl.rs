@@ -551,7 +551,7 @@ fn create_deployment_expose_and_get_all() {
     );
     assert_eq!(&row(&wide, "web")[5..], ["nginx", "nginx", "app=web"]);
 
-    // Scaling is a patch of the stored object (there is a scale column to check).
+    // Scaling by patching the stored object.
     sim.kubectl(&[
         "patch",
         "deployment",
@@ -567,6 +567,26 @@ fn create_deployment_expose_and_get_all() {
         "a spec change bumps generation"
     );
     assert_eq!(row(&sim.kubectl(&["get", "deploy"]).ok(), "web")[1], "0/3");
+
+    // `kubectl scale` goes through the /scale subresource.
+    let out = sim
+        .kubectl(&["scale", "deployment", "web", "--replicas=5"])
+        .ok();
+    assert_eq!(out.trim(), "deployment.apps/web scaled");
+    let d = sim.get_json(&["deployment", "web"]);
+    assert_eq!(d["spec"]["replicas"], 5);
+    assert_eq!(d["metadata"]["generation"], 3);
+    let run = sim.kubectl(&[
+        "scale",
+        "deployment",
+        "web",
+        "--current-replicas=2",
+        "--replicas=1",
+    ]);
+    assert!(
+        !run.status.success() && run.stderr.contains("Expected replicas to be 2, was 5"),
+        "{run:?}"
+    );
 }
 
 #[test]
