@@ -6,9 +6,10 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use crate::events;
-use crate::http::{decode_json_or_yaml, decode_object, Query};
+use crate::http::{decode_json_or_yaml, decode_object, Query, PROTOBUF};
 use crate::objects::{self, now_time, prepare_create, prepare_update, same_content};
 use crate::patch;
+use crate::protobuf;
 use crate::resources::{self, storage_of, ResourceDef, CORE_EVENTS, RESOURCES};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::services;
@@ -174,7 +175,7 @@ fn namespace_must_exist(store: &Store, t: &Target) -> Result<(), ApiError> {
     }
 }
 
-fn reject_dry_run(q: &Query) -> Result<(), ApiError> {
+pub(crate) fn reject_dry_run(q: &Query) -> Result<(), ApiError> {
     if q.get("dryRun").is_some() {
         return Err(ApiError::bad_request("kube-sim does not implement dryRun"));
     }
@@ -190,7 +191,7 @@ pub fn create(
     body: &[u8],
 ) -> Result<Value, ApiError> {
     reject_dry_run(q)?;
-    let mut obj = decode_object(content_type, body)?;
+    let mut obj = decode_object(content_type, body, t.def())?;
     objects::check_type(t.def(), &obj)?;
     let name = objects::name_for_create(&mut obj)?;
     let obj = to_storage(t.resource, obj);
@@ -214,7 +215,7 @@ pub fn create(
     Ok(present(t.resource, &stored))
 }
 
-fn rv_of(obj: &Value) -> Option<&str> {
+pub(crate) fn rv_of(obj: &Value) -> Option<&str> {
     obj.pointer("/metadata/resourceVersion")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
@@ -248,7 +249,7 @@ pub fn update(
 ) -> Result<Value, ApiError> {
     reject_dry_run(q)?;
     let name = t.name.clone().unwrap_or_default();
-    let obj = to_storage(t.resource, decode_object(content_type, body)?);
+    let obj = to_storage(t.resource, decode_object(content_type, body, t.def())?);
     let def = t.def();
     let (stored, _) = store.mutate(t.resource, t.ns(), &name, |cur, ctx| {
         let cur = cur.ok_or_else(|| ApiError::not_found(def, &name))?;
@@ -331,7 +332,7 @@ fn patch_error(e: patch::PatchError) -> ApiError {
 }
 
 /// The kinds of PATCH bodies.
-fn patched(
+pub(crate) fn patched(
     kind: &str,
     content_type: &str,
     current: &Value,
@@ -460,12 +461,22 @@ pub fn patch(
 }
 
 /// DELETE of one object: marks it deleting if it has finalizers, removes it otherwise.
-pub fn delete(store: &Store, t: &Target, q: &Query, body: &[u8]) -> Result<Value, ApiError> {
+pub fn delete(
+    store: &Store,
+    t: &Target,
+    q: &Query,
+    content_type: &str,
+    body: &[u8],
+) -> Result<Value, ApiError> {
     reject_dry_run(q)?;
     let name = t.name.clone().unwrap_or_default();
     let def = t.def();
     let opts: Value = if body.is_empty() {
         json!({})
+    } else if content_type == PROTOBUF {
+        // Typed clients (Helm deleting its release Secrets) send DeleteOptions as protobuf.
+        protobuf::decode_k8s_protobuf(body, "meta.k8s.io/v1", "DeleteOptions")
+            .map_err(|e| ApiError::bad_request(e.to_string()))?
     } else {
         serde_json::from_slice(body).unwrap_or(json!({}))
     };
@@ -543,7 +554,7 @@ pub fn delete_collection(store: &Store, t: &Target, q: &Query) -> Result<Value, 
             namespace: ns,
             ..t.clone()
         };
-        match delete(store, &one, &Query::default(), b"") {
+        match delete(store, &one, &Query::default(), "", b"") {
             Ok(v) => items.push(v),
             Err(e) if e.code == 404 => {}
             Err(e) => return Err(e),

@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 
 use crate::resources::{groups, ResourceDef, RESOURCES};
+use crate::scale;
 
 /// The exact Content-Type kubectl requires to treat a body as aggregated discovery.
 pub const AGGREGATED_CONTENT_TYPE: &str =
@@ -81,6 +82,12 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                 "kind": r.kind, "verbs": ["get", "patch", "update"],
             }));
         }
+        if scale::has_scale(r) {
+            resources.push(json!({
+                "name": format!("{}/scale", r.plural), "singularName": "", "namespaced": r.namespaced,
+                "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"],
+            }));
+        }
     }
     if resources.is_empty() {
         return None;
@@ -110,8 +117,17 @@ fn aggregated_group(group: &str, version: &str) -> Value {
             if !r.categories.is_empty() {
                 e["categories"] = json!(r.categories);
             }
+            let mut subresources = Vec::new();
             if r.has_status {
-                e["subresources"] = json!([{"subresource": "status", "responseKind": gvk, "verbs": ["get", "patch", "update"]}]);
+                subresources.push(json!({"subresource": "status", "responseKind": gvk, "verbs": ["get", "patch", "update"]}));
+            }
+            if scale::has_scale(r) {
+                subresources.push(json!({"subresource": "scale",
+                    "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
+                    "verbs": ["get", "patch", "update"]}));
+            }
+            if !subresources.is_empty() {
+                e["subresources"] = json!(subresources);
             }
             e
         })
@@ -231,9 +247,38 @@ mod tests {
             .collect();
         assert_eq!(
             groups,
-            ["events.k8s.io", "discovery.k8s.io", "coordination.k8s.io"]
+            [
+                "events.k8s.io",
+                "discovery.k8s.io",
+                "coordination.k8s.io",
+                "apps",
+                "rbac.authorization.k8s.io"
+            ]
         );
-        assert!(resource_list("apps", "v1").is_none());
+        for n in ["endpoints", "secrets", "serviceaccounts"] {
+            assert!(names.contains(&n), "{n} missing");
+        }
+        let apps = resource_list("apps", "v1").unwrap();
+        let apps: Vec<&str> = apps["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        assert_eq!(
+            apps,
+            [
+                "deployments",
+                "deployments/status",
+                "deployments/scale",
+                "replicasets",
+                "replicasets/status",
+                "replicasets/scale",
+                "daemonsets",
+                "daemonsets/status"
+            ]
+        );
+        assert!(resource_list("batch", "v1").is_none());
         let doc = openapi_group_version("apis/coordination.k8s.io/v1").unwrap();
         assert!(
             doc["paths"]["/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}"]

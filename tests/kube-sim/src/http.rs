@@ -10,6 +10,7 @@ use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
 use serde_json::Value;
 
 use crate::protobuf;
+use crate::resources::ResourceDef;
 use crate::status::ApiError;
 
 /// The response body type: whole bodies and watch streams alike.
@@ -153,18 +154,19 @@ pub fn content_type(headers: &HeaderMap) -> String {
         .to_ascii_lowercase()
 }
 
-/// Decodes a create/update body: JSON, YAML, or the protobuf kubectl's typed clients send.
-pub fn decode_object(content_type: &str, body: &[u8]) -> Result<Value, ApiError> {
+/// The protobuf media type client-go's typed clients send.
+pub const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+
+/// Decodes a create/update body sent to a resource of `def`: JSON, YAML, or the protobuf
+/// client-go's typed clients send (a malformed one is a 400 in the real server's words).
+pub fn decode_object(
+    content_type: &str,
+    body: &[u8],
+    def: &ResourceDef,
+) -> Result<Value, ApiError> {
     match content_type {
-        "application/vnd.kubernetes.protobuf" => protobuf::decode_k8s_protobuf(body).map_err(|e| {
-            if e.is_unsupported() {
-                let mut err = ApiError::unsupported_media_type(content_type);
-                err.message = format!("{}: {e}", err.message);
-                err
-            } else {
-                ApiError::bad_request(format!("the protobuf request body cannot be decoded: {e}"))
-            }
-        }),
+        PROTOBUF => protobuf::decode_k8s_protobuf(body, &def.api_version(), def.kind)
+            .map_err(|e| ApiError::bad_request(e.to_string())),
         "application/yaml" | "application/apply-patch+yaml" => decode_json_or_yaml(body),
         "application/json" | "" => serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}"))),

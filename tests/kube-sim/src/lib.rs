@@ -3,7 +3,9 @@
 //! No real API server can run on our test machines, so this crate stands in for one. It is
 //! faithful where clients notice: kube-rs watchers, reflectors, controllers and Lease
 //! elections, and the real `kubectl` (discovery, Tables, apply, describe, protobuf bodies).
-//! `../shared/specs/kube-api-emulator.md` lists each behaviour with its evidence.
+//! `../shared/specs/kube-api-emulator.md` lists each behaviour with its evidence;
+//! `tests/kube-sim/WIRE.md` adds what kubectl's typed commands (protobuf bodies) and Helm 3
+//! send, and how the real server rejects a malformed protobuf body.
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
@@ -22,6 +24,8 @@ pub mod objects;
 pub mod patch;
 pub mod protobuf;
 pub mod resources;
+pub mod scale;
+pub mod secrets;
 pub mod selectors;
 pub mod server;
 pub mod services;
@@ -29,6 +33,7 @@ pub mod status;
 pub mod store;
 pub mod tables;
 pub mod watch;
+pub mod workloads;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -6,9 +6,9 @@ use rand::Rng;
 use serde_json::{json, Map, Value};
 
 use crate::resources::{ResourceDef, RESOURCES};
-use crate::services;
 use crate::status::{ApiError, FieldError};
 use crate::store::MutationCtx;
+use crate::{secrets, services, workloads};
 
 /// The current time as the API server writes `metav1.Time` (second precision, UTC).
 pub fn now_time() -> String {
@@ -58,6 +58,18 @@ fn is_dns_subdomain(s: &str) -> bool {
 /// The name rule of each kind: Services and Namespaces need DNS labels (Services must also
 /// start with a letter), everything else a DNS subdomain.
 fn name_error(def: &ResourceDef, name: &str) -> Option<FieldError> {
+    if def.group == "rbac.authorization.k8s.io" {
+        // RBAC names are path segments (`ValidateRBACName`): `ferrolb:controller` is fine.
+        let why = match name {
+            "." => Some("may not be '.'".to_owned()),
+            ".." => Some("may not be '..'".to_owned()),
+            _ => ["/", "%"]
+                .into_iter()
+                .find(|bad| name.contains(bad))
+                .map(|bad| format!("may not contain '{bad}'")),
+        };
+        return why.map(|w| FieldError::invalid("metadata.name", format!("\"{name}\""), &w));
+    }
     let ok = match def.kind {
         "Service" => is_dns_label(name) && name.starts_with(|c: char| c.is_ascii_lowercase()),
         "Namespace" => is_dns_label(name),
@@ -179,7 +191,20 @@ pub fn prepare_create(
         meta.remove("deletionTimestamp");
         meta.remove("deletionGracePeriodSeconds");
         meta.remove("resourceVersion");
-        if def.kind != "ConfigMap" && def.kind != "Event" && def.kind != "Lease" {
+        // The kinds whose strategies track generation (those with a spec).
+        if !matches!(
+            def.kind,
+            "ConfigMap"
+                | "Event"
+                | "Lease"
+                | "Secret"
+                | "Endpoints"
+                | "ServiceAccount"
+                | "Role"
+                | "RoleBinding"
+                | "ClusterRole"
+                | "ClusterRoleBinding"
+        ) {
             meta.insert("generation".into(), json!(1));
         }
         tidy_metadata(meta);
@@ -194,6 +219,8 @@ pub fn prepare_create(
         }
         "Pod" => obj["status"] = json!({"phase": "Pending"}),
         "Namespace" => obj["status"] = json!({"phase": "Active"}),
+        "Secret" => secrets::normalize(&mut obj)?,
+        "Deployment" | "ReplicaSet" | "DaemonSet" => workloads::prepare_create(def.kind, &mut obj),
         _ => {}
     }
     Ok(obj)
@@ -280,6 +307,9 @@ pub fn prepare_update(
         services::prepare(&mut new, Some(old), ctx.services)
             .map_err(|e| ApiError::invalid(def, &name, &e))?;
     }
+    if def.kind == "Secret" {
+        secrets::normalize(&mut new)?;
+    }
     if new.get("spec") != old.get("spec") {
         if let Some(g) = old.pointer("/metadata/generation").and_then(Value::as_i64) {
             new["metadata"]["generation"] = json!(g + 1);
@@ -315,5 +345,10 @@ mod tests {
         assert!(name_error(svc, "1web").is_some());
         assert!(name_error(svc, "Web").is_some());
         assert!(name_error(&RESOURCES[1], "a.b-c").is_none());
+        let cluster_role = &RESOURCES
+            [crate::resources::find("rbac.authorization.k8s.io", "v1", "clusterroles").unwrap()];
+        assert!(name_error(cluster_role, "ferrolb:controller").is_none());
+        assert!(name_error(cluster_role, "a/b").is_some());
+        assert!(name_error(cluster_role, "..").is_some());
     }
 }

@@ -141,6 +141,8 @@ fn kind_fields(kind: &str) -> &'static [&'static str] {
         "Node" => &["spec.unschedulable"],
         "Namespace" => &["status.phase"],
         "Service" => &["spec.clusterIP", "spec.type"],
+        "Secret" => &["type"],
+        "ReplicaSet" => &["status.replicas"],
         _ => &[],
     }
 }

@@ -24,6 +24,7 @@ use crate::http::{
     Body, Query, Wants,
 };
 use crate::resources::{self, RESOURCES};
+use crate::scale;
 use crate::status::ApiError;
 use crate::store::Store;
 use crate::watch::{self, WatchSettings};
@@ -160,7 +161,9 @@ fn resource_request(
 ) -> Response<Body> {
     let def = t.def();
     if let Some(sub) = &t.subresource {
-        if sub != "status" || !def.has_status {
+        let served =
+            (sub == "status" && def.has_status) || (sub == "scale" && scale::has_scale(def));
+        if !served {
             return error_response(&ApiError::no_route());
         }
     }
@@ -173,6 +176,19 @@ fn resource_request(
     let store = &shared.store;
     let table = wants(headers) == Wants::Table;
     let ct = content_type(headers);
+    if t.subresource.as_deref() == Some("scale") {
+        let store = &shared.store;
+        let ct = content_type(headers);
+        let result = match method.as_str() {
+            "GET" => scale::get(store, &t),
+            "PATCH" => scale::write(store, &t, q, &ct, body, false),
+            "PUT" => scale::write(store, &t, q, &ct, body, true),
+            _ => Err(ApiError::method_not_allowed(format!(
+                "{method} is not supported on the scale subresource"
+            ))),
+        };
+        return result.map_or_else(|e| error_response(&e), |v| json_response(200, &v));
+    }
     let result: Result<Response<Body>, ApiError> = match (method.as_str(), t.name.is_some()) {
         ("GET", false) if q.flag("watch") => {
             return watch::start(
@@ -195,7 +211,7 @@ fn resource_request(
         ("PUT", true) => api::update(store, &t, q, &ct, body).map(|v| json_response(200, &v)),
         ("PATCH", true) => api::patch(store, &t, q, &ct, body)
             .map(|(v, created)| json_response(if created { 201 } else { 200 }, &v)),
-        ("DELETE", true) => api::delete(store, &t, q, body).map(|v| json_response(200, &v)),
+        ("DELETE", true) => api::delete(store, &t, q, &ct, body).map(|v| json_response(200, &v)),
         ("DELETE", false) => api::delete_collection(store, &t, q).map(|v| json_response(200, &v)),
         _ => Err(ApiError::method_not_allowed(format!(
             "{method} is not supported on this URL"
@@ -393,7 +409,12 @@ mod tests {
         );
         let t = parse_target("/apis/coordination.k8s.io/v1/leases").unwrap();
         assert_eq!((t.def().plural, t.namespace.as_deref()), ("leases", None));
-        assert!(parse_target("/apis/apps/v1/deployments").is_none());
+        let t = parse_target("/apis/apps/v1/namespaces/default/deployments/web").unwrap();
+        assert_eq!(
+            (t.def().kind, t.name.as_deref()),
+            ("Deployment", Some("web"))
+        );
+        assert!(parse_target("/apis/batch/v1/jobs").is_none());
         assert!(parse_target("/api/v1/namespaces/a/services/b/status/extra").is_none());
     }
 }

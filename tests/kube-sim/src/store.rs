@@ -3,8 +3,9 @@
 //! watches replay from, and a broadcast channel that fans live changes out to watchers.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
@@ -52,6 +53,39 @@ pub struct Change {
     pub old: Option<Arc<Value>>,
 }
 
+/// A committed change as the history and the watch fan-out carry it: the change, plus its
+/// watch lines (`{"type":…,"object":…}\n`), each serialised at most once and shared by every
+/// watcher that sends it, so fan-out costs one serialisation per event, not one per watcher.
+#[derive(Debug)]
+pub struct Committed {
+    /// The change.
+    pub change: Arc<Change>,
+    /// ADDED, MODIFIED and DELETED lines, filled on first use.
+    lines: [OnceLock<Bytes>; 3],
+}
+
+impl Committed {
+    fn new(change: Arc<Change>) -> Self {
+        Self {
+            change,
+            lines: Default::default(),
+        }
+    }
+
+    /// The watch line announcing this change's object as `kind` (a watcher with selectors
+    /// may see a modification as ADDED or DELETED).
+    pub fn line(&self, kind: ChangeKind) -> Bytes {
+        let slot = match kind {
+            ChangeKind::Added => 0,
+            ChangeKind::Modified => 1,
+            ChangeKind::Deleted => 2,
+        };
+        self.lines[slot]
+            .get_or_init(|| crate::watch::event_line(kind.as_str(), &self.change.object))
+            .clone()
+    }
+}
+
 /// The decision a mutation closure returns after looking at the current object.
 pub enum Outcome {
     /// Store this object (create or replace), returning it with its new resourceVersion.
@@ -74,7 +108,7 @@ type Key = (usize, String, String);
 struct State {
     rv: u64,
     objects: BTreeMap<Key, Arc<Value>>,
-    history: VecDeque<Arc<Change>>,
+    history: VecDeque<Arc<Committed>>,
     /// Every change with an RV above this one is still in `history`.
     replayable_after: u64,
     full_history: Option<Vec<Arc<Change>>>,
@@ -84,12 +118,12 @@ struct State {
 /// The store shared by every request handler.
 pub struct Store {
     state: Mutex<State>,
-    tx: broadcast::Sender<Arc<Change>>,
+    tx: broadcast::Sender<Arc<Committed>>,
     history_limit: usize,
 }
 
 /// A watch resuming from history: the changes to replay, then a receiver for live ones.
-pub type WatchStart = (Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>);
+pub type WatchStart = (Vec<Arc<Committed>>, broadcast::Receiver<Arc<Committed>>);
 
 /// Why a watch cannot start at the requested resourceVersion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,17 +300,18 @@ impl Store {
             object,
             old,
         });
-        st.history.push_back(change.clone());
-        while st.history.len() > self.history_limit {
-            if let Some(dropped) = st.history.pop_front() {
-                st.replayable_after = dropped.rv;
-            }
-        }
         if let Some(full) = st.full_history.as_mut() {
             full.push(change.clone());
         }
+        let committed = Arc::new(Committed::new(change));
+        st.history.push_back(committed.clone());
+        while st.history.len() > self.history_limit {
+            if let Some(dropped) = st.history.pop_front() {
+                st.replayable_after = dropped.change.rv;
+            }
+        }
         // No receivers is fine: nobody is watching.
-        let _ = self.tx.send(change);
+        let _ = self.tx.send(committed);
     }
 
     /// Starts a watch at `since`: the changes after it still in history, plus a receiver for
@@ -292,7 +327,7 @@ impl Store {
         let backlog = st
             .history
             .iter()
-            .filter(|c| c.rv > since)
+            .filter(|c| c.change.rv > since)
             .cloned()
             .collect();
         Ok((backlog, self.tx.subscribe()))
@@ -304,7 +339,7 @@ impl Store {
         &self,
         resource: usize,
         namespace: Option<&str>,
-    ) -> (Vec<Arc<Value>>, u64, broadcast::Receiver<Arc<Change>>) {
+    ) -> (Vec<Arc<Value>>, u64, broadcast::Receiver<Arc<Committed>>) {
         let st = self.lock();
         (
             Self::list_locked(&st, resource, namespace),
@@ -339,5 +374,38 @@ impl Store {
 fn set_rv(obj: &mut Value, rv: u64) {
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert("resourceVersion".into(), Value::String(rv.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn each_change_is_serialised_once_and_shared() {
+        let store = Store::new(10, false);
+        let (_, mut rx) = store.watch_from(100).expect("watch starts");
+        store
+            .mutate(1, "default", "cm", |_, _| {
+                Ok(Outcome::Put(
+                    json!({"metadata": {"name": "cm", "namespace": "default"}, "data": {"a": "1"}}),
+                ))
+            })
+            .expect("stored");
+        let committed = rx.try_recv().expect("the change is broadcast");
+        let (a, b) = (
+            committed.line(ChangeKind::Added),
+            committed.line(ChangeKind::Added),
+        );
+        assert_eq!(a.as_ptr(), b.as_ptr(), "the same bytes, not a second copy");
+        let line: Value = serde_json::from_slice(&a).expect("one JSON line");
+        assert_eq!(line["type"], "ADDED");
+        assert_eq!(line["object"]["data"]["a"], "1");
+        assert_eq!(line["object"]["metadata"]["resourceVersion"], "101");
+        assert!(a.ends_with(b"}\n"));
+        let deleted: Value =
+            serde_json::from_slice(&committed.line(ChangeKind::Deleted)).expect("JSON");
+        assert_eq!(deleted["type"], "DELETED");
     }
 }

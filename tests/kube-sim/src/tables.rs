@@ -374,6 +374,202 @@ fn slice_row(o: &Value) -> Vec<Value> {
     ]
 }
 
+fn int(o: &Value, ptr: &str) -> i64 {
+    o.pointer(ptr).and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn count(o: &Value, ptr: &str) -> usize {
+    match o.pointer(ptr) {
+        Some(Value::Object(m)) => m.len(),
+        Some(Value::Array(a)) => a.len(),
+        _ => 0,
+    }
+}
+
+/// `metav1.LabelSelectorAsSelector(...).String()`.
+fn label_selector_string(sel: Option<&Value>) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(m) = sel
+        .and_then(|s| s.get("matchLabels"))
+        .and_then(Value::as_object)
+    {
+        for (k, v) in m {
+            parts.push(format!("{k}={}", v.as_str().unwrap_or("")));
+        }
+    }
+    if let Some(exprs) = sel
+        .and_then(|s| s.get("matchExpressions"))
+        .and_then(Value::as_array)
+    {
+        for e in exprs {
+            let key = s(e, "/key");
+            let values: Vec<&str> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            parts.push(match s(e, "/operator") {
+                "In" => format!("{key} in ({})", values.join(",")),
+                "NotIn" => format!("{key} notin ({})", values.join(",")),
+                "Exists" => key.to_string(),
+                "DoesNotExist" => format!("!{key}"),
+                _ => continue,
+            });
+        }
+    }
+    parts.sort();
+    or_none(parts.join(","))
+}
+
+/// Container names and images of a pod template, comma-joined.
+fn containers_and_images(o: &Value) -> (String, String) {
+    let containers = o
+        .pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let names: Vec<&str> = containers.iter().map(|c| s(c, "/name")).collect();
+    let images: Vec<&str> = containers.iter().map(|c| s(c, "/image")).collect();
+    (names.join(","), images.join(","))
+}
+
+fn endpoints_cell(o: &Value) -> String {
+    const MAX: usize = 3;
+    let subsets = o
+        .get("subsets")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if subsets.is_empty() {
+        return "<none>".into();
+    }
+    let mut list: Vec<String> = Vec::new();
+    let mut total = 0;
+    for ss in &subsets {
+        let addrs: Vec<&str> = ss
+            .get("addresses")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(|x| s(x, "/ip")).collect())
+            .unwrap_or_default();
+        let ports: Vec<i64> = ss
+            .get("ports")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(|p| int(p, "/port")).collect())
+            .unwrap_or_default();
+        if ports.is_empty() {
+            total += addrs.len();
+            list.extend(
+                addrs
+                    .iter()
+                    .take(MAX.saturating_sub(list.len()))
+                    .map(|a| a.to_string()),
+            );
+            continue;
+        }
+        for port in ports {
+            total += addrs.len();
+            for a in &addrs {
+                if list.len() == MAX {
+                    break;
+                }
+                list.push(if a.contains(':') {
+                    format!("[{a}]:{port}")
+                } else {
+                    format!("{a}:{port}")
+                });
+            }
+        }
+    }
+    let text = list.join(",");
+    if total > MAX {
+        format!("{text} + {} more...", total - MAX)
+    } else {
+        text
+    }
+}
+
+fn binding_row(o: &Value) -> Vec<Value> {
+    let subjects = o
+        .get("subjects")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let of_kind = |kind: &str| {
+        subjects
+            .iter()
+            .filter(|x| s(x, "/kind") == kind)
+            .map(|x| {
+                if kind == "ServiceAccount" {
+                    format!("{}/{}", s(x, "/namespace"), s(x, "/name"))
+                } else {
+                    s(x, "/name").to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    vec![
+        json!(s(o, "/metadata/name")),
+        json!(format!(
+            "{}/{}",
+            s(o, "/roleRef/kind"),
+            s(o, "/roleRef/name")
+        )),
+        json!(age_of(o.pointer("/metadata/creationTimestamp"))),
+        json!(of_kind("User")),
+        json!(of_kind("Group")),
+        json!(of_kind("ServiceAccount")),
+    ]
+}
+
+fn workload_row(kind: &str, o: &Value) -> Vec<Value> {
+    let (names, images) = containers_and_images(o);
+    let name = json!(s(o, "/metadata/name"));
+    let age = json!(age_of(o.pointer("/metadata/creationTimestamp")));
+    let selector = json!(label_selector_string(o.pointer("/spec/selector")));
+    match kind {
+        "Deployment" => vec![
+            name,
+            json!(format!(
+                "{}/{}",
+                int(o, "/status/readyReplicas"),
+                int(o, "/spec/replicas")
+            )),
+            json!(int(o, "/status/updatedReplicas")),
+            json!(int(o, "/status/availableReplicas")),
+            age,
+            json!(names),
+            json!(images),
+            selector,
+        ],
+        "ReplicaSet" => vec![
+            name,
+            json!(int(o, "/spec/replicas")),
+            json!(int(o, "/status/replicas")),
+            json!(int(o, "/status/readyReplicas")),
+            age,
+            json!(names),
+            json!(images),
+            selector,
+        ],
+        _ => vec![
+            name,
+            json!(int(o, "/status/desiredNumberScheduled")),
+            json!(int(o, "/status/currentNumberScheduled")),
+            json!(int(o, "/status/numberReady")),
+            json!(int(o, "/status/updatedNumberScheduled")),
+            json!(int(o, "/status/numberAvailable")),
+            json!(selector_string(
+                o.pointer("/spec/template/spec/nodeSelector")
+            )),
+            age,
+            json!(names),
+            json!(images),
+            selector,
+        ],
+    }
+}
+
 /// The column definitions for `kind`.
 pub fn columns(kind: &str) -> Vec<Value> {
     let name = col(
@@ -438,6 +634,57 @@ pub fn columns(kind: &str) -> Vec<Value> {
             col("Endpoints", "string", 0, "endpoints is a list of unique endpoints in this slice."),
             age,
         ],
+        "Secret" => vec![
+            name,
+            col("Type", "string", 0, "Used to facilitate programmatic handling of secret data."),
+            col("Data", "string", 0, "Data contains the secret data."),
+            age,
+        ],
+        "Endpoints" => vec![name, col("Endpoints", "string", 0, "The set of all endpoints is the union of all subsets."), age],
+        "ServiceAccount" => vec![name, col("Secrets", "string", 0, "Secrets is a list of the secrets in the same namespace that pods running using this ServiceAccount are allowed to use."), age],
+        "Deployment" => vec![
+            name,
+            col("Ready", "string", 0, "Number of the pod with ready state"),
+            col("Up-to-date", "string", 0, "Total number of non-terminated pods targeted by this deployment that have the desired template spec."),
+            col("Available", "string", 0, "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment."),
+            age,
+            col("Containers", "string", 1, "Names of each container in the template."),
+            col("Images", "string", 1, "Images referenced by each container in the template."),
+            col("Selector", "string", 1, "Label selector for pods."),
+        ],
+        "ReplicaSet" => vec![
+            name,
+            col("Desired", "integer", 0, "Replicas is the number of desired replicas."),
+            col("Current", "integer", 0, "Replicas is the most recently observed number of replicas."),
+            col("Ready", "integer", 0, "The number of ready replicas for this replica set."),
+            age,
+            col("Containers", "string", 1, "Names of each container in the template."),
+            col("Images", "string", 1, "Images referenced by each container in the template."),
+            col("Selector", "string", 1, "Selector is a label query over pods that should match the replica count."),
+        ],
+        "DaemonSet" => vec![
+            name,
+            col("Desired", "integer", 0, "The total number of nodes that should be running the daemon pod."),
+            col("Current", "integer", 0, "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod."),
+            col("Ready", "integer", 0, "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and ready."),
+            col("Up-to-date", "integer", 0, "The total number of nodes that are running updated daemon pod"),
+            col("Available", "integer", 0, "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available."),
+            col("Node Selector", "string", 0, "NodeSelector is a selector which must be true for the pod to fit on a node."),
+            age,
+            col("Containers", "string", 1, "Names of each container in the template."),
+            col("Images", "string", 1, "Images referenced by each container in the template."),
+            col("Selector", "string", 1, "A label query over pods that are managed by the daemon set."),
+        ],
+        "RoleBinding" | "ClusterRoleBinding" => vec![
+            name,
+            col("Role", "string", 0, "RoleRef can reference a Role in the current namespace or a ClusterRole in the global namespace."),
+            age,
+            col("Users", "string", 1, "Users in the roleBinding"),
+            col("Groups", "string", 1, "Groups in the roleBinding"),
+            col("ServiceAccounts", "string", 1, "ServiceAccounts in the roleBinding"),
+        ],
+        // Kinds without a printer get the generic table: NAME and CREATED AT.
+        "Role" | "ClusterRole" => vec![name, col("Created At", "date", 0, "CreationTimestamp is a timestamp representing the server time when this object was created.")],
         _ => vec![name, age],
     }
 }
@@ -482,6 +729,29 @@ pub fn cells(kind: &str, obj: &Value, wide: bool) -> Vec<Value> {
             json!(age_of(obj.pointer("/metadata/creationTimestamp"))),
         ],
         "EndpointSlice" => slice_row(obj),
+        // Secret values never reach a table: only the type and how many keys.
+        "Secret" => vec![
+            json!(s(obj, "/metadata/name")),
+            json!(s(obj, "/type")),
+            json!(count(obj, "/data")),
+            json!(age_of(obj.pointer("/metadata/creationTimestamp"))),
+        ],
+        "Endpoints" => vec![
+            json!(s(obj, "/metadata/name")),
+            json!(endpoints_cell(obj)),
+            json!(age_of(obj.pointer("/metadata/creationTimestamp"))),
+        ],
+        "ServiceAccount" => vec![
+            json!(s(obj, "/metadata/name")),
+            json!(count(obj, "/secrets")),
+            json!(age_of(obj.pointer("/metadata/creationTimestamp"))),
+        ],
+        "Deployment" | "ReplicaSet" | "DaemonSet" => workload_row(kind, obj),
+        "RoleBinding" | "ClusterRoleBinding" => binding_row(obj),
+        "Role" | "ClusterRole" => vec![
+            json!(s(obj, "/metadata/name")),
+            json!(s(obj, "/metadata/creationTimestamp")),
+        ],
         _ => vec![
             json!(s(obj, "/metadata/name")),
             json!(age_of(obj.pointer("/metadata/creationTimestamp"))),

@@ -15,8 +15,8 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::api::{present, Selectors, Target};
 use crate::http::{error_response, Body, Query};
-use crate::resources::storage_of;
-use crate::store::{Change, ChangeKind, Store};
+use crate::resources::{storage_of, RESOURCES};
+use crate::store::{ChangeKind, Committed, Store};
 use crate::tables::{self, IncludeObject};
 
 /// Per-server watch settings.
@@ -35,17 +35,34 @@ struct Stream {
     tx: mpsc::Sender<Bytes>,
 }
 
+/// One watch line, `{"type":KIND,"object":OBJECT}` and a newline, serialised without
+/// copying the object.
+pub fn event_line(kind: &str, object: &Value) -> Bytes {
+    let mut line = Vec::with_capacity(256);
+    line.extend_from_slice(b"{\"type\":\"");
+    line.extend_from_slice(kind.as_bytes());
+    line.extend_from_slice(b"\",\"object\":");
+    // Writing a Value to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut line, object);
+    line.extend_from_slice(b"}\n");
+    Bytes::from(line)
+}
+
 impl Stream {
     async fn send(&self, kind: &str, obj: &Value) -> bool {
-        let object = if self.table {
-            tables::table(self.target.def().kind, [obj], 0, IncludeObject::Metadata)
+        let line = if self.table {
+            let table = tables::table(self.target.def().kind, [obj], 0, IncludeObject::Metadata);
+            event_line(kind, &table)
         } else {
-            obj.clone()
+            event_line(kind, obj)
         };
-        let mut line =
-            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
-        line.push(b'\n');
-        self.tx.send(Bytes::from(line)).await.is_ok()
+        self.tx.send(line).await.is_ok()
+    }
+
+    /// Whether this watcher sends stored objects as they are (not as a Table, not converted
+    /// to another API version), so it can send a change's shared, pre-serialised line.
+    fn sends_stored_form(&self) -> bool {
+        !self.table && RESOURCES[self.target.resource].stored_as.is_none()
     }
 
     async fn bookmark(&self, rv: u64, initial_end: bool) -> bool {
@@ -61,7 +78,7 @@ impl Stream {
         self.tx.send(Bytes::from(line)).await.is_ok()
     }
 
-    fn in_scope(&self, c: &Change) -> bool {
+    fn in_scope(&self, c: &crate::store::Change) -> bool {
         c.resource == storage_of(self.target.resource)
             && self
                 .target
@@ -72,21 +89,25 @@ impl Stream {
 
     /// Sends what `c` means to this watcher: objects entering or leaving the selection are
     /// ADDED/DELETED, as on the real server.
-    async fn deliver(&self, c: &Change) -> bool {
+    async fn deliver(&self, committed: &Committed) -> bool {
+        let c = &committed.change;
         if !self.in_scope(c) {
             return true;
         }
         let now = self.selectors.matches(&c.object);
         let before = c.old.as_ref().is_some_and(|o| self.selectors.matches(o));
         let kind = match c.kind {
-            ChangeKind::Added if now => "ADDED",
-            ChangeKind::Modified if now && before => "MODIFIED",
-            ChangeKind::Modified if now => "ADDED",
-            ChangeKind::Modified if before => "DELETED",
-            ChangeKind::Deleted if now => "DELETED",
+            ChangeKind::Added if now => ChangeKind::Added,
+            ChangeKind::Modified if now && before => ChangeKind::Modified,
+            ChangeKind::Modified if now => ChangeKind::Added,
+            ChangeKind::Modified if before => ChangeKind::Deleted,
+            ChangeKind::Deleted if now => ChangeKind::Deleted,
             _ => return true,
         };
-        self.send(kind, &present(self.target.resource, &c.object))
+        if self.sends_stored_form() {
+            return self.tx.send(committed.line(kind)).await.is_ok();
+        }
+        self.send(kind.as_str(), &present(self.target.resource, &c.object))
             .await
     }
 }
@@ -165,7 +186,7 @@ pub fn start(
                 Ok((backlog, live)) => {
                     let mut rv = from;
                     for c in &backlog {
-                        rv = c.rv;
+                        rv = c.change.rv;
                         if !stream.deliver(c).await {
                             return;
                         }
@@ -184,10 +205,10 @@ pub fn start(
             tokio::select! {
                 msg = live.recv() => match msg {
                     Ok(c) => {
-                        if c.rv <= last_rv {
+                        if c.change.rv <= last_rv {
                             continue;
                         }
-                        last_rv = c.rv;
+                        last_rv = c.change.rv;
                         if !stream.deliver(&c).await {
                             return;
                         }

@@ -5,201 +5,12 @@
 //! Without kubectl the tests print a loud SKIPPED line, unless `CI=true` or `FERROLB_E2E=1`,
 //! where a missing kubectl is a failure.
 
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod support;
+
+use std::process::Stdio;
 
 use serde_json::Value;
-
-/// The longest any single kubectl command or expectation may take.
-const DEADLINE: Duration = Duration::from_secs(60);
-
-/// Whether kubectl can run here; panics when it must (CI) and cannot.
-fn kubectl_available() -> bool {
-    let ok = Command::new("kubectl")
-        .args(["version", "--client"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return true;
-    }
-    let required = std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var("FERROLB_E2E").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "kubectl not found, and CI=true or FERROLB_E2E=1 makes it required"
-    );
-    eprintln!("SKIPPED: kubectl not found; install kubectl v1.32 to run the kubectl tests");
-    false
-}
-
-/// Skips the test (see [`kubectl_available`]) or starts a kube-sim for it.
-macro_rules! sim_or_skip {
-    ($name:expr) => {{
-        if !kubectl_available() {
-            return;
-        }
-        Sim::start($name)
-    }};
-}
-
-/// What one finished kubectl run printed.
-#[derive(Debug)]
-struct Run {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// Asserts success and returns stdout.
-    fn ok(self) -> String {
-        assert!(self.status.success(), "kubectl failed: {self:?}");
-        self.stdout
-    }
-}
-
-/// Kills a child process when dropped, so a failing test leaves nothing running.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Reads a pipe line by line on a thread, so tests can wait for lines with a deadline.
-fn lines_of(pipe: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { return };
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-/// Waits for a line matching `pred`, failing after [`DEADLINE`]; returns every line read.
-fn wait_line(rx: &mpsc::Receiver<String>, what: &str, pred: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + DEADLINE;
-    let mut seen = Vec::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) if pred(&line) => return line,
-            Ok(line) => seen.push(line),
-            Err(e) => panic!("no line with {what} ({e}); saw {seen:#?}"),
-        }
-    }
-}
-
-/// A kube-sim process with its kubeconfig and a private kubectl cache.
-struct Sim {
-    proc: KillOnDrop,
-    dir: PathBuf,
-    url: String,
-}
-
-impl Sim {
-    fn start(test: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "kube-sim-kubectl-{}-{test}-{}",
-            std::process::id(),
-            jiff::Timestamp::now().as_nanosecond()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kube-sim"))
-            .args(["--listen", "127.0.0.1:0", "--kubeconfig-out"])
-            .arg(dir.join("kubeconfig"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the kube-sim binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let proc = KillOnDrop(child);
-        // The binary prints its URL as the first line once it is listening.
-        let url = wait_line(&lines_of(stdout), "the URL", |l| l.starts_with("http://"));
-        Self { proc, dir, url }
-    }
-
-    fn kubeconfig(&self) -> PathBuf {
-        self.dir.join("kubeconfig")
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new("kubectl");
-        cmd.arg("--kubeconfig")
-            .arg(self.kubeconfig())
-            .arg("--cache-dir")
-            .arg(self.dir.join("cache"))
-            .env("KUBECACHEDIR", self.dir.join("cache"))
-            .env("HOME", &self.dir)
-            .args(args);
-        cmd
-    }
-
-    /// Runs kubectl to completion, killing it if it outlives [`DEADLINE`].
-    fn kubectl(&self, args: &[&str]) -> Run {
-        let mut child = self
-            .command(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("kubectl runs");
-        let out = lines_of(child.stdout.take().unwrap());
-        let err = lines_of(child.stderr.take().unwrap());
-        let start = Instant::now();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if start.elapsed() > DEADLINE {
-                let _ = child.kill();
-                panic!("kubectl {args:?} did not finish within {DEADLINE:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        // The pipes close when kubectl exits; collect everything they carried.
-        let collect = |rx: mpsc::Receiver<String>| rx.iter().map(|l| l + "\n").collect::<String>();
-        Run {
-            status,
-            stdout: collect(out),
-            stderr: collect(err),
-        }
-    }
-
-    fn write(&self, name: &str, content: &str) -> PathBuf {
-        let p = self.dir.join(name);
-        std::fs::write(&p, content).unwrap();
-        p
-    }
-
-    fn get_json(&self, what: &[&str]) -> Value {
-        let mut args = vec!["get"];
-        args.extend_from_slice(what);
-        args.extend_from_slice(&["-o", "json"]);
-        serde_json::from_str(&self.kubectl(&args).ok()).unwrap()
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.proc.0.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use support::{lines_of, path_str, wait_line, KillOnDrop, Sim};
 
 const WEB_LB: &str = "apiVersion: v1
 kind: Service
@@ -626,4 +437,368 @@ fn sim_binary_reports_its_url() {
     assert!(sim.url.starts_with("http://127.0.0.1:"), "{}", sim.url);
     let kc = std::fs::read_to_string(sim.kubeconfig()).unwrap();
     assert!(kc.contains(&format!("server: {}", sim.url)), "{kc}");
+}
+
+/// Every row of a multi-table `kubectl get` output whose first cell is `name`.
+fn rows_named<'a>(out: &'a str, name: &str) -> Vec<Vec<&'a str>> {
+    out.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|cells| cells.first() == Some(&name))
+        .collect()
+}
+
+#[test]
+fn create_service_loadbalancer_typed_command() {
+    // kubectl's typed `create service` POSTs protobuf.
+    let sim = sim_or_skip!("create-svc-lb");
+    let out = sim
+        .kubectl(&["create", "service", "loadbalancer", "demo", "--tcp=80"])
+        .ok();
+    assert_eq!(out.trim(), "service/demo created");
+    let svc = sim.get_json(&["svc", "demo"]);
+    assert_eq!(svc["spec"]["type"], "LoadBalancer");
+    assert_eq!(
+        svc["spec"]["ports"],
+        serde_json::json!([{"name": "80", "port": 80, "protocol": "TCP", "targetPort": 80,
+                            "nodePort": svc["spec"]["ports"][0]["nodePort"]}])
+    );
+    assert_eq!(svc["spec"]["selector"], serde_json::json!({"app": "demo"}));
+    assert_eq!(
+        svc["metadata"]["labels"],
+        serde_json::json!({"app": "demo"})
+    );
+    let table = sim.kubectl(&["get", "svc", "demo"]).ok();
+    let cells = row(&table, "demo");
+    assert_eq!(cells[3], "<pending>");
+    assert!(is_node_port_cell(cells[4]), "{cells:?}");
+}
+
+#[test]
+fn create_service_nodeport_typed_command() {
+    let sim = sim_or_skip!("create-svc-np");
+    let out = sim
+        .kubectl(&["create", "service", "nodeport", "np", "--tcp=8080:80"])
+        .ok();
+    assert_eq!(out.trim(), "service/np created");
+    let svc = sim.get_json(&["svc", "np"]);
+    assert_eq!(svc["spec"]["type"], "NodePort");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 8080);
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 80);
+    let node_port = svc["spec"]["ports"][0]["nodePort"].as_i64().unwrap();
+    assert!((30000..=32767).contains(&node_port), "{svc}");
+    let table = sim.kubectl(&["get", "svc", "np"]).ok();
+    let cells = row(&table, "np");
+    assert_eq!(cells[1], "NodePort");
+    assert_eq!(cells[4], format!("8080:{node_port}/TCP"));
+}
+
+#[test]
+fn create_deployment_expose_and_get_all() {
+    let sim = sim_or_skip!("deploy-expose");
+    let out = sim
+        .kubectl(&["create", "deployment", "web", "--image=nginx"])
+        .ok();
+    assert_eq!(out.trim(), "deployment.apps/web created");
+    let d = sim.get_json(&["deployment", "web"]);
+    assert_eq!(d["spec"]["replicas"], 1);
+    assert_eq!(
+        d["spec"]["selector"],
+        serde_json::json!({"matchLabels": {"app": "web"}})
+    );
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "nginx"
+    );
+    assert_eq!(d["metadata"]["generation"], 1);
+
+    let out = sim
+        .kubectl(&[
+            "expose",
+            "deployment",
+            "web",
+            "--type=LoadBalancer",
+            "--port=80",
+        ])
+        .ok();
+    assert_eq!(out.trim(), "service/web exposed");
+    let svc = sim.get_json(&["svc", "web"]);
+    assert_eq!(svc["spec"]["type"], "LoadBalancer");
+    assert_eq!(svc["spec"]["selector"], serde_json::json!({"app": "web"}));
+    assert_eq!(svc["spec"]["ports"][0]["port"], 80);
+
+    // No controller manager: the Deployment stays at 0/1 and has no ReplicaSet or Pods.
+    let all = sim.kubectl(&["get", "all"]).ok();
+    let svc_row = &rows_named(&all, "service/web")[0];
+    assert_eq!(svc_row[1], "LoadBalancer");
+    assert_eq!(svc_row[3], "<pending>");
+    let deploy_row = &rows_named(&all, "deployment.apps/web")[0];
+    assert_eq!(&deploy_row[1..4], ["0/1", "0", "0"], "{all}");
+    assert!(!all.contains("replicaset.apps/"), "{all}");
+
+    let wide = sim.kubectl(&["get", "deploy", "-o", "wide"]).ok();
+    assert_eq!(
+        header(&wide),
+        [
+            "NAME",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "AGE",
+            "CONTAINERS",
+            "IMAGES",
+            "SELECTOR"
+        ]
+    );
+    assert_eq!(&row(&wide, "web")[5..], ["nginx", "nginx", "app=web"]);
+
+    // Scaling by patching the stored object.
+    sim.kubectl(&[
+        "patch",
+        "deployment",
+        "web",
+        "-p",
+        r#"{"spec":{"replicas":3}}"#,
+    ])
+    .ok();
+    let d = sim.get_json(&["deployment", "web"]);
+    assert_eq!(d["spec"]["replicas"], 3);
+    assert_eq!(
+        d["metadata"]["generation"], 2,
+        "a spec change bumps generation"
+    );
+    assert_eq!(row(&sim.kubectl(&["get", "deploy"]).ok(), "web")[1], "0/3");
+
+    // `kubectl scale` goes through the /scale subresource.
+    let out = sim
+        .kubectl(&["scale", "deployment", "web", "--replicas=5"])
+        .ok();
+    assert_eq!(out.trim(), "deployment.apps/web scaled");
+    let d = sim.get_json(&["deployment", "web"]);
+    assert_eq!(d["spec"]["replicas"], 5);
+    assert_eq!(d["metadata"]["generation"], 3);
+    let run = sim.kubectl(&[
+        "scale",
+        "deployment",
+        "web",
+        "--current-replicas=2",
+        "--replicas=1",
+    ]);
+    assert!(
+        !run.status.success() && run.stderr.contains("Expected replicas to be 2, was 5"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn get_svc_and_endpoints_together() {
+    let sim = sim_or_skip!("svc-endpoints");
+    let f = sim.write("web.yaml", WEB_LB);
+    sim.kubectl(&["create", "-f", path_str(&f)]).ok();
+    let ep = sim.write(
+        "ep.yaml",
+        "apiVersion: v1
+kind: Endpoints
+metadata:
+  name: web
+subsets:
+- addresses:
+  - ip: 192.0.2.10
+  - ip: 192.0.2.11
+  ports:
+  - name: http
+    port: 8080
+",
+    );
+    assert_eq!(
+        sim.kubectl(&["create", "-f", path_str(&ep)]).ok().trim(),
+        "endpoints/web created"
+    );
+    let out = sim.kubectl(&["get", "svc,endpoints"]).ok();
+    let svc = &rows_named(&out, "service/web")[0];
+    assert_eq!(svc[1], "LoadBalancer");
+    let ep_row = &rows_named(&out, "endpoints/web")[0];
+    assert_eq!(ep_row[1], "192.0.2.10:8080,192.0.2.11:8080", "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["NAME", "ENDPOINTS", "AGE"]),
+        "{out}"
+    );
+    // Endpoints are read-write, as in 1.32.
+    sim.kubectl(&[
+        "patch",
+        "endpoints",
+        "web",
+        "--type=json",
+        "-p",
+        r#"[{"op":"remove","path":"/subsets/0/addresses/1"}]"#,
+    ])
+    .ok();
+    let out = sim.kubectl(&["get", "ep", "web"]).ok();
+    assert_eq!(row(&out, "web")[1], "192.0.2.10:8080");
+}
+
+#[test]
+fn create_secret_generic_never_prints_values() {
+    let sim = sim_or_skip!("secret");
+    let out = sim
+        .kubectl(&[
+            "create",
+            "secret",
+            "generic",
+            "s",
+            "--from-literal=a=b",
+            "--from-literal=password=hunter2",
+        ])
+        .ok();
+    assert_eq!(out.trim(), "secret/s created");
+    let s = sim.get_json(&["secret", "s"]);
+    assert_eq!(s["type"], "Opaque");
+    assert_eq!(
+        s["data"],
+        serde_json::json!({"a": "Yg==", "password": "aHVudGVyMg=="})
+    );
+    for args in [
+        &["get", "secrets"][..],
+        &["get", "secret", "s", "-o", "wide"],
+    ] {
+        let table = sim.kubectl(args).ok();
+        assert_eq!(header(&table), ["NAME", "TYPE", "DATA", "AGE"]);
+        assert_eq!(&row(&table, "s")[..3], ["s", "Opaque", "2"]);
+        assert!(
+            !table.contains("aHVudGVyMg") && !table.contains("hunter2"),
+            "{table}"
+        );
+    }
+    // stringData is write-only and lands base64-encoded in data.
+    let f = sim.write(
+        "tls.yaml",
+        "apiVersion: v1
+kind: Secret
+metadata:
+  name: t
+type: kubernetes.io/basic-auth
+stringData:
+  username: admin
+",
+    );
+    sim.kubectl(&["apply", "-f", path_str(&f)]).ok();
+    let t = sim.get_json(&["secret", "t"]);
+    assert_eq!(t["type"], "kubernetes.io/basic-auth");
+    assert_eq!(t["data"], serde_json::json!({"username": "YWRtaW4="}));
+    assert!(t.get("stringData").is_none(), "{t}");
+}
+
+#[test]
+fn create_serviceaccount_typed_command() {
+    let sim = sim_or_skip!("serviceaccount");
+    let out = sim.kubectl(&["create", "serviceaccount", "sa1"]).ok();
+    assert_eq!(out.trim(), "serviceaccount/sa1 created");
+    let table = sim.kubectl(&["get", "sa"]).ok();
+    assert_eq!(header(&table), ["NAME", "SECRETS", "AGE"]);
+    assert_eq!(&row(&table, "sa1")[..2], ["sa1", "0"]);
+}
+
+#[test]
+fn rbac_and_daemonset_apply_server_side() {
+    // What an install manifest carries besides Services: RBAC (names with colons are valid
+    // path segments) and a DaemonSet.
+    let sim = sim_or_skip!("rbac-ds");
+    let f = sim.write(
+        "install.yaml",
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: demo:reader
+rules:
+- apiGroups: [\"\"]
+  resources: [\"services\"]
+  verbs: [\"get\", \"list\", \"watch\"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: demo:reader
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: demo:reader
+subjects:
+- kind: ServiceAccount
+  name: speaker
+  namespace: kube-system
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: speaker
+  namespace: kube-system
+spec:
+  selector:
+    matchLabels:
+      app: speaker
+  template:
+    metadata:
+      labels:
+        app: speaker
+    spec:
+      nodeSelector:
+        kubernetes.io/os: linux
+      containers:
+      - name: speaker
+        image: ferrolb:latest
+",
+    );
+    let out = sim
+        .kubectl(&["apply", "--server-side", "-f", path_str(&f)])
+        .ok();
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "clusterrole.rbac.authorization.k8s.io/demo:reader serverside-applied",
+            "clusterrolebinding.rbac.authorization.k8s.io/demo:reader serverside-applied",
+            "daemonset.apps/speaker serverside-applied"
+        ]
+    );
+    let crb = sim
+        .kubectl(&["get", "clusterrolebinding", "demo:reader", "-o", "wide"])
+        .ok();
+    assert_eq!(
+        header(&crb),
+        ["NAME", "ROLE", "AGE", "USERS", "GROUPS", "SERVICEACCOUNTS"]
+    );
+    let cells = row(&crb, "demo:reader");
+    assert_eq!(cells[1], "ClusterRole/demo:reader");
+    assert_eq!(cells.last(), Some(&"kube-system/speaker"));
+    let ds = sim.kubectl(&["get", "ds", "-n", "kube-system"]).ok();
+    assert_eq!(
+        header(&ds),
+        [
+            "NAME",
+            "DESIRED",
+            "CURRENT",
+            "READY",
+            "UP-TO-DATE",
+            "AVAILABLE",
+            "NODE",
+            "SELECTOR",
+            "AGE"
+        ]
+    );
+    assert_eq!(
+        row(&ds, "speaker")[1..7],
+        ["0", "0", "0", "0", "0", "kubernetes.io/os=linux"]
+    );
+    let bad = sim.write(
+        "bad.yaml",
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: a/b
+",
+    );
+    let run = sim.kubectl(&["create", "-f", path_str(&bad)]);
+    assert!(
+        !run.status.success() && run.stderr.contains("may not contain '/'"),
+        "{run:?}"
+    );
 }
