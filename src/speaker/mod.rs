@@ -12,6 +12,8 @@ pub mod cluster_view;
 pub mod interfaces;
 pub mod lease;
 pub mod metrics;
+pub mod ndp_io;
+pub mod ndp_socket;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
