@@ -23,6 +23,8 @@ pub mod family;
 pub mod interfaces;
 pub mod lease;
 pub mod metrics;
+pub mod ndp_io;
+pub mod ndp_socket;
 pub mod reasons;
 pub mod watch_retry;
 

@@ -47,12 +47,14 @@
 
 pub mod child;
 pub mod cmd;
+pub mod frames;
 pub mod inject;
+pub mod nsthread;
 pub mod pcap;
 pub mod serve;
 pub mod tools;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -62,6 +64,8 @@ use std::time::{Duration, Instant};
 
 pub use child::NsChild;
 pub use cmd::{CmdError, CmdOutput};
+pub use frames::{Frame, FrameCapture};
+pub use nsthread::NsThread;
 pub use pcap::{ArpCapture, ArpOp, ArpPacket};
 pub use tools::{
     body_changes, longest_outage, outages, ArpSample, ArpSampler, CurlSample, CurlSampler, MacAddr,
@@ -109,6 +113,35 @@ pub fn node_vip_subnet_ip(i: usize) -> Ipv4Addr {
 /// The MAC of node `i` (1-based).
 pub fn node_mac(i: usize) -> MacAddr {
     MacAddr([0x02, 0xfe, 0, 0, 0x01, i as u8])
+}
+
+/// The IPv6 prefix [`Lan::add_ipv6`] puts on the LAN (documentation space, RFC 3849).
+pub const LAN6_PREFIX_LEN: u8 = 64;
+
+/// The client's IPv6 address after [`Lan::add_ipv6`].
+pub const CLIENT_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x200);
+
+/// The IPv6 address of node `i` (1-based) after [`Lan::add_ipv6`]: `2001:db8::1:<i>`. IPv6
+/// VIPs for tests are `2001:db8::100`–`2001:db8::1ff`, on-link for every host.
+pub fn node_ip6(i: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 1, i as u16)
+}
+
+/// [`require`], plus `ndisc6` (Debian package `ndisc6`) for the IPv6 Neighbor Discovery tests;
+/// same skip-or-fail rules.
+pub fn require_ipv6() -> Result<(), Skipped> {
+    require()?;
+    if on_path("ndisc6") {
+        return Ok(());
+    }
+    let why = "`ndisc6` on PATH (apt-get install ndisc6)".to_string();
+    let strict = std::env::var("CI").is_ok_and(|v| v == "true")
+        || std::env::var("FERROLB_E2E").is_ok_and(|v| v == "1");
+    if strict {
+        panic!("netns end-to-end prerequisites missing (CI=true or FERROLB_E2E=1): {why}");
+    }
+    eprintln!("\n*** SKIPPED: netns end-to-end test: {why} (set FERROLB_E2E=1 to make this a failure) ***\n");
+    Err(Skipped(why))
 }
 
 /// Why the end-to-end prerequisites are not met (the test should return early).
@@ -379,6 +412,91 @@ impl Host {
             let macs = p.arping_all(ip, window).unwrap_or_default();
             ArpSample { at, macs }
         })
+    }
+}
+
+impl Host {
+    /// Starts tcpdump on this host's LAN interface with BPF filter `filter` (e.g.
+    /// `"icmp6 and ip6[40] == 136"`); returns once it is listening.
+    pub fn capture(&self, filter: &str) -> FrameCapture {
+        FrameCapture::start(
+            &self.ns,
+            IFNAME,
+            &self.log_dir,
+            &self.label("tcpdump"),
+            filter,
+        )
+        .unwrap_or_else(|e| panic!("netns harness: {e}"))
+    }
+
+    /// A thread inside this host's namespace, for code under test that opens sockets there.
+    pub fn ns_thread(&self) -> NsThread {
+        NsThread::enter(&self.ns).unwrap_or_else(|e| panic!("netns harness: {e}"))
+    }
+
+    /// The IPv6 multicast groups joined on this host's LAN interface (`ip -6 maddr show`).
+    pub fn ipv6_groups(&self) -> Vec<Ipv6Addr> {
+        let out = ip_n(&self.ns, &["-6", "maddr", "show", "dev", IFNAME])
+            .unwrap_or_else(|e| panic!("netns harness: {e}"));
+        out.lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some("inet6")).then(|| w.next()?.parse().ok())?
+            })
+            .collect()
+    }
+
+    /// Who answers Neighbor Discovery for `ip` right now, asked with `ndisc6 -q` (one
+    /// solicitation to the solicited-node group, up to `retries` tries, 500 ms each): the MAC
+    /// of the first advertisement, or `None`.
+    pub fn ndisc6_mac(&self, ip: Ipv6Addr, retries: u32) -> Option<MacAddr> {
+        let ip_s = ip.to_string();
+        let r = retries.to_string();
+        let out = self
+            .exec(
+                "ndisc6",
+                &["-q", "-n", "-r", &r, "-w", "500", &ip_s, IFNAME],
+                Duration::from_secs(u64::from(retries) + 5),
+            )
+            .unwrap_or_else(|e| panic!("netns harness: ndisc6 in {}: {e}", self.ns));
+        out.stdout.trim().to_ascii_lowercase().parse().ok()
+    }
+
+    /// The MAC this host's kernel has for IPv6 neighbour `ip`, if any.
+    pub fn neighbour6(&self, ip: Ipv6Addr) -> Option<MacAddr> {
+        let out = ip_n(
+            &self.ns,
+            &["-6", "neigh", "show", "to", &ip.to_string(), "dev", IFNAME],
+        )
+        .unwrap_or_else(|e| panic!("netns harness: {e}"));
+        let mut words = out.split_whitespace();
+        while let Some(w) = words.next() {
+            if w == "lladdr" {
+                return words.next().and_then(|m| m.parse().ok());
+            }
+        }
+        None
+    }
+
+    /// Sets this host's neighbour entry for IPv6 `ip` to `mac` in state STALE, as if learned
+    /// long ago: an advertisement with the override flag must replace it, one without may not.
+    pub fn set_stale_neighbour6(&self, ip: Ipv6Addr, mac: MacAddr) {
+        ip_n(
+            &self.ns,
+            &[
+                "-6",
+                "neigh",
+                "replace",
+                &ip.to_string(),
+                "lladdr",
+                &mac.to_string(),
+                "dev",
+                IFNAME,
+                "nud",
+                "stale",
+            ],
+        )
+        .unwrap_or_else(|e| panic!("netns harness: {e}"));
     }
 }
 
@@ -828,6 +946,43 @@ impl Lan {
             }
         }
         None
+    }
+}
+
+impl Lan {
+    /// Gives every node `2001:db8::1:<i>/64` and the client `2001:db8::200/64` (all `nodad`,
+    /// so they are usable at once), and waits until no address on the LAN is tentative (the
+    /// kernel's link-local addresses still run DAD), so Neighbor Discovery tools have a source
+    /// address. Additive: IPv4 is untouched.
+    pub fn add_ipv6(&self) {
+        let hosts: Vec<(&Host, Ipv6Addr)> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(k, h)| (h, node_ip6(k + 1)))
+            .chain([(&self.client, CLIENT_IP6)])
+            .collect();
+        for (h, ip) in &hosts {
+            let addr = format!("{ip}/{LAN6_PREFIX_LEN}");
+            ip_n(&h.ns, &["-6", "addr", "add", &addr, "dev", IFNAME, "nodad"])
+                .unwrap_or_else(|e| panic!("netns harness: {e}"));
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for (h, _) in &hosts {
+            loop {
+                let out = ip_n(&h.ns, &["-6", "addr", "show", "dev", IFNAME, "tentative"])
+                    .unwrap_or_else(|e| panic!("netns harness: {e}"));
+                if out.trim().is_empty() {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "netns harness: IPv6 addresses of {} still tentative after 10s:\n{out}",
+                    h.name
+                );
+                thread::sleep(Duration::from_millis(50));
+            }
+        }
     }
 }
 

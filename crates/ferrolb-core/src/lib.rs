@@ -15,5 +15,6 @@ pub mod alloc;
 pub mod arp;
 pub mod config;
 pub mod election;
+pub mod ndp;
 pub mod pool;
 pub mod service;

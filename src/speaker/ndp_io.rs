@@ -1,0 +1,578 @@
+//! IPv6 Neighbor Discovery on the wire, shaped like `arp_io`: one raw-socket port per eligible
+//! interface (pnet's datalink channel over a socket the kernel filters to untagged NDP, see
+//! `ndp_socket`; needs only CAP_NET_RAW), a reader thread per port that answers solicitations
+//! for the IPv6 IPs this node announces on that port, defends them against other hosts'
+//! duplicate-address-detection probes, and reports other MACs claiming them; plus the
+//! solicited-node group memberships that make the solicitations arrive.
+//!
+//! Replies are sent from the reader thread itself, so NDP keeps being answered whatever the API
+//! server or the main loop is doing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv6Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ferrolb_core::arp::MacAddr;
+use ferrolb_core::ndp::{
+    build_advertisement_reply, build_dad_probe, build_unsolicited_advertisement, classify,
+    parse_frame, NdpBuf, Observation, NDP_FRAME_LEN,
+};
+use pnet_datalink::{Channel, DataLinkSender};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use tokio::sync::mpsc;
+
+use super::arp_io::PortError;
+use super::metrics::{InterfaceLabels, IpLabels};
+use super::ndp_socket::SolicitedNodeGroups;
+
+/// How another host showed that it uses one of our IPv6 IPs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimKind {
+    /// It advertised the IP with its MAC (or used the IP as its source address): neighbours
+    /// that heard it now send the IP's traffic there.
+    Advertisement,
+    /// It ran duplicate address detection for the IP: it is about to configure it. An owner
+    /// has already defended the IP with an advertisement to all-nodes when this is reported.
+    DadProbe,
+}
+
+/// Another MAC claims (or probes for) one of our IPv6 IPs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NdpClaim {
+    /// Our IP.
+    pub ip: Ipv6Addr,
+    /// The other MAC.
+    pub mac: MacAddr,
+    /// What it did.
+    pub kind: ClaimKind,
+}
+
+/// Which interface (by index) answers for each announced IPv6 IP. Read by every reader thread
+/// on every frame, written only when announcements change.
+pub type AnnounceTable6 = Arc<RwLock<HashMap<Ipv6Addr, u32>>>;
+
+/// IPv6 IPs not (yet) announced whose claims must still be reported (being probed before a
+/// takeover, or held back because another host uses them), each with the interface whose
+/// segment matters, as in `arp_io::WatchList`.
+pub type WatchList6 = Arc<RwLock<HashMap<Ipv6Addr, u32>>>;
+
+/// The NDP side's metrics, prefixed `ferrolb_speaker_` like the ARP ones.
+#[derive(Clone, Default)]
+pub struct NdpMetrics {
+    /// Neighbor Solicitations seen for IPs this node announces.
+    pub solicitations: Family<IpLabels, Counter>,
+    /// Solicited Neighbor Advertisements sent (answers and DAD defences).
+    pub advertisements: Family<IpLabels, Counter>,
+    /// Unsolicited Neighbor Advertisements sent (takeover bursts and refreshes).
+    pub unsolicited: Family<IpLabels, Counter>,
+    /// NDP frames the kernel dropped before the speaker read them.
+    pub receive_dropped: Family<InterfaceLabels, Counter>,
+    /// Failed joins of solicited-node groups (solicitations may then not arrive).
+    pub group_join_failures: Counter,
+}
+
+impl NdpMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        let r = registry.sub_registry_with_prefix("ferrolb_speaker");
+        r.register(
+            "ndp_solicitations",
+            "IPv6 Neighbor Solicitations seen for IPs this node announces",
+            m.solicitations.clone(),
+        );
+        r.register(
+            "ndp_advertisements",
+            "Solicited IPv6 Neighbor Advertisements sent for IPs this node announces",
+            m.advertisements.clone(),
+        );
+        r.register(
+            "unsolicited_na",
+            "Unsolicited IPv6 Neighbor Advertisements sent (takeover bursts and refreshes)",
+            m.unsolicited.clone(),
+        );
+        r.register(
+            "ndp_receive_dropped",
+            "NDP frames dropped by the kernel because the speaker read them too slowly",
+            m.receive_dropped.clone(),
+        );
+        r.register(
+            "ndp_group_join_failures",
+            "Failed joins of a Service IP's solicited-node multicast group",
+            m.group_join_failures.clone(),
+        );
+        m
+    }
+
+    fn ip(ip: Ipv6Addr) -> IpLabels {
+        IpLabels { ip: ip.to_string() }
+    }
+}
+
+type Sender = Arc<Mutex<Box<dyn DataLinkSender>>>;
+
+struct Port {
+    name: String,
+    mac: MacAddr,
+    /// Shared with the reader thread, which sends replies itself.
+    tx: Sender,
+    stop: Arc<AtomicBool>,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl Port {
+    fn send(&self, frame: &[u8]) -> bool {
+        send_on(&self.tx, frame)
+    }
+}
+
+fn send_on(tx: &Sender, frame: &[u8]) -> bool {
+    let mut tx = tx.lock().unwrap_or_else(|p| p.into_inner());
+    matches!(tx.send_to(frame, None), Some(Ok(())))
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.reader.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+type Ports = Arc<RwLock<BTreeMap<u32, Arc<Port>>>>;
+
+/// The open NDP ports, the shared announce table and the group memberships.
+pub struct NdpIo {
+    table: AnnounceTable6,
+    watched: WatchList6,
+    ports: Ports,
+    groups: Mutex<SolicitedNodeGroups>,
+    claims: mpsc::UnboundedSender<NdpClaim>,
+    metrics: NdpMetrics,
+}
+
+impl NdpIo {
+    /// No ports yet; claims heard later are sent to `claims`. Every socket (packet sockets in
+    /// `sync_ports`, membership sockets in `announce`/`probe`) is created in the network
+    /// namespace of the calling thread.
+    pub fn new(claims: mpsc::UnboundedSender<NdpClaim>, metrics: NdpMetrics) -> Self {
+        Self {
+            table: Arc::default(),
+            watched: Arc::default(),
+            ports: Arc::default(),
+            groups: Mutex::default(),
+            claims,
+            metrics,
+        }
+    }
+
+    /// Opens ports for `wanted` (index, name, MAC) and closes the others, leaving their groups.
+    pub fn sync_ports(&self, wanted: &[(u32, String, MacAddr)]) {
+        let mut ports = self.ports.write().unwrap_or_else(|p| p.into_inner());
+        let mut closed = Vec::new();
+        ports.retain(|idx, port| {
+            let keep = wanted
+                .iter()
+                .any(|(i, n, m)| i == idx && *n == port.name && *m == port.mac);
+            if !keep {
+                tracing::info!(interface = %port.name, "closing NDP port");
+                closed.push(*idx);
+            }
+            keep
+        });
+        if !closed.is_empty() {
+            let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+            for idx in closed {
+                groups.leave_interface(idx);
+            }
+        }
+        for (idx, name, mac) in wanted {
+            if ports.contains_key(idx) {
+                continue;
+            }
+            match self.open(*idx, name, *mac) {
+                Ok(port) => {
+                    tracing::info!(interface = %name, %mac, "listening for IPv6 neighbor discovery");
+                    ports.insert(*idx, Arc::new(port));
+                }
+                Err(e) => tracing::error!(error = %e, "cannot answer NDP on this interface"),
+            }
+        }
+        drop(ports);
+        // IPs announced on a port that just (re)opened need their groups there again.
+        let wanted_ips: Vec<(Ipv6Addr, u32)> = {
+            let t = self.table.read().unwrap_or_else(|p| p.into_inner());
+            let w = self.watched.read().unwrap_or_else(|p| p.into_inner());
+            t.iter().chain(w.iter()).map(|(ip, i)| (*ip, *i)).collect()
+        };
+        for (ip, _) in wanted_ips {
+            self.refresh_group(ip);
+        }
+    }
+
+    fn open(&self, index: u32, name: &str, mac: MacAddr) -> Result<Port, PortError> {
+        let iface = pnet_datalink::interfaces()
+            .into_iter()
+            .find(|i| i.index == index)
+            .ok_or_else(|| PortError::Gone(name.to_string(), index))?;
+        let socket =
+            super::ndp_socket::untagged_ndp_socket().map_err(|source| PortError::Open {
+                name: name.to_string(),
+                source,
+            })?;
+        let config = pnet_datalink::Config {
+            read_timeout: Some(Duration::from_millis(200)),
+            promiscuous: false,
+            // pnet binds this socket to the interface and owns (closes) it from here on.
+            socket_fd: Some(socket),
+            ..pnet_datalink::Config::default()
+        };
+        let (tx, mut rx) = match pnet_datalink::channel(&iface, config) {
+            Ok(Channel::Ethernet(tx, rx)) => (tx, rx),
+            Ok(_) => return Err(PortError::NotEthernet(name.to_string())),
+            Err(source) => {
+                return Err(PortError::Open {
+                    name: name.to_string(),
+                    source,
+                })
+            }
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let port_tx: Sender = Arc::new(Mutex::new(tx));
+        let (table, watched, claims, metrics, stop_r, port_name) = (
+            self.table.clone(),
+            self.watched.clone(),
+            self.claims.clone(),
+            self.metrics.clone(),
+            stop.clone(),
+            name.to_string(),
+        );
+        let reply_tx = port_tx.clone();
+        let reader = std::thread::Builder::new()
+            .name(format!("ndp-{name}"))
+            .spawn(move || {
+                let mut buf: NdpBuf = [0; NDP_FRAME_LEN];
+                // pnet owns the socket now; its number stays valid while this thread holds `rx`.
+                let mut drops = DropWatch::new(socket, port_name.clone());
+                while !stop_r.load(Ordering::Relaxed) {
+                    drops.poll(&metrics);
+                    let frame = match rx.next() {
+                        Ok(f) => f,
+                        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
+                        Err(e) => {
+                            tracing::warn!(interface = %port_name, error = %e, "NDP receive failed");
+                            std::thread::sleep(Duration::from_millis(100));
+                            continue;
+                        }
+                    };
+                    let Ok(ndp) = parse_frame(frame) else { continue };
+                    let (obs, owned) = {
+                        let t = table.read().unwrap_or_else(|p| p.into_inner());
+                        let w = watched.read().unwrap_or_else(|p| p.into_inner());
+                        let obs = classify(&ndp, mac, |ip| {
+                            t.get(&ip) == Some(&index) || w.get(&ip) == Some(&index)
+                        });
+                        let owned = match obs {
+                            Observation::Solicitation { ip, .. }
+                            | Observation::DadProbe { ip, .. } => t.get(&ip) == Some(&index),
+                            _ => false,
+                        };
+                        (obs, owned)
+                    };
+                    match obs {
+                        // Solicitations for IPs only being watched get no answer: not ours yet.
+                        Observation::Solicitation { .. } if !owned => {}
+                        Observation::Solicitation {
+                            ip,
+                            from_mac,
+                            from_ip,
+                        } => {
+                            metrics.solicitations.get_or_create(&NdpMetrics::ip(ip)).inc();
+                            let reply = build_advertisement_reply(&mut buf, mac, ip, from_mac, from_ip);
+                            if send_on(&reply_tx, reply) {
+                                metrics.advertisements.get_or_create(&NdpMetrics::ip(ip)).inc();
+                            }
+                        }
+                        Observation::DadProbe { ip, mac: other } => {
+                            if owned {
+                                // RFC 4862 §5.4.3: defend the address, so the prober does not
+                                // configure it; the answer goes to all-nodes.
+                                metrics.solicitations.get_or_create(&NdpMetrics::ip(ip)).inc();
+                                let reply = build_advertisement_reply(
+                                    &mut buf,
+                                    mac,
+                                    ip,
+                                    other,
+                                    Ipv6Addr::UNSPECIFIED,
+                                );
+                                if send_on(&reply_tx, reply) {
+                                    metrics.advertisements.get_or_create(&NdpMetrics::ip(ip)).inc();
+                                }
+                            }
+                            let _ = claims.send(NdpClaim {
+                                ip,
+                                mac: other,
+                                kind: ClaimKind::DadProbe,
+                            });
+                        }
+                        Observation::Claim { ip, mac: other } => {
+                            let _ = claims.send(NdpClaim {
+                                ip,
+                                mac: other,
+                                kind: ClaimKind::Advertisement,
+                            });
+                        }
+                        Observation::Unrelated => {}
+                    }
+                }
+            })
+            .map_err(|source| PortError::Open {
+                name: name.to_string(),
+                source,
+            })?;
+        Ok(Port {
+            name: name.to_string(),
+            mac,
+            tx: port_tx,
+            stop,
+            reader: Some(reader),
+        })
+    }
+
+    /// Joins or leaves `ip`'s solicited-node group so that it is held exactly on the
+    /// interfaces where `ip` is announced or watched.
+    fn refresh_group(&self, ip: Ipv6Addr) {
+        let mut wanted = std::collections::BTreeSet::new();
+        if let Some(i) = self
+            .table
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ip)
+        {
+            wanted.insert(*i);
+        }
+        if let Some(i) = self
+            .watched
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ip)
+        {
+            wanted.insert(*i);
+        }
+        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        let held = groups.interfaces_of(ip);
+        for i in held.difference(&wanted) {
+            if let Err(e) = groups.leave(*i, ip) {
+                tracing::warn!(error = %e, "cannot leave a solicited-node group");
+            }
+        }
+        for i in wanted.difference(&held) {
+            if let Err(e) = groups.join(*i, ip) {
+                self.metrics.group_join_failures.inc();
+                tracing::warn!(error = %e, "solicitations for this IP may not reach the speaker");
+            }
+        }
+    }
+
+    /// Starts answering for `ip` on interface `index`, and joins its solicited-node group there.
+    pub fn announce(&self, ip: Ipv6Addr, index: u32) {
+        self.table
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ip, index);
+        self.refresh_group(ip);
+    }
+
+    /// Stops answering for `ip`; leaves its group unless it is still watched.
+    pub fn withdraw(&self, ip: Ipv6Addr) {
+        self.table
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ip);
+        self.refresh_group(ip);
+    }
+
+    /// Reports claims on `ip` heard on interface `index` from now on (joining its group, so
+    /// other hosts' DAD probes are heard too), and sends a DAD probe for it there (a
+    /// solicitation from `::`), which its current user, if any, answers with an advertisement
+    /// to all-nodes. Returns whether the probe was sent.
+    pub fn probe(&self, ip: Ipv6Addr, index: u32) -> bool {
+        self.watched
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ip, index);
+        self.refresh_group(ip);
+        let port = self
+            .ports
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&index)
+            .cloned();
+        let Some(port) = port else { return false };
+        let mut buf: NdpBuf = [0; NDP_FRAME_LEN];
+        port.send(build_dad_probe(&mut buf, port.mac, ip, rand::random()))
+    }
+
+    /// Stops reporting claims on an IP that is not announced (leaving its group unless it is
+    /// announced).
+    pub fn unwatch(&self, ip: Ipv6Addr) {
+        self.watched
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&ip);
+        self.refresh_group(ip);
+    }
+
+    /// The MACs of the open ports.
+    pub fn port_macs(&self) -> Vec<MacAddr> {
+        self.ports
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|p| p.mac)
+            .collect()
+    }
+
+    /// Stops answering for every IP at once (graceful shutdown). Groups are left too, so an
+    /// MLD-snooping switch stops sending this node the solicitations.
+    pub fn withdraw_all(&self) {
+        let ips: Vec<Ipv6Addr> = self
+            .table
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(ip, _)| ip)
+            .collect();
+        for ip in ips {
+            self.refresh_group(ip);
+        }
+    }
+
+    /// A handle that sends unsolicited advertisements for announced IPs from their ports.
+    pub fn na_sender(&self) -> UnsolicitedSender {
+        UnsolicitedSender {
+            table: self.table.clone(),
+            ports: self.ports.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+impl Drop for NdpIo {
+    fn drop(&mut self) {
+        // Stop the readers before the membership sockets close.
+        self.ports
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}
+
+/// Moves the kernel's count of frames dropped on a port's socket into the metrics about once a
+/// second, and warns at most once a minute while frames are being lost. (The same as
+/// `arp_io`'s, with the NDP metric.)
+struct DropWatch {
+    fd: std::os::fd::RawFd,
+    interface: String,
+    last_read: Instant,
+    last_warning: Option<Instant>,
+    since_warning: u64,
+}
+
+impl DropWatch {
+    const READ_EVERY: Duration = Duration::from_secs(1);
+    const WARN_EVERY: Duration = Duration::from_secs(60);
+
+    fn new(fd: std::os::fd::RawFd, interface: String) -> Self {
+        Self {
+            fd,
+            interface,
+            last_read: Instant::now(),
+            last_warning: None,
+            since_warning: 0,
+        }
+    }
+
+    fn poll(&mut self, metrics: &NdpMetrics) {
+        if self.last_read.elapsed() < Self::READ_EVERY {
+            return;
+        }
+        self.last_read = Instant::now();
+        let n = match super::arp_socket::take_receive_drops(self.fd) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(interface = %self.interface, error = %e, "cannot read the NDP socket's drop counter");
+                return;
+            }
+        };
+        if n == 0 {
+            return;
+        }
+        metrics
+            .receive_dropped
+            .get_or_create(&InterfaceLabels {
+                interface: self.interface.clone(),
+            })
+            .inc_by(u64::from(n));
+        self.since_warning += u64::from(n);
+        if self
+            .last_warning
+            .is_none_or(|at| at.elapsed() >= Self::WARN_EVERY)
+        {
+            tracing::warn!(
+                interface = %self.interface,
+                dropped = self.since_warning,
+                "NDP frames arrive faster than the speaker reads them; the kernel dropped some (solicitations among them go unanswered)"
+            );
+            self.last_warning = Some(Instant::now());
+            self.since_warning = 0;
+        }
+    }
+}
+
+/// Sends unsolicited Neighbor Advertisements; cheap to clone into per-IP schedule tasks, which
+/// follow the `l2.garp` schedule (`ferrolb_core::arp::GarpParams`) as gratuitous ARP does.
+#[derive(Clone)]
+pub struct UnsolicitedSender {
+    table: AnnounceTable6,
+    ports: Ports,
+    metrics: NdpMetrics,
+}
+
+impl UnsolicitedSender {
+    /// Sends one unsolicited advertisement (override set) for `ip` to all-nodes, if the IP is
+    /// still announced; returns whether it was sent.
+    pub fn send(&self, ip: Ipv6Addr) -> bool {
+        let index = self
+            .table
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ip)
+            .copied();
+        let port = index.and_then(|i| {
+            self.ports
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&i)
+                .cloned()
+        });
+        let Some(port) = port else {
+            return false;
+        };
+        let mut buf: NdpBuf = [0; NDP_FRAME_LEN];
+        let ok = port.send(build_unsolicited_advertisement(&mut buf, port.mac, ip));
+        if ok {
+            self.metrics
+                .unsolicited
+                .get_or_create(&NdpMetrics::ip(ip))
+                .inc();
+        }
+        ok
+    }
+}
