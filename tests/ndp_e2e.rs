@@ -11,6 +11,9 @@
 //! Needs root, ip, nft, arping, curl, tcpdump and ndisc6; skips loudly without them, except
 //! under `CI=true` or `FERROLB_E2E=1`, where a missing prerequisite fails.
 
+// if_nametoindex(3) is FFI; each unsafe block says why it is sound.
+#![allow(unsafe_code)]
+
 mod netns;
 
 use std::net::Ipv6Addr;

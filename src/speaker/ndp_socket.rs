@@ -24,6 +24,9 @@
 //! socket; `tests/ndp_e2e.rs` checks this by doing both in a process whose only capability is
 //! CAP_NET_RAW.
 
+// Packet sockets, group memberships and setsockopt are FFI; each unsafe block says why it is sound.
+#![allow(unsafe_code)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::Ipv6Addr;
