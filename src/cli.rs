@@ -39,6 +39,9 @@ pub enum Command {
     Speaker(SpeakerArgs),
     /// Validate a ConfigMap manifest or bare config file; exit 0 if valid, 1 otherwise.
     CheckConfig(CheckConfigArgs),
+    /// Translate another load balancer's configuration into a ferrolb-config ConfigMap.
+    #[command(subcommand)]
+    Import(ImportCommand),
 }
 
 /// Options shared by both daemons for reaching the cluster and the config.
@@ -110,6 +113,24 @@ pub struct SpeakerArgs {
 pub struct CheckConfigArgs {
     /// A ConfigMap manifest (YAML or JSON) or a bare config file.
     pub file: PathBuf,
+}
+
+/// `ferrolb import ...`: one subcommand per source format.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ImportCommand {
+    /// MetalLB >= 0.13 custom resources (IPAddressPool, L2Advertisement, BGPPeer,
+    /// BGPAdvertisement, Community; multi-document YAML or a List) to a ferrolb-config
+    /// ConfigMap manifest on stdout; fields not carried over are warnings on stderr.
+    Metallb(ImportMetallbArgs),
+}
+
+/// `ferrolb import metallb FILE...`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImportMetallbArgs {
+    /// Files as `kubectl get ipaddresspools,l2advertisements,... -A -o yaml` writes them
+    /// (`-` reads standard input).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
 }
 
 /// Parses durations written as `500ms`, `3s`, `1.5s` or `2m`.

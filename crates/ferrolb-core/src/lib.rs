@@ -9,5 +9,6 @@ pub mod alloc;
 pub mod arp;
 pub mod config;
 pub mod election;
+pub mod import;
 pub mod pool;
 pub mod service;
