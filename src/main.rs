@@ -81,6 +81,7 @@ async fn main() -> Result<ExitCode> {
     match cli.command {
         Command::CheckConfig(args) => check_config(&args.file),
         Command::Import(ferrolb::cli::ImportCommand::Metallb(args)) => import_metallb(&args.files),
+        Command::Status(args) => ferrolb::status::run(args).await,
         Command::Controller(args) => {
             let shutdown = ferrolb::signals::shutdown_token()?;
             ferrolb::controller::run(args, shutdown).await?;
