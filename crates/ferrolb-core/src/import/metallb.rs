@@ -10,7 +10,7 @@ use super::output::{
 };
 use super::selector::{list_as_match_labels, scalar, Selector};
 use super::Imported;
-use crate::addr::AddressRange;
+use crate::addr::{AddressRange, RangeError};
 
 const GROUP: &str = "metallb.io/";
 
@@ -311,6 +311,7 @@ pub(super) fn translate(objects: &[Value]) -> Imported {
 
     let mut pools: Vec<PoolDraft> = Vec::new();
     let mut seen = BTreeSet::new();
+    let mut taken = Vec::new();
     for obj in &pools_in {
         if !seen.insert(obj.name.clone()) {
             w.at(
@@ -320,7 +321,7 @@ pub(super) fn translate(objects: &[Value]) -> Imported {
             );
             continue;
         }
-        if let Some(p) = pool(obj, &mut w) {
+        if let Some(p) = pool(obj, &mut taken, &mut w) {
             pools.push(p);
         }
     }
@@ -359,18 +360,49 @@ pub(super) fn translate(objects: &[Value]) -> Imported {
     }
 }
 
-fn pool(obj: &Obj, w: &mut Warnings) -> Option<PoolDraft> {
+/// One pool; `taken` holds the ranges of the pools read so far, so overlaps are left out.
+fn pool(obj: &Obj, taken: &mut Vec<(AddressRange, String)>, w: &mut Warnings) -> Option<PoolDraft> {
     known_fields(obj, POOL_FIELDS, &[], w);
     let mut addresses = Vec::new();
     for (i, a) in strings(obj, "addresses", w).into_iter().enumerate() {
-        match a.parse::<AddressRange>() {
-            Ok(_) => addresses.push(a.trim().to_string()),
-            Err(e) => w.at(
-                obj,
-                &format!("spec.addresses[{i}]"),
-                format!("{a:?} is not a CIDR or range ({e}); left out"),
-            ),
+        let field = format!("spec.addresses[{i}]");
+        let (range, text) = match a.parse::<AddressRange>() {
+            Ok(r) => (r, a.trim().to_string()),
+            // MetalLB (Go's net.ParseCIDR) masks the host bits; FerroLB's native format
+            // rejects them as a typo, so write the masked form.
+            Err(RangeError::HostBitsSet(_, fixed)) => {
+                match fixed.parse::<AddressRange>() {
+                    Ok(r) => {
+                        w.at(obj, &field, format!("{a:?} has host bits set; written as {fixed}, the network MetalLB used"));
+                        (r, fixed)
+                    }
+                    Err(e) => {
+                        w.at(
+                            obj,
+                            &field,
+                            format!("{a:?} is not a CIDR or range ({e}); left out"),
+                        );
+                        continue;
+                    }
+                }
+            }
+            Err(e) => {
+                w.at(
+                    obj,
+                    &field,
+                    format!("{a:?} is not a CIDR or range ({e}); left out"),
+                );
+                continue;
+            }
+        };
+        // MetalLB's webhook rejects overlapping pools; a file assembled from several clusters
+        // or edited by hand may still have them, and the native format rejects them too.
+        if let Some((_, owner)) = taken.iter().find(|(r, _)| r.overlaps(&range)) {
+            w.at(obj, &field, format!("{a:?} overlaps {owner}; left out"));
+            continue;
         }
+        taken.push((range, format!("{}.{field}", obj.id())));
+        addresses.push(text);
     }
     if addresses.is_empty() {
         w.at(obj, "spec.addresses", "no usable address; pool left out");

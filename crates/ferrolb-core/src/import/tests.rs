@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::addr::Family;
+use crate::addr::{AddressRange, Family};
 use crate::alloc::{AllocError, Allocator};
 use crate::config;
 use crate::service::{AllocationRequest, ServiceKey};
@@ -354,4 +354,136 @@ fn manual_pools_serve_only_services_that_ask_and_dual_stack_uses_one_pool() {
         got(&mut a, "default", "dual", &dual),
         ("production".into(), ips(&["198.51.100.1", "2001:db8:1::"]))
     );
+}
+
+// ---- any MetalLB layer-2 input imports into a config check-config accepts ----
+
+mod property {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn address() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (0..64u8, 26..33u8).prop_map(|(h, len)| format!("10.0.0.{}/{len}", h * 4)),
+            (0..255u8, 26..31u8).prop_map(|(h, len)| format!("10.0.0.{h}/{len}")),
+            (0..250u8, 0..6u8).prop_map(|(a, n)| format!("10.0.0.{a}-10.0.0.{}", a + n)),
+            (0..255u8).prop_map(|h| format!("10.0.0.{h}")),
+            (0..16u16).prop_map(|h| format!("fd00::{h:x}/126")),
+            Just("not-an-address".to_string()),
+            Just("10.0.0.9-10.0.0.1".to_string()),
+        ]
+    }
+
+    fn selector() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(json!({"matchLabels": {"tier": "web"}})),
+            Just(
+                json!({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["db"]}]})
+            ),
+            Just(json!({"matchExpressions": [{"key": "tier", "operator": "Exists"}]})),
+        ]
+    }
+
+    fn pool_object() -> impl Strategy<Value = (Vec<String>, Value)> {
+        (
+            prop::collection::vec(address(), 0..4),
+            any::<Option<bool>>(),
+            any::<Option<bool>>(),
+            prop::option::of(prop::collection::vec(
+                prop::sample::select(vec!["a", "team-b", "c1"]),
+                0..3,
+            )),
+            prop::option::of(prop::collection::vec(selector(), 0..3)),
+            prop::option::of(0..5u32),
+        )
+            .prop_map(|(addresses, auto, avoid, ns, sel, prio)| {
+                let mut sa = serde_json::Map::new();
+                if let Some(ns) = ns {
+                    sa.insert("namespaces".into(), json!(ns));
+                }
+                if let Some(sel) = sel {
+                    sa.insert("serviceSelectors".into(), json!(sel));
+                }
+                if let Some(p) = prio {
+                    sa.insert("priority".into(), json!(p));
+                }
+                let mut spec = json!({"addresses": addresses.clone()});
+                if let Some(a) = auto {
+                    spec["autoAssign"] = json!(a);
+                }
+                if let Some(a) = avoid {
+                    spec["avoidBuggyIPs"] = json!(a);
+                }
+                if !sa.is_empty() {
+                    spec["serviceAllocation"] = Value::Object(sa);
+                }
+                (addresses, spec)
+            })
+    }
+
+    fn l2_object(pools: usize) -> impl Strategy<Value = Value> {
+        (
+            prop::collection::vec(0..pools.max(1), 0..3),
+            prop::collection::vec("[a-z][a-z0-9.@_-]{0,6}", 0..3),
+            prop::option::of(prop::collection::vec(selector(), 0..2)),
+        )
+            .prop_map(|(picked, ifaces, nodes)| {
+                let mut spec = json!({
+                    "ipAddressPools": picked.iter().map(|i| format!("p{i}")).collect::<Vec<_>>(),
+                    "interfaces": ifaces,
+                });
+                if let Some(n) = nodes {
+                    spec["nodeSelectors"] = json!(n);
+                }
+                spec
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        #[test]
+        fn imports_always_pass_check_config_and_never_invent_addresses(
+            pools in prop::collection::vec(pool_object(), 1..5),
+            l2 in prop::collection::vec(l2_object(4), 0..3),
+        ) {
+            let mut docs = Vec::new();
+            for (i, (_, spec)) in pools.iter().enumerate() {
+                docs.push(json!({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+                    "metadata": {"name": format!("p{i}"), "namespace": "metallb-system"}, "spec": spec}));
+            }
+            for (i, spec) in l2.iter().enumerate() {
+                docs.push(json!({"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
+                    "metadata": {"name": format!("l{i}")}, "spec": spec}));
+            }
+            let text: Vec<String> = docs.iter().map(|d| d.to_string()).collect();
+            let imported = import(&[("random.yaml", &text.join("\n---\n"))]);
+            let parsed = config::parse_file(&imported.manifest());
+            prop_assert!(parsed.is_ok(), "{:?}\n{}", parsed.err(), imported.manifest());
+            let parsed = parsed.unwrap();
+            for p in &parsed.config.pools {
+                let i: usize = p.name[1..].parse().unwrap();
+                let (written, spec) = &pools[i];
+                // Every imported address was in the MetalLB pool (host bits masked as Go does).
+                let source: Vec<AddressRange> = written
+                    .iter()
+                    .filter_map(|a| match a.parse::<AddressRange>() {
+                        Ok(r) => Some(r),
+                        Err(crate::addr::RangeError::HostBitsSet(_, f)) => f.parse().ok(),
+                        Err(_) => None,
+                    })
+                    .collect();
+                for r in &p.ranges {
+                    prop_assert!(source.contains(r), "{r} not written in pool {}", p.name);
+                }
+                // A restriction that could not be carried over never leaves the pool open.
+                let sels = spec["serviceAllocation"]["serviceSelectors"].as_array().map_or(0, Vec::len);
+                let simple = spec["serviceAllocation"]["serviceSelectors"][0]["matchExpressions"][0]["operator"] != "Exists";
+                if sels > 1 || (sels == 1 && !simple) {
+                    prop_assert!(!p.auto_assign, "pool {} was widened", p.name);
+                }
+            }
+        }
+    }
 }
