@@ -3,7 +3,9 @@
 //! among live speaker leases), why a Service has no IP (its AllocationFailed Event), a reply
 //! that degrades to named gaps when a read is forbidden, and the `kubectl ferrolb` plugin name.
 
+mod cluster;
 mod common;
+mod netns;
 
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -264,4 +266,46 @@ async fn runs_as_the_kubectl_plugin() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(v["pools"], json!([{"name": "lan", "used": 0, "total": 4}]));
+}
+
+/// The node `ferrolb status` names is the node that answers ARP on the wire (arping from a
+/// client namespace is the judge), before and after that node's speaker stops.
+#[test]
+fn the_named_announcer_is_the_node_answering_arp() {
+    if netns::require().is_err() {
+        return;
+    }
+    let mut lan = cluster::Cluster::start(cluster::ClusterSpec {
+        nodes: 3,
+        ..cluster::ClusterSpec::default()
+    });
+    let vip = lan.create_service("web", json!({}));
+    let named = |lan: &cluster::Cluster| -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_ferrolb"))
+            .args(["status", "-o", "json", "--kubeconfig"])
+            .arg(lan.sim.kubeconfig_path())
+            .output()
+            .expect("run ferrolb status");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        service(&v, "web")["announcedBy"].clone()
+    };
+    let owner = lan
+        .wait_announcer(vip, Duration::from_secs(20), |_| true)
+        .expect("some node answers ARP for the VIP");
+    assert_eq!(named(&lan), json!([format!("node-{owner}")]));
+    // The owner's speaker stops (SIGTERM: it releases its lease); another node takes over on
+    // the wire, and status names that node.
+    if let Some(mut s) = lan.speakers[owner - 1].take() {
+        s.stop(Duration::from_secs(5));
+    }
+    let next = lan
+        .wait_announcer(vip, Duration::from_secs(20), |n| n != owner)
+        .expect("another node answers ARP after the owner stopped");
+    assert!(
+        cluster::poll(Duration::from_secs(10), || named(&lan)
+            == json!([format!("node-{next}")])),
+        "status names {} while node-{next} answers ARP",
+        named(&lan)
+    );
 }
