@@ -212,39 +212,55 @@ impl RangeIndex {
         index
     }
 
-    /// Every range holding the address `(family, v)`, in config order (pool order, then the
-    /// order the ranges are written). Without overlaps this is one binary search.
-    pub fn find_all(&self, family: Family, v: u128) -> Vec<usize> {
+    /// Every range holding the address `(family, v)`, in no particular order, without
+    /// allocating: this is on every take and give-back. Walks back from the last range
+    /// starting at or before `v` while the running maximum of ends still reaches `v`, so
+    /// without overlaps it yields after one binary search and one step.
+    fn holding(&self, family: Family, v: u128) -> impl Iterator<Item = usize> + '_ {
         let end = self.sorted.partition_point(|e| (e.0, e.1) <= (family, v));
-        let mut out = Vec::new();
-        for j in (0..end).rev() {
-            let (f, _, last, i) = self.sorted[j];
-            if f != family || self.reach[j] < v {
-                break;
-            }
-            if last >= v {
-                out.push(i);
-            }
-        }
+        (0..end)
+            .rev()
+            .take_while(move |&j| self.sorted[j].0 == family && self.reach[j] >= v)
+            .filter(move |&j| self.sorted[j].2 >= v)
+            .map(move |j| self.sorted[j].3)
+    }
+
+    /// Every range holding the address `(family, v)`, in config order (pool order, then the
+    /// order the ranges are written).
+    pub fn find_all(&self, family: Family, v: u128) -> Vec<usize> {
+        let mut out: Vec<usize> = self.holding(family, v).collect();
         out.sort_unstable();
         out
     }
 
     /// The first range (in config order) holding the address `(family, v)`.
     pub fn find(&self, family: Family, v: u128) -> Option<usize> {
-        self.find_all(family, v).into_iter().next()
+        self.holding(family, v).min()
     }
 
     /// Marks `(family, v)` held in every range that holds it.
     pub fn take(&mut self, family: Family, v: u128) {
-        for i in self.find_all(family, v) {
+        let mut holding = self.holding(family, v);
+        let Some(first) = holding.next() else {
+            return;
+        };
+        // Rarely more than one: only overlapping kube-vip pools share an address.
+        let rest: Vec<usize> = holding.collect();
+        self.states[first].take(v);
+        for i in rest {
             self.states[i].take(v);
         }
     }
 
     /// Marks `(family, v)` free again in every range that holds it.
     pub fn give_back(&mut self, family: Family, v: u128) {
-        for i in self.find_all(family, v) {
+        let mut holding = self.holding(family, v);
+        let Some(first) = holding.next() else {
+            return;
+        };
+        let rest: Vec<usize> = holding.collect();
+        self.states[first].give_back(v);
+        for i in rest {
             self.states[i].give_back(v);
         }
     }
