@@ -289,7 +289,7 @@ fn data_plane(ferrolb: PathBuf, once: bool) -> Result<()> {
     let t = Instant::now();
     let mut c = Cluster::start(ClusterSpec {
         nodes: NODES,
-        ferrolb,
+        ferrolb: ferrolb.clone(),
         ..ClusterSpec::default()
     });
     signals::check()?;
@@ -413,6 +413,7 @@ fn data_plane(ferrolb: PathBuf, once: bool) -> Result<()> {
     show_announcers(&c);
     show_events(&c.rt, &c.client);
     show_leases(c.sim.kubeconfig_path());
+    show_status(&ferrolb, c.sim.kubeconfig_path());
     show_how_to_poke(c.sim.kubeconfig_path(), Some((&c, vip)));
 
     if once {
@@ -642,6 +643,7 @@ fn allocation_only(ferrolb: PathBuf, once: bool) -> Result<()> {
 
     step(3, "What the cluster shows now");
     show_events(&rt, &p.client);
+    show_status(&ferrolb, p.sim.kubeconfig_path());
     show_how_to_poke(p.sim.kubeconfig_path(), None);
 
     if once {
@@ -801,6 +803,27 @@ fn show_leases(kubeconfig: &Path) {
     }
 }
 
+/// `ferrolb status -o wide`: pools, who announces what, and what is wrong, in one table.
+fn show_status(ferrolb: &Path, kubeconfig: &Path) {
+    println!("\n  $ ferrolb status -o wide");
+    let out = std::process::Command::new(ferrolb)
+        .arg("status")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(["-o", "wide"])
+        .output();
+    match out {
+        Ok(o) if o.status.success() => {
+            println!("{}", indent(String::from_utf8_lossy(&o.stdout).trim_end()))
+        }
+        Ok(o) => println!(
+            "    (ferrolb status failed: {})",
+            String::from_utf8_lossy(&o.stderr).trim_end()
+        ),
+        Err(e) => println!("    (cannot run {}: {e})", ferrolb.display()),
+    }
+}
+
 fn show_how_to_poke(kubeconfig: &Path, lan: Option<(&Cluster, Ipv4Addr)>) {
     let k = kubeconfig.display();
     println!("\nPoke at it from another terminal (kubeconfig: {k}):");
@@ -808,6 +831,7 @@ fn show_how_to_poke(kubeconfig: &Path, lan: Option<(&Cluster, Ipv4Addr)>) {
     println!("  kubectl --kubeconfig {k} describe svc {SERVICE}");
     println!("  kubectl --kubeconfig {k} get events");
     println!("  kubectl --kubeconfig {k} get leases -n ferrolb-system");
+    println!("  ferrolb status --kubeconfig {k} -o wide   # or: kubectl ferrolb status (symlink kubectl-ferrolb)");
     let basic = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/basic.yaml");
     println!(
         "  kubectl --kubeconfig {k} apply -f {}   # more samples next to it (rename the Service first: {SERVICE} exists)",

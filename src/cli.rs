@@ -39,6 +39,12 @@ pub enum Command {
     Speaker(SpeakerArgs),
     /// Validate a ConfigMap manifest or bare config file; exit 0 if valid, 1 otherwise.
     CheckConfig(CheckConfigArgs),
+    /// Translate another load balancer's configuration into a ferrolb-config ConfigMap.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Pools, LoadBalancer Services, who announces them and what is wrong (also runs as the
+    /// kubectl plugin `kubectl ferrolb status`).
+    Status(StatusArgs),
 }
 
 /// Options shared by both daemons for reaching the cluster and the config.
@@ -110,6 +116,53 @@ pub struct SpeakerArgs {
 pub struct CheckConfigArgs {
     /// A ConfigMap manifest (YAML or JSON) or a bare config file.
     pub file: PathBuf,
+}
+
+/// `ferrolb status`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    /// kubeconfig to use; default: $KUBECONFIG, then in-cluster, then ~/.kube/config.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// FerroLB's namespace (pool ConfigMap, speaker Leases).
+    #[arg(long, short = 'n', default_value = "ferrolb-system")]
+    pub namespace: String,
+    /// Name of the pool ConfigMap.
+    #[arg(long, default_value = "ferrolb-config")]
+    pub config_map: String,
+    /// Only Services of this loadBalancerClass, as the daemons' `--lb-class`.
+    #[arg(long)]
+    pub lb_class: Option<String>,
+    /// Output format: the default table, `wide`, or `json`.
+    #[arg(long, short = 'o', value_enum)]
+    pub output: Option<StatusOutput>,
+}
+
+/// `ferrolb status -o`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusOutput {
+    /// More columns, every problem in full, and the speakers' leases.
+    Wide,
+    /// Machine-readable: `pools` and `services` with the keys in the design.
+    Json,
+}
+
+/// `ferrolb import ...`: one subcommand per source format.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ImportCommand {
+    /// MetalLB >= 0.13 custom resources (IPAddressPool, L2Advertisement, BGPPeer,
+    /// BGPAdvertisement, Community; multi-document YAML or a List) to a ferrolb-config
+    /// ConfigMap manifest on stdout; fields not carried over are warnings on stderr.
+    Metallb(ImportMetallbArgs),
+}
+
+/// `ferrolb import metallb FILE...`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImportMetallbArgs {
+    /// Files as `kubectl get ipaddresspools,l2advertisements,... -A -o yaml` writes them
+    /// (`-` reads standard input).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
 }
 
 /// Parses a duration flag with the ConfigMap's grammar (`500ms`, `3s`, `1.5s`, `1m30s`), so a

@@ -16,4 +16,5 @@ pub mod kube_client;
 pub mod leader;
 pub mod signals;
 pub mod speaker;
+pub mod status;
 pub mod watch_backoff;

@@ -40,12 +40,48 @@ fn check_config(path: &std::path::Path) -> Result<ExitCode> {
     }
 }
 
+/// `ferrolb import metallb`: the manifest on stdout, every field not carried over on stderr;
+/// exit 1 only when an input cannot be read.
+fn import_metallb(files: &[std::path::PathBuf]) -> Result<ExitCode> {
+    let mut inputs = Vec::new();
+    for path in files {
+        let name = path.display().to_string();
+        let text = if name == "-" {
+            std::io::read_to_string(std::io::stdin()).context("cannot read standard input")
+        } else {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {name}"))
+        };
+        match text {
+            Ok(t) => inputs.push((name, t)),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    match ferrolb_core::import::metallb(&inputs) {
+        Ok(imported) => {
+            print!("{}", imported.manifest());
+            for w in &imported.warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     match cli.command {
         Command::CheckConfig(args) => check_config(&args.file),
+        Command::Import(ferrolb::cli::ImportCommand::Metallb(args)) => import_metallb(&args.files),
+        Command::Status(args) => ferrolb::status::run(args).await,
         Command::Controller(args) => {
             let shutdown = ferrolb::signals::shutdown_token()?;
             ferrolb::controller::run(args, shutdown).await?;

@@ -15,6 +15,7 @@ pub mod alloc;
 pub mod arp;
 pub mod config;
 pub mod election;
+pub mod import;
 pub mod ndp;
 pub mod pool;
 pub mod service;

@@ -107,8 +107,8 @@ pub struct Allocator {
 }
 
 impl Allocator {
-    /// An allocator over `pools` (already validated: unique names, no overlaps) with nothing
-    /// allocated.
+    /// An allocator over `pools` (already validated: unique names; overlapping only where the
+    /// kube-vip format allows it) with nothing allocated.
     pub fn new(pools: Vec<Pool>) -> Self {
         Self {
             ranges: RangeIndex::new(&pools),
@@ -130,9 +130,7 @@ impl Allocator {
         self.ranges = RangeIndex::new(&pools);
         self.pools = pools;
         for (family, v) in self.holders.keys() {
-            if let Some(i) = self.ranges.find(*family, *v) {
-                self.ranges.states[i].take(*v);
-            }
+            self.ranges.take(*family, *v);
         }
         let mut change = PoolChange::default();
         let keys: Vec<ServiceKey> = self.services.keys().cloned().collect();
@@ -142,7 +140,10 @@ impl Allocator {
                 .alloc
                 .ips
                 .iter()
-                .map(|a| self.pool_name_of(&a.ip))
+                .map(|a| {
+                    self.pool_for(&a.ip, a.pool.as_deref(), &key.namespace, &BTreeMap::new())
+                        .map(|p| self.pools[p].name.clone())
+                })
                 .collect();
             if let Some(rec) = self.services.get_mut(&key) {
                 for (a, new_pool) in rec.alloc.ips.iter_mut().zip(new_pools) {
@@ -222,7 +223,7 @@ impl Allocator {
             // The first address's pool only, as `place` does, so a restart re-derives the key
             // the allocation was made under.
             ips.first()
-                .and_then(|ip| self.pool_of(ip))
+                .and_then(|ip| self.pool_for(ip, None, &req.namespace, &req.labels))
                 .and_then(|p| self.pools[p].default_sharing_key.clone())
         });
         for ip in ips {
@@ -243,7 +244,9 @@ impl Allocator {
                 .iter()
                 .map(|ip| AssignedIp {
                     ip: *ip,
-                    pool: self.pool_name_of(ip),
+                    pool: self
+                        .pool_for(ip, None, &req.namespace, &req.labels)
+                        .map(|p| self.pools[p].name.clone()),
                 })
                 .collect(),
             sharing_key,
@@ -301,14 +304,53 @@ impl Allocator {
             .count()
     }
 
-    /// The index of the pool containing `ip`.
-    fn pool_of(&self, ip: &IpAddr) -> Option<usize> {
+    /// The indices of the pools containing `ip`, in config order. More than one only where
+    /// kube-vip pools overlap.
+    fn pools_of(&self, ip: &IpAddr) -> Vec<usize> {
         let (f, v) = ip_key(ip);
-        self.ranges.find(f, v).map(|i| self.ranges.states[i].pool)
+        let mut pools: Vec<usize> = self
+            .ranges
+            .find_all(f, v)
+            .into_iter()
+            .map(|i| self.ranges.states[i].pool)
+            .collect();
+        pools.dedup();
+        pools
     }
 
-    fn pool_name_of(&self, ip: &IpAddr) -> Option<String> {
-        self.pool_of(ip).map(|p| self.pools[p].name.clone())
+    /// The pool an address counts as coming from. Where pools overlap this is `current` if it
+    /// still holds the address (so a config reload renames nothing), else the first pool that
+    /// could have handed it to the Service (admits it, does not avoid the address) in the order
+    /// automatic allocation tries pools (restricted first), else the first pool holding it.
+    fn pool_for(
+        &self,
+        ip: &IpAddr,
+        current: Option<&str>,
+        namespace: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Option<usize> {
+        let pools = self.pools_of(ip);
+        if let [only] = pools.as_slice() {
+            return Some(*only);
+        }
+        if let Some(p) = current.and_then(|c| pools.iter().find(|&&p| self.pools[p].name == c)) {
+            return Some(*p);
+        }
+        let (f, v) = ip_key(ip);
+        let usable_in: Vec<usize> = self
+            .ranges
+            .find_all(f, v)
+            .into_iter()
+            .filter(|&r| self.ranges.states[r].is_usable(v))
+            .map(|r| self.ranges.states[r].pool)
+            .collect();
+        let mut admitting: Vec<usize> = usable_in
+            .iter()
+            .copied()
+            .filter(|&p| self.pools[p].admits(namespace, labels))
+            .collect();
+        admitting.sort_by_key(|&p| !self.pools[p].is_restricted());
+        admitting.first().or(pools.first()).copied()
     }
 
     /// `Err((holder, why))` when `me` may not hold `ip` next to its current holders.
@@ -381,8 +423,12 @@ impl Allocator {
             rec.alloc.sharing_key.clone()
         } else {
             req.sharing_key.clone().or_else(|| {
-                held.first()
-                    .and_then(|ip| self.pool_of(ip))
+                rec.alloc
+                    .ips
+                    .first()
+                    .and_then(|a| {
+                        self.pool_for(&a.ip, a.pool.as_deref(), &req.namespace, &req.labels)
+                    })
                     .and_then(|p| self.pools[p].default_sharing_key.clone())
             })
         };
@@ -419,9 +465,7 @@ impl Allocator {
             let k = ip_key(&a.ip);
             let set = self.holders.entry(k).or_default();
             if set.is_empty() {
-                if let Some(i) = self.ranges.find(k.0, k.1) {
-                    self.ranges.states[i].take(k.1);
-                }
+                self.ranges.take(k.0, k.1);
             }
             if let Err(at) = set.binary_search(key) {
                 set.insert(at, key.clone());
@@ -453,9 +497,7 @@ impl Allocator {
             return;
         }
         self.holders.remove(&k);
-        if let Some(i) = self.ranges.find(k.0, k.1) {
-            self.ranges.states[i].give_back(k.1);
-        }
+        self.ranges.give_back(k.0, k.1);
         if let Some(sk) = sharing_key {
             if let Some(ips) = self.by_key.get_mut(sk) {
                 ips.remove(&k);
@@ -467,5 +509,7 @@ impl Allocator {
     }
 }
 
+#[cfg(test)]
+mod overlap_tests;
 #[cfg(test)]
 mod tests;

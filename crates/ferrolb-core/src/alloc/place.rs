@@ -73,19 +73,37 @@ impl Allocator {
         let mut picked = Vec::new();
         for ip in &req.ips {
             let (family, v) = ip_key(ip);
-            let range = self
-                .ranges
-                .find(family, v)
-                .ok_or(AllocError::IpOutsidePools(*ip))?;
+            let ranges = self.ranges.find_all(family, v);
+            let Some(&first) = ranges.first() else {
+                return Err(AllocError::IpOutsidePools(*ip));
+            };
+            // Where pools overlap (kube-vip), the address may come from any of them that the
+            // Service may use, tried in the order automatic allocation tries pools.
+            let mut order = ranges.clone();
+            order.sort_by_key(|&r| !self.pools[self.ranges.states[r].pool].is_restricted());
+            let range = match named {
+                Some(n) => match ranges.iter().find(|&&r| self.ranges.states[r].pool == n) {
+                    Some(r) => *r,
+                    None => {
+                        let holders: Vec<String> = ranges
+                            .iter()
+                            .map(|&r| format!("{:?}", self.pools[self.ranges.states[r].pool].name))
+                            .collect();
+                        return Err(AllocError::IpNotInNamedPool {
+                            ip: *ip,
+                            named: self.pools[n].name.clone(),
+                            actual: holders.join(", "),
+                        });
+                    }
+                },
+                None => order
+                    .iter()
+                    .copied()
+                    .find(|&r| rejection(&self.pools[self.ranges.states[r].pool], req).is_none())
+                    .unwrap_or(first),
+            };
             let p = self.ranges.states[range].pool;
             let pool = &self.pools[p];
-            if let Some(n) = named.filter(|n| *n != p) {
-                return Err(AllocError::IpNotInNamedPool {
-                    ip: *ip,
-                    named: self.pools[n].name.clone(),
-                    actual: format!("{:?}", pool.name),
-                });
-            }
             if let Some(why) = rejection(pool, req) {
                 return Err(AllocError::IpPoolRejects {
                     ip: *ip,

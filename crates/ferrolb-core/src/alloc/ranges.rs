@@ -6,8 +6,6 @@
 //! slot numbering simply leaves those addresses out, so "lowest free slot" stays one or two map
 //! lookups and never walks past skipped addresses.
 
-use std::collections::BTreeMap;
-
 use super::free_space::IntervalSet;
 use crate::addr::{AddressRange, Family};
 use crate::pool::Pool;
@@ -171,35 +169,100 @@ impl RangeState {
 }
 
 /// Every range of every pool, findable by address.
+///
+/// Ranges may overlap: kube-vip-cloud-provider lets a `cidr-<namespace>` pool and `cidr-global`
+/// share addresses. An address reachable from several ranges is taken and given back in all of
+/// them at once, so each range's free space always excludes what any pool handed out, and an
+/// address can never go to two Services through two pools.
 #[derive(Debug, Clone, Default)]
 pub(super) struct RangeIndex {
     pub states: Vec<RangeState>,
-    by_start: BTreeMap<(Family, u128), usize>,
+    /// `(family, first, last, state index)`, sorted by family and first address.
+    sorted: Vec<(Family, u128, u128, usize)>,
+    /// For each entry of `sorted`: the highest `last` among it and the entries before it of the
+    /// same family, so a lookup knows when no earlier range can reach an address.
+    reach: Vec<u128>,
 }
 
 impl RangeIndex {
-    /// Indexes the ranges of `pools`; pools never overlap (the config parser guarantees it).
+    /// Indexes the ranges of `pools`, overlapping or not.
     pub fn new(pools: &[Pool]) -> Self {
         let mut index = Self::default();
         for (p, pool) in pools.iter().enumerate() {
             for range in &pool.ranges {
                 let i = index.states.len();
                 index
-                    .by_start
-                    .insert((range.family(), range.first_value()), i);
+                    .sorted
+                    .push((range.family(), range.first_value(), range.last_value(), i));
                 index
                     .states
                     .push(RangeState::new(p, *range, pool.avoid_buggy_ips));
             }
         }
+        index.sorted.sort_unstable();
+        let mut prev: Option<(Family, u128)> = None;
+        for &(family, _, last, _) in &index.sorted {
+            let reach = match prev {
+                Some((f, r)) if f == family => r.max(last),
+                _ => last,
+            };
+            index.reach.push(reach);
+            prev = Some((family, reach));
+        }
         index
     }
 
-    /// The index of the range holding the address `(family, v)`.
+    /// Every range holding the address `(family, v)`, in no particular order, without
+    /// allocating: this is on every take and give-back. Walks back from the last range
+    /// starting at or before `v` while the running maximum of ends still reaches `v`, so
+    /// without overlaps it yields after one binary search and one step.
+    fn holding(&self, family: Family, v: u128) -> impl Iterator<Item = usize> + '_ {
+        let end = self.sorted.partition_point(|e| (e.0, e.1) <= (family, v));
+        (0..end)
+            .rev()
+            .take_while(move |&j| self.sorted[j].0 == family && self.reach[j] >= v)
+            .filter(move |&j| self.sorted[j].2 >= v)
+            .map(move |j| self.sorted[j].3)
+    }
+
+    /// Every range holding the address `(family, v)`, in config order (pool order, then the
+    /// order the ranges are written).
+    pub fn find_all(&self, family: Family, v: u128) -> Vec<usize> {
+        let mut out: Vec<usize> = self.holding(family, v).collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The first range (in config order) holding the address `(family, v)`.
     pub fn find(&self, family: Family, v: u128) -> Option<usize> {
-        let (_, i) = self.by_start.range(..=(family, v)).next_back()?;
-        let r = &self.states[*i].range;
-        (r.family() == family && r.last_value() >= v).then_some(*i)
+        self.holding(family, v).min()
+    }
+
+    /// Marks `(family, v)` held in every range that holds it.
+    pub fn take(&mut self, family: Family, v: u128) {
+        let mut holding = self.holding(family, v);
+        let Some(first) = holding.next() else {
+            return;
+        };
+        // Rarely more than one: only overlapping kube-vip pools share an address.
+        let rest: Vec<usize> = holding.collect();
+        self.states[first].take(v);
+        for i in rest {
+            self.states[i].take(v);
+        }
+    }
+
+    /// Marks `(family, v)` free again in every range that holds it.
+    pub fn give_back(&mut self, family: Family, v: u128) {
+        let mut holding = self.holding(family, v);
+        let Some(first) = holding.next() else {
+            return;
+        };
+        let rest: Vec<usize> = holding.collect();
+        self.states[first].give_back(v);
+        for i in rest {
+            self.states[i].give_back(v);
+        }
     }
 }
 
@@ -272,5 +335,44 @@ mod tests {
         assert_eq!(idx.find(Family::V4, 0x0a00_0004), None);
         assert_eq!(idx.find(Family::V6, 2), Some(1));
         assert_eq!(idx.find(Family::V4, 2), None);
+    }
+
+    #[test]
+    fn find_all_sees_every_overlapping_range() {
+        let pools = vec![
+            Pool::new("ns", vec!["10.0.0.8/29".parse().unwrap()]),
+            Pool::new(
+                "global",
+                vec![
+                    "10.0.0.0/24".parse().unwrap(),
+                    "10.0.1.0/30".parse().unwrap(),
+                ],
+            ),
+            Pool::new("b", vec!["::/120".parse().unwrap()]),
+        ];
+        let idx = RangeIndex::new(&pools);
+        assert_eq!(idx.find_all(Family::V4, 0x0a00_000a), vec![0, 1]);
+        assert_eq!(
+            idx.find_all(Family::V4, 0x0a00_0020),
+            vec![1],
+            "past the /29"
+        );
+        assert_eq!(idx.find_all(Family::V4, 0x0a00_0101), vec![2]);
+        assert_eq!(idx.find_all(Family::V4, 0x0a00_0104), Vec::<usize>::new());
+        assert_eq!(idx.find_all(Family::V6, 0x0a), vec![3]);
+    }
+
+    #[test]
+    fn taking_an_overlapping_address_takes_it_in_both_ranges() {
+        let pools = vec![
+            Pool::new("ns", vec!["10.0.0.0/31".parse().unwrap()]),
+            Pool::new("global", vec!["10.0.0.0/30".parse().unwrap()]),
+        ];
+        let mut idx = RangeIndex::new(&pools);
+        idx.take(Family::V4, 0x0a00_0000);
+        assert_eq!(idx.states[0].lowest_free(), Some(0x0a00_0001));
+        assert_eq!(idx.states[1].lowest_free(), Some(0x0a00_0001));
+        idx.give_back(Family::V4, 0x0a00_0000);
+        assert_eq!(idx.states[1].lowest_free(), Some(0x0a00_0000));
     }
 }

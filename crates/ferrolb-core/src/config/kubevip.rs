@@ -191,6 +191,7 @@ fn pool(key: &str, value: &str, skip_end: bool, report: &mut Report) -> DraftPoo
         ranges.push(r);
         sources.push((format!("addresses[{i}]"), text.to_string()));
     }
+    let (ranges, sources) = union(ranges, sources);
     let mut p = Pool::new(key, ranges);
     p.avoid_buggy_ips = true;
     DraftPool {
@@ -199,6 +200,42 @@ fn pool(key: &str, value: &str, skip_end: bool, report: &mut Report) -> DraftPoo
         sources,
         written,
     }
+}
+
+/// kube-vip reads the entries of one key as a set (its README's `192.168.0.200/30,192.168.0.200/29`
+/// is the /29), so overlapping or touching entries become one range, listed in address order.
+/// The source of a merged range names every entry it came from.
+fn union(
+    ranges: Vec<AddressRange>,
+    sources: Vec<(String, String)>,
+) -> (Vec<AddressRange>, Vec<(String, String)>) {
+    let mut items: Vec<(AddressRange, (String, String))> =
+        ranges.into_iter().zip(sources).collect();
+    items.sort_by_key(|(r, _)| (r.family(), r.first_value(), r.last_value()));
+    let mut out: Vec<(AddressRange, (String, String))> = Vec::new();
+    for (r, (f, t)) in items {
+        if let Some((last, (lf, lt))) = out.last_mut() {
+            let touches = last.family() == r.family()
+                && last
+                    .last_value()
+                    .checked_add(1)
+                    .is_none_or(|n| n >= r.first_value());
+            if touches {
+                if r.last_value() > last.last_value() {
+                    if let Some(m) =
+                        AddressRange::from_values(r.family(), last.first_value(), r.last_value())
+                    {
+                        *last = m;
+                    }
+                }
+                lf.push_str(&format!("+{f}"));
+                lt.push_str(&format!(",{t}"));
+                continue;
+            }
+        }
+        out.push((r, (f, t)));
+    }
+    out.into_iter().unzip()
 }
 
 /// `skip-end-ips-in-cidr`: drops the network and broadcast address of an IPv4 CIDR. A /31 or

@@ -127,7 +127,7 @@ impl Draft {
 
 fn finish(draft: Option<Draft>, mut report: Report) -> Result<Parsed, ConfigErrors> {
     if let Some(d) = &draft {
-        validate::pools(&d.pools, &mut report);
+        validate::pools(&d.pools, d.format == ConfigFormat::KubeVip, &mut report);
         validate::l2(&d.l2, &mut report);
     }
     match draft {

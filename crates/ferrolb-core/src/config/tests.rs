@@ -513,9 +513,64 @@ fn kubevip_errors() {
             r#"pool "cidr-team-a": addresses[0]: invalid CIDR "10.0.0.0/33""#,
             r#"pool "cidr-global": addresses[0]: "0.0.0.0/32" is kube-vip's DHCP marker: DHCP addresses are not supported"#,
             r#"pool "cidr-Team_C": namespaces[0]: "Team_C" is not a valid namespace name (lowercase letters, digits and '-', at most 63, starting and ending with a letter or digit)"#,
-            r#"pool "range-team-b": addresses[0]: "10.0.1.5-10.0.1.9" overlaps "10.0.1.0/24" (addresses[1] of pool "cidr-team-a")"#,
         ]
     );
+}
+
+/// kube-vip-cloud-provider's README ("Multiple pools or ranges") writes overlapping entries in
+/// one key, and its pools may overlap each other; kube-vip accepts all of it, and so must we.
+#[test]
+fn kubevip_readme_overlaps_are_accepted_as_unions() {
+    let p = ok(parse_config_map_data(&data(&[(
+        "cidr-global",
+        "192.168.0.200/30,192.168.0.200/29",
+    )])));
+    assert_eq!(p.config.pools[0].ranges, vec![range("192.168.0.200/29")]);
+    let p = ok(parse_config_map_data(&data(&[(
+        "range-global",
+        "192.168.0.10-192.168.0.11,192.168.0.10-192.168.0.13",
+    )])));
+    assert_eq!(
+        p.config.pools[0].ranges,
+        vec![range("192.168.0.10-192.168.0.13")]
+    );
+    // Touching entries join; separate ones stay apart, in address order.
+    let p = ok(parse_config_map_data(&data(&[(
+        "range-global",
+        "10.0.0.20-10.0.0.29,10.0.0.1-10.0.0.9,10.0.0.10-10.0.0.12",
+    )])));
+    assert_eq!(
+        p.config.pools[0].ranges,
+        vec![range("10.0.0.1-10.0.0.12"), range("10.0.0.20-10.0.0.29")]
+    );
+    let p = ok(parse_config_map_data(&data(&[
+        ("cidr-global", "192.168.0.200/29"),
+        ("cidr-team-a", "192.168.0.200/30"),
+        ("range-team-b", "192.168.0.203-192.168.0.205"),
+    ])));
+    let names: Vec<&str> = p.config.pools.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["cidr-team-a", "range-team-b", "cidr-global"]);
+    assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+}
+
+/// The kube-vip leniency must not leak into the formats that MetalLB defines as disjoint.
+#[test]
+fn overlaps_stay_errors_in_native_and_metallb_formats() {
+    let e = errors(native(
+        "pools:\n- name: a\n  addresses: [192.168.0.200/30, 192.168.0.200/29]\n",
+    ));
+    assert_eq!(
+        e,
+        vec![
+            r#"pool "a": addresses[1]: "192.168.0.200/29" overlaps "192.168.0.200/30" (addresses[0] of the same pool)"#
+        ]
+    );
+    let e = errors(parse_config_map_data(&data(&[(
+        "config",
+        "address-pools:\n- name: a\n  protocol: layer2\n  addresses: [10.0.0.0/29]\n- name: b\n  protocol: layer2\n  addresses: [10.0.0.4/30]\n",
+    )])));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("overlaps"), "{e:?}");
 }
 
 // ---- detection and files ----

@@ -49,8 +49,10 @@ impl DraftPool {
     }
 }
 
-/// Every pool-level and cross-pool check.
-pub(crate) fn pools(drafts: &[DraftPool], report: &mut Report) {
+/// Every pool-level and cross-pool check. `overlaps_allowed` is for kube-vip's format only,
+/// where a namespace pool may share addresses with the global one (the allocator still never
+/// hands an address out twice); native and MetalLB pools must be disjoint, as in MetalLB.
+pub(crate) fn pools(drafts: &[DraftPool], overlaps_allowed: bool, report: &mut Report) {
     let mut seen: HashMap<&str, &str> = HashMap::new();
     for d in drafts {
         let at = d.at();
@@ -84,7 +86,9 @@ pub(crate) fn pools(drafts: &[DraftPool], report: &mut Report) {
         }
         selector(&d.pool.service_selector, &at.key("serviceSelector"), report);
     }
-    overlaps(drafts, report);
+    if !overlaps_allowed {
+        overlaps(drafts, report);
+    }
 }
 
 /// Past this many, the operator has a systematic mistake (a pool pasted twice) and more
