@@ -1,9 +1,8 @@
 //! `ferrolb controller`: allocates IPs from the pools and writes Service status.
 //!
 //! Wiring only: the cluster client, the metrics server, leader election, the watches, and the
-//! [`worker::Worker`] loop that owns the allocator. Decisions live in [`decide`].
+//! [`worker::Worker`] loop that drives the pure decision core, `ferrolb_core::reconcile`.
 
-pub mod decide;
 pub mod metrics;
 pub mod service_view;
 pub mod worker;

@@ -10,4 +10,5 @@ pub mod arp;
 pub mod config;
 pub mod election;
 pub mod pool;
+pub mod reconcile;
 pub mod service;
