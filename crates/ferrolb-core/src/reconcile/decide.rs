@@ -6,8 +6,8 @@ use std::net::IpAddr;
 
 use super::event::{Event, EventAction, EventReason, FailureReason};
 use super::facts::{Handling, ServiceFacts};
-use crate::alloc::{Allocation, Allocator};
-use crate::service::allocation_request;
+use crate::alloc::{AllocError, Allocation, Allocator};
+use crate::service::{allocation_request, AllocationRequest};
 
 /// What to write for a Service, and what happened, for metrics.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -43,10 +43,33 @@ fn describe(a: &Allocation) -> String {
     }
 }
 
-/// Decides for `facts`, updating `alloc`.
-pub fn decide(alloc: &mut Allocator, facts: &ServiceFacts) -> Decision {
+/// Ensures `facts`' allocation. An address outside every pool is kept only while the status
+/// shows it ("a config change moves nothing"); one the Service was given but never showed
+/// (its write had not landed when the pool went) is not handed out: that write would put an
+/// IP outside every pool on a Service.
+fn ensure_in_pools(
+    alloc: &mut Allocator,
+    facts: &ServiceFacts,
+    written: &[IpAddr],
+    req: &AllocationRequest,
+) -> Result<Allocation, AllocError> {
+    let shown = |ip: &IpAddr| facts.ingress.contains(ip) || written.contains(ip);
+    let unshown_orphan = alloc
+        .get(&facts.key)
+        .is_some_and(|a| a.is_orphaned() && !a.addresses().iter().all(shown));
+    if unshown_orphan {
+        alloc.release(&facts.key);
+    }
+    alloc.ensure(&facts.key, req)
+}
+
+/// Decides for `facts`, updating `alloc`. `written` is what our last successful write put in
+/// the status, which a lagging cache may not show yet: a status that may show an IP is
+/// cleared explicitly, never assumed empty.
+pub fn decide(alloc: &mut Allocator, facts: &ServiceFacts, written: &[IpAddr]) -> Decision {
     let mut d = Decision::default();
     let key = &facts.key;
+    let may_show_any = !facts.ingress.is_empty() || !written.is_empty();
     match facts.handling {
         Handling::Deleting => d.released = alloc.release(key).is_some(),
         Handling::NotLoadBalancer | Handling::OtherClass => {
@@ -62,7 +85,7 @@ pub fn decide(alloc: &mut Allocator, facts: &ServiceFacts) -> Decision {
             if held.is_some() {
                 d.released = true;
             }
-            if ours && !facts.ingress.is_empty() {
+            if ours && may_show_any {
                 d.ingress = Some(Vec::new());
             }
             if ours && !addresses.is_empty() {
@@ -94,14 +117,20 @@ pub fn decide(alloc: &mut Allocator, facts: &ServiceFacts) -> Decision {
                     note,
                 ));
             }
-            Ok(req) => match alloc.ensure(key, &req) {
+            Ok(req) => match ensure_in_pools(alloc, facts, written, &req) {
                 Ok(a) => {
                     let ips = a.addresses();
                     let changed = ips != facts.ingress;
                     if changed || !facts.ingress_in_our_shape {
                         d.ingress = Some(ips.clone());
                     }
-                    let pool = a.pool().map(String::from);
+                    // Addresses outside every pool have no pool to name, but the annotation
+                    // they came with stays: it is what marks the status as ours, and a leader
+                    // started after this Service left LoadBalancer clears only marked statuses.
+                    let pool = a
+                        .pool()
+                        .map(String::from)
+                        .or_else(|| facts.pool_annotation.clone());
                     if pool != facts.pool_annotation {
                         d.pool_annotation = Some(pool);
                     }
@@ -116,7 +145,7 @@ pub fn decide(alloc: &mut Allocator, facts: &ServiceFacts) -> Decision {
                 }
                 Err(e) => {
                     d.failure = Some(FailureReason::from(&e));
-                    if !facts.ingress.is_empty() {
+                    if may_show_any {
                         d.ingress = Some(Vec::new());
                         d.released = true;
                     }

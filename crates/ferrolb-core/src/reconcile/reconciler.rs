@@ -258,17 +258,32 @@ impl Reconciler {
         let key = facts.key.clone();
         let shows = facts.shown_ips().to_vec();
         self.status_changed(&key);
-        self.services.entry(key.clone()).or_default().facts = Some(facts);
+        let state = self.services.entry(key.clone()).or_default();
+        let old_uid = state.facts.as_ref().and_then(|f| f.uid.as_deref());
+        let recreated = matches!((old_uid, facts.uid.as_deref()), (Some(a), Some(b)) if a != b);
+        state.facts = Some(facts);
+        if recreated {
+            // The name belongs to a new object: the old one's status, and so our writes to
+            // it and what they gave up, went with it.
+            state.expectation = None;
+            self.set_written(&key, Vec::new());
+            self.end_quarantine(&key);
+        }
         self.set_shows(&key, shows);
         self.dirty.insert(key);
     }
 
-    /// The cache says the Service is gone; so is its status.
+    /// The cache says the Service is gone; so is its status, with every IP our writes put
+    /// there or it was giving up. (Its allocation is released when it is next decided, unless
+    /// an object of the same name is back by then and keeps it.)
     pub fn service_deleted(&mut self, key: &ServiceKey) {
         self.status_changed(key);
         if let Some(state) = self.services.get_mut(key) {
             state.facts = None;
+            state.expectation = None;
             self.set_shows(key, Vec::new());
+            self.set_written(key, Vec::new());
+            self.end_quarantine(key);
             self.dirty.insert(key.clone());
         }
     }
@@ -324,7 +339,7 @@ impl Reconciler {
         };
         if let Some(exp) = state.expectation.clone() {
             let caught_up = facts.ingress == exp.ingress && facts.pool_annotation == exp.pool;
-            if caught_up || now.saturating_since(exp.at) > EXPECTATION_TTL {
+            if caught_up || now.saturating_since(exp.at) >= EXPECTATION_TTL {
                 state.expectation = None;
             } else {
                 // Decide against our own write; look again once it can no longer be in
@@ -337,16 +352,26 @@ impl Reconciler {
                 }
             }
         }
-        let mut d = decide(&mut self.allocator, &facts);
+        let may_show: BTreeSet<IpAddr> = facts
+            .ingress
+            .iter()
+            .chain(self.services.get(key).map_or(&[][..], |s| &s.written))
+            .copied()
+            .collect();
+        // A quarantine ends when the clearing write succeeds, or when the status is seen
+        // without the IP by other means (a write that failed halfway, a user's edit).
+        self.end_quarantine_except(key, &may_show);
+        let written = self
+            .services
+            .get(key)
+            .map(|s| s.written.clone())
+            .unwrap_or_default();
+        let mut d = decide(&mut self.allocator, &facts, &written);
         if let Some(new) = &d.ingress {
-            let dropped: Vec<IpAddr> = facts
-                .ingress
+            let dropped: Vec<IpAddr> = may_show
                 .iter()
-                .chain(self.services.get(key).map_or(&[][..], |s| &s.written))
                 .filter(|ip| !new.contains(ip))
                 .copied()
-                .collect::<BTreeSet<_>>()
-                .into_iter()
                 .collect();
             self.quarantine(key, &facts, &dropped);
         }
@@ -526,13 +551,22 @@ impl Reconciler {
 
     /// `key`'s status no longer shows the IPs it gave up: let them go.
     fn end_quarantine(&mut self, key: &ServiceKey) {
+        self.end_quarantine_except(key, &BTreeSet::new());
+    }
+
+    /// Lets go of the IPs `key` gave up that are not in `still_shown`.
+    fn end_quarantine_except(&mut self, key: &ServiceKey, still_shown: &BTreeSet<IpAddr>) {
         let Some(state) = self.services.get_mut(key) else {
             return;
         };
-        if state.quarantined.is_empty() {
+        let (kept, ended): (Vec<IpAddr>, Vec<IpAddr>) = std::mem::take(&mut state.quarantined)
+            .into_iter()
+            .partition(|ip| still_shown.contains(ip));
+        state.quarantined = kept;
+        if ended.is_empty() {
             return;
         }
-        for ip in std::mem::take(&mut state.quarantined) {
+        for ip in ended {
             quarantine::release(&mut self.allocator, key, &ip);
         }
         self.stats_stale = true;
