@@ -287,7 +287,7 @@ impl Worker {
         let data = cm.map(|c| c.data.clone().unwrap_or_default());
         let verdict = judge_config(self.core.config(), data.as_ref());
         self.metrics.config_valid.set(i64::from(verdict.valid()));
-        log_verdict(&name, &verdict);
+        log_verdict(&name, &verdict, false);
         match verdict {
             ConfigVerdict::Missing => self.core.apply_config(Default::default()),
             ConfigVerdict::Unchanged => {}
@@ -312,22 +312,22 @@ impl Worker {
 }
 
 /// Logs what a config verdict means, as leader and standby replicas both do.
-pub fn log_verdict(configmap: &str, verdict: &ConfigVerdict) {
+pub fn log_verdict(configmap: &str, verdict: &ConfigVerdict, standby: bool) {
     match verdict {
         ConfigVerdict::Missing => {
-            tracing::info!(%configmap, "pool ConfigMap not found: no pools are configured, so no IPs will be allocated")
+            tracing::info!(%configmap, standby, "pool ConfigMap not found: no pools are configured, so no IPs will be allocated")
         }
         ConfigVerdict::Unchanged => {}
         ConfigVerdict::Load {
             config, warnings, ..
         } => {
-            tracing::info!(%configmap, pools = config.pools.len(), format = ?config.format, "loaded pool config");
+            tracing::info!(%configmap, standby, pools = config.pools.len(), format = ?config.format, "loaded pool config");
             if let Some(note) = warnings {
-                tracing::warn!(%configmap, %note, "pool config warnings");
+                tracing::warn!(%configmap, standby, %note, "pool config warnings");
             }
         }
         ConfigVerdict::Reject { errors, .. } => {
-            tracing::error!(%configmap, %errors, "pool config rejected; the last good config stays in force")
+            tracing::error!(%configmap, standby, %errors, "pool config rejected; the last good config stays in force")
         }
     }
 }
