@@ -409,4 +409,21 @@ mod tests {
         )));
         assert!(!api_unreachable(&api));
     }
+
+    #[test]
+    fn the_retry_policy_sees_conflicts_and_unreachable_servers_as_such() {
+        use std::io::ErrorKind;
+        let conflict = kube::Error::Api(Box::new(
+            kube::core::Status::failure("the object has been modified", "Conflict").with_code(409),
+        ));
+        assert_eq!(write_failure(&conflict), WriteFailure::Conflict);
+        assert_eq!(
+            write_failure(&service_error(ErrorKind::ConnectionRefused)),
+            WriteFailure::Unreachable
+        );
+        assert_eq!(
+            write_failure(&service_error(ErrorKind::TimedOut)),
+            WriteFailure::Other
+        );
+    }
 }

@@ -32,6 +32,7 @@ mod config;
 mod decide;
 mod event;
 mod facts;
+mod plan;
 mod quarantine;
 mod reconciler;
 mod retry;
@@ -41,10 +42,8 @@ pub use config::{judge_config, ConfigVerdict};
 pub use decide::{decide, ip_list, Decision};
 pub use event::{Event, EventAction, EventReason, FailureReason};
 pub use facts::{Handling, ServiceFacts};
-pub use reconciler::{
-    Backoff, Decided, Reconciler, Replay, ReplayConflict, Write, WriteResult,
-    DEFAULT_MAX_IN_FLIGHT, EXPECTATION_TTL,
-};
+pub use plan::{Backoff, Decided, Replay, ReplayConflict, Write, WriteResult};
+pub use reconciler::{Reconciler, DEFAULT_MAX_IN_FLIGHT, EXPECTATION_TTL};
 pub use retry::{retry_delay, WriteFailure, RETRY_MAX, RETRY_MAX_UNREACHABLE, RETRY_MIN};
 pub use state::{Expectation, Hold, InFlight, ServiceState};
 
