@@ -115,6 +115,11 @@ impl Reconciler {
             let Some(state) = self.services.get_mut(&key) else {
                 continue;
             };
+            // An IP its status never showed is not kept but re-allocated (see `decide`).
+            let shown: BTreeSet<&IpAddr> = state.may_show().collect();
+            if !ips.iter().all(|ip| shown.contains(ip)) {
+                continue;
+            }
             state.pending_notices.push(Event::warning(
                 EventReason::IpOutsidePools,
                 EventAction::LoadConfig,
