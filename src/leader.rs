@@ -302,19 +302,56 @@ impl LeaderElector {
     }
 }
 
-/// A process identity unique among replicas: the pod (or host) name plus a random suffix, so
-/// two processes never mistake each other's lease for their own.
-pub fn unique_identity() -> String {
-    let base = std::env::var("POD_NAME")
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "ferrolb".to_string());
+/// This replica's identity in the Lease: its Pod name (`$POD_NAME`, set from the downward API
+/// by the manifests), else its host name (a Pod's host name is its name). Stable across
+/// restarts of the process in the same Pod, so a leader that crashes and comes back finds the
+/// Lease still held by itself and resumes at once instead of waiting for it to expire; and
+/// unique among replicas, since Pod names are. Outside Kubernetes, give each process its own
+/// `$POD_NAME`: two processes with one identity would both believe they lead.
+pub fn replica_identity() -> String {
+    identity_from(
+        std::env::var("POD_NAME").ok(),
+        std::env::var("HOSTNAME").ok(),
+        std::fs::read_to_string("/proc/sys/kernel/hostname").ok(),
+    )
+}
+
+fn identity_from(
+    pod_name: Option<String>,
+    hostname_env: Option<String>,
+    hostname_file: Option<String>,
+) -> String {
+    [pod_name, hostname_env, hostname_file]
+        .into_iter()
+        .flatten()
+        .map(|s| s.trim().to_string())
+        .find(|s| !s.is_empty())
+        .unwrap_or_else(|| "ferrolb".to_string())
+}
+
+/// A name for this process (the identity plus a random suffix) for its User-Agent, so the API
+/// server's log tells a restarted process from the one before it even though both hold the
+/// same identity.
+pub fn process_instance(identity: &str) -> String {
     let suffix: u32 = rand::random();
-    format!("{base}_{suffix:08x}")
+    format!("{identity}_{suffix:08x}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identity_is_the_pod_name_then_the_host_name() {
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            identity_from(some("ctl-0"), some("h"), some("f\n")),
+            "ctl-0"
+        );
+        assert_eq!(identity_from(some(""), some("h"), some("f\n")), "h");
+        assert_eq!(identity_from(None, None, some("f\n")), "f");
+        assert_eq!(identity_from(None, None, None), "ferrolb");
+    }
 
     #[test]
     fn lease_duration_on_the_wire_never_rounds_down() {

@@ -113,3 +113,78 @@ async fn a_leader_that_cannot_renew_stops_before_the_standby_takes_over() {
         "leader-a wrote at {a_last} ms, after standby-b took the lease at {b_first} ms"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_killed_and_restarted_in_its_pod_leads_again_at_once() {
+    let c = Cluster::start().await;
+    c.put_config(POOL).await;
+    // A lease far longer than the test deadline: the restarted process can only lead in time
+    // if it recognises the lease as its own, and the standby can only take over by expiry.
+    let long = [
+        "--leader-lease-duration",
+        "300s",
+        "--leader-renew-deadline",
+        "200s",
+        "--leader-retry-period",
+        "200ms",
+    ];
+    let mut a = c.named_controller("leader-a", &long);
+    a.wait_metric("ferrolb_leader", 1.0).await;
+    let mut b = c.named_controller("standby-b", &long);
+    b.wait_metric("ferrolb_leader", 0.0).await;
+
+    a.kill();
+    let mut a_again = c.named_controller("leader-a", &long);
+    a_again.wait_metric("ferrolb_leader", 1.0).await;
+    let holder = lease(&c).await.and_then(|l| l.spec?.holder_identity);
+    assert_eq!(holder.as_deref(), Some("leader-a"));
+    assert!(a_again.log().contains("became leader"), "{}", a_again.log());
+    // It really works as the leader, and the standby never took over.
+    c.create_lb("default", "after-restart", json!({})).await;
+    c.wait_ingress("default", "after-restart").await;
+    assert_eq!(b.metric("ferrolb_leader").await, Some(0.0));
+    assert!(!b.log().contains("became leader"), "{}", b.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_standby_reports_a_bad_config_too_and_only_the_leader_writes_the_event() {
+    let c = Cluster::start().await;
+    c.put_config(POOL).await;
+    let mut a = c.named_controller("leader-a", FAST_LEADER);
+    a.wait_metric("ferrolb_leader", 1.0).await;
+    let mut b = c.named_controller("standby-b", FAST_LEADER);
+    b.wait_metric("ferrolb_leader", 0.0).await;
+    b.wait_metric("ferrolb_config_valid", 1.0).await;
+
+    c.put_config("pools:\n  - name: lan\n    addresses: [\"not-a-range\"]\n")
+        .await;
+    b.wait_metric("ferrolb_config_valid", 0.0).await;
+    a.wait_metric("ferrolb_config_valid", 0.0).await;
+    assert!(
+        b.log().contains("pool config rejected"),
+        "the standby says why in its log: {}",
+        b.log()
+    );
+    let invalid = eventually("the leader's ConfigInvalid Event", DEADLINE, || async {
+        let evs: Vec<_> = c
+            .events_for(NS, CONFIG_MAP)
+            .await
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("ConfigInvalid"))
+            .collect();
+        (!evs.is_empty()).then_some(evs)
+    })
+    .await;
+    for e in &invalid {
+        assert_eq!(
+            e.reporting_instance.as_deref(),
+            Some("leader-a"),
+            "only the leader publishes config Events: {e:?}"
+        );
+    }
+
+    // Fixed again: both replicas say so.
+    c.put_config(POOL).await;
+    b.wait_metric("ferrolb_config_valid", 1.0).await;
+    a.wait_metric("ferrolb_config_valid", 1.0).await;
+}

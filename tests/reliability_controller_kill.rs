@@ -110,10 +110,7 @@ async fn sigkill_of_the_leader_during_churn_never_double_allocates_and_converges
             DEADLINE,
             || async {
                 let (h, t) = lease_holder(&c).await?;
-                replicas
-                    .iter()
-                    .any(|(n, _)| h.starts_with(&format!("{n}_")))
-                    .then_some((h, t))
+                replicas.iter().any(|(n, _)| h == *n).then_some((h, t))
             },
         )
         .await;
@@ -124,7 +121,7 @@ async fn sigkill_of_the_leader_during_churn_never_double_allocates_and_converges
         tokio::time::sleep(pause).await;
         let idx = replicas
             .iter()
-            .position(|(n, _)| holder.starts_with(&format!("{n}_")))
+            .position(|(n, _)| holder == *n)
             .expect("the holder is a live replica");
         let (name, mut victim) = replicas.remove(idx);
         let pid = victim.pid();
@@ -143,10 +140,7 @@ async fn sigkill_of_the_leader_during_churn_never_double_allocates_and_converges
         DEADLINE,
         || async {
             let (h, _) = lease_holder(&c).await?;
-            replicas
-                .iter()
-                .any(|(n, _)| h.starts_with(&format!("{n}_")))
-                .then_some(())
+            replicas.iter().any(|(n, _)| h == *n).then_some(())
         },
     )
     .await;

@@ -1,11 +1,11 @@
 //! `ferrolb controller`: allocates IPs from the pools and writes Service status.
 //!
 //! Wiring only: the cluster client, the metrics server, leader election, the watches, and the
-//! [`worker::Worker`] loop that owns the allocator. Decisions live in [`decide`].
+//! [`worker::Worker`] loop that drives the pure decision core, `ferrolb_core::reconcile`.
 
-pub mod decide;
 pub mod metrics;
 pub mod service_view;
+pub mod standby;
 pub mod worker;
 pub mod writer;
 
@@ -24,7 +24,9 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::ControllerArgs;
 use crate::http_server::{self, BindError, Readiness};
 use crate::kube_client::{self, ClientError};
-use crate::leader::{unique_identity, LeaderElector, LeaderError, LeaseSettings};
+use crate::leader::{
+    process_instance, replica_identity, LeaderElector, LeaderError, LeaseSettings,
+};
 use metrics::ControllerMetrics;
 use worker::{Worker, WorkerError, WorkerSettings};
 use writer::Writer;
@@ -60,9 +62,13 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
     if args.leader_elect {
         settings.validate()?;
     }
-    let identity = unique_identity();
-    let client =
-        kube_client::connect(args.cluster.kubeconfig.as_deref(), "controller", &identity).await?;
+    let identity = replica_identity();
+    let client = kube_client::connect(
+        args.cluster.kubeconfig.as_deref(),
+        "controller",
+        &process_instance(&identity),
+    )
+    .await?;
     let mut registry = Registry::default();
     let metrics = ControllerMetrics::register(&mut registry);
     let ready = Readiness::default();
@@ -94,7 +100,19 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
         // A standby replica is healthy and ready; it just does not allocate.
         ready.set(true);
         tracing::info!(%identity, lease = LEASE_NAME, "waiting for leadership");
-        match elector.acquire(&shutdown).await {
+        // Meanwhile, report whether the pool config is valid like the leader does.
+        let standby_stop = shutdown.child_token();
+        let standby = tokio::spawn(standby::report_config(
+            client.clone(),
+            args.cluster.namespace.clone(),
+            args.cluster.config_map.clone(),
+            metrics.clone(),
+            standby_stop.clone(),
+        ));
+        let acquired = elector.acquire(&shutdown).await;
+        standby_stop.cancel();
+        let _ = standby.await;
+        match acquired {
             Ok(()) => {}
             Err(LeaderError::Cancelled { .. }) => return Ok(()),
             Err(e) => return Err(e.into()),

@@ -1,10 +1,11 @@
-//! Reading a Service: whether the controller handles it, what it currently shows in its status,
-//! and the plain [`ServiceInfo`] the pure allocator works from.
+//! Reading a Service into the plain [`ServiceFacts`] the pure reconcile core decides on:
+//! whether the controller handles it, what its status shows, and what it asks for.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use ferrolb_core::addr::Family;
+use ferrolb_core::reconcile::{Handling, ServiceFacts};
 use ferrolb_core::service::{IpFamilyPolicy, Protocol, ServiceInfo, ServiceKey, ServicePort};
 use k8s_openapi::api::core::v1::Service;
 
@@ -13,38 +14,6 @@ pub const ALLOCATED_FROM_POOL: &str = "ferrolb.io/allocated-from-pool";
 
 /// The `ipMode` the controller writes: traffic arrives with the VIP as destination.
 pub const IP_MODE: &str = "VIP";
-
-/// Whether the controller is responsible for a Service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Handling {
-    /// `type: LoadBalancer` with our class: allocate.
-    Ours,
-    /// Not a LoadBalancer (any more).
-    NotLoadBalancer,
-    /// A LoadBalancer of another class.
-    OtherClass,
-    /// Being deleted (has a deletionTimestamp).
-    Deleting,
-}
-
-/// Everything the controller needs to know about one Service.
-#[derive(Debug, Clone)]
-pub struct ServiceView {
-    /// namespace/name.
-    pub key: ServiceKey,
-    /// Whether we handle it.
-    pub handling: Handling,
-    /// Input for the allocator.
-    pub info: ServiceInfo,
-    /// `status.loadBalancer.ingress[].ip` that parse, in order.
-    pub ingress: Vec<IpAddr>,
-    /// Whether every ingress entry carries `ipMode: VIP` and nothing but an IP.
-    pub ingress_in_our_shape: bool,
-    /// The value of [`ALLOCATED_FROM_POOL`], if set.
-    pub pool_annotation: Option<String>,
-    /// `metadata.creationTimestamp` in seconds, for "the older Service wins".
-    pub created: i64,
-}
 
 fn family(text: &str) -> Option<Family> {
     match text {
@@ -63,22 +32,19 @@ fn protocol(text: Option<&str>) -> Protocol {
 }
 
 /// Reads `svc`; `lb_class` is the controller's `--lb-class` (`None`: only class-less Services).
-pub fn view(svc: &Service, lb_class: Option<&str>) -> ServiceView {
+pub fn view(svc: &Service, lb_class: Option<&str>) -> ServiceFacts {
     let meta = &svc.metadata;
     let spec = svc.spec.clone().unwrap_or_default();
     let key = ServiceKey::new(
         meta.namespace.clone().unwrap_or_default(),
         meta.name.clone().unwrap_or_default(),
     );
-    let handling = if meta.deletion_timestamp.is_some() {
-        Handling::Deleting
-    } else if spec.type_.as_deref() != Some("LoadBalancer") {
-        Handling::NotLoadBalancer
-    } else if spec.load_balancer_class.as_deref() != lb_class {
-        Handling::OtherClass
-    } else {
-        Handling::Ours
-    };
+    let handling = Handling::classify(
+        meta.deletion_timestamp.is_some(),
+        spec.type_.as_deref(),
+        spec.load_balancer_class.as_deref(),
+        lb_class,
+    );
     let ip_families: Vec<Family> = spec
         .ip_families
         .iter()
@@ -132,8 +98,9 @@ pub fn view(svc: &Service, lb_class: Option<&str>) -> ServiceView {
             && i.ports.is_none()
     });
     let annotations: BTreeMap<String, String> = meta.annotations.clone().unwrap_or_default();
-    ServiceView {
+    ServiceFacts {
         key,
+        uid: meta.uid.clone(),
         handling,
         info,
         ingress_in_our_shape: ingress_in_our_shape && entries.len() == ingress.len(),

@@ -1,48 +1,31 @@
-//! The allocation loop. One task owns the allocator, so allocations are serialised without
-//! locks and are deterministic; API writes run concurrently (one at a time per Service) and
-//! failed writes are retried with backoff. On start it first replays every existing
-//! `status.loadBalancer.ingress` (oldest Service first) and only then allocates anything new.
+//! The allocation loop: a thin driver around the pure decision core
+//! ([`ferrolb_core::reconcile::Reconciler`]), which owns the allocator and every rule.
+//!
+//! This task feeds the core what the Service and ConfigMap watches deliver and how writes
+//! went, carries out the writes it decides (concurrently, at most one per Service, through
+//! [`Writer`]) and sleeps until the core's next wake-up. One task owns the core, so
+//! allocations are serialised without locks and are deterministic.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferrolb_core::alloc::Allocator;
-use ferrolb_core::config::{parse_config_map_data, Config};
-use ferrolb_core::service::{allocation_request, AllocationRequest, ServiceKey, SharingAttrs};
+use ferrolb_core::election::MonoTime;
+use ferrolb_core::reconcile::{
+    judge_config, ConfigVerdict, Reconciler, ServiceFacts, WriteFailure, WriteResult,
+    DEFAULT_MAX_IN_FLIGHT,
+};
+use ferrolb_core::service::ServiceKey;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::Resource;
 use thiserror::Error;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::decide::decide;
 use super::metrics::ControllerMetrics;
-use super::service_view::{view, Handling, ServiceView};
-use super::writer::{normal, warning, Plan, WriteOutcome, Writer};
-
-/// Writes in flight at once; enough to hide API latency, small enough to be polite.
-const MAX_IN_FLIGHT: usize = 32;
-const RETRY_MIN: Duration = Duration::from_millis(200);
-const RETRY_MAX: Duration = Duration::from_secs(30);
-/// Retry cap when no connection to the API server could be made at all: a refused connection
-/// costs it nothing, and during an outage only the writes already pending wait, so they may
-/// knock every second and land as soon as it is back instead of up to 30 s later. Everything
-/// else (API errors, timeouts, resets mid-request) backs off up to [`RETRY_MAX`].
-const RETRY_MAX_UNREACHABLE: Duration = Duration::from_secs(1);
-/// How long to trust our own write over a cache that has not delivered it yet.
-const EXPECTATION_TTL: Duration = Duration::from_secs(10);
-
-/// What a Service shows after our last successful write, until the cache catches up.
-#[derive(Debug, Clone)]
-struct Expectation {
-    ingress: Vec<std::net::IpAddr>,
-    pool: Option<String>,
-    at: tokio::time::Instant,
-}
+use super::service_view::view;
+use super::writer::{notice, service_ref, Plan, WriteOutcome, Writer};
 
 /// Why the loop stopped.
 #[derive(Debug, Error)]
@@ -63,58 +46,15 @@ pub struct WorkerSettings {
     pub config_map: String,
 }
 
-/// The loop's state.
+/// The loop's state: the core, and what it needs to talk to the world.
 pub struct Worker {
     settings: WorkerSettings,
-    allocator: Allocator,
+    core: Reconciler,
     services: Store<Service>,
     writer: Writer,
     metrics: ControllerMetrics,
-    config: Option<Config>,
-    dirty: BTreeSet<ServiceKey>,
-    in_flight: BTreeSet<ServiceKey>,
-    /// Failed for lack of capacity or a matching pool: retried when that may have changed.
-    waiting: BTreeSet<ServiceKey>,
-    /// When to look at a Service again (failed write, or an expectation to re-check).
-    retries: BTreeMap<ServiceKey, tokio::time::Instant>,
-    /// Consecutive failed writes per Service, for backoff.
-    attempts: BTreeMap<ServiceKey, u32>,
-    /// Last failure note per Service, so a repeated failure is not re-announced every pass.
-    last_failure: BTreeMap<ServiceKey, String>,
-    /// Our writes the Service cache may not have delivered yet; without this a fast second
-    /// pass would see the old status and allocate (and announce) the same IP twice.
-    expected: BTreeMap<ServiceKey, Expectation>,
-    /// Events owed to Services outside a decision (a config change orphaned their IPs); sent
-    /// with the Service's next write so thousands of them never stall the loop.
-    pending_notices: BTreeMap<ServiceKey, Vec<super::writer::Notice>>,
-    /// Allocator figures changed since they were last published.
-    stats_stale: bool,
-    /// IPs a Service gave up in memory whose status still shows them, held in the allocator
-    /// under placeholder keys until the write that removes them from that status succeeds;
-    /// without this, writes running concurrently could show one IP on two Services.
-    quarantined: BTreeMap<ServiceKey, Vec<ServiceKey>>,
-    /// Which Services' status, as last observed, shows each IP. The last line of defence: an
-    /// IP is never written to a Service while another Service that is not a current holder
-    /// still shows it, whatever the bookkeeping above believes.
-    shown: BTreeMap<std::net::IpAddr, BTreeSet<ServiceKey>>,
-    /// The reverse of `shown`, to update it when a status changes.
-    shows: BTreeMap<ServiceKey, Vec<std::net::IpAddr>>,
-    /// Services whose write waits for another Service's status to change, by that Service.
-    blocked_by: BTreeMap<ServiceKey, BTreeSet<ServiceKey>>,
-    /// The IPs of our last successful status write per Service, and the reverse. The cache can
-    /// lag our own writes by seconds (a dropped watch), so what a status shows is judged from
-    /// both: a move must quarantine, and the guard must see, an IP we wrote that the cache has
-    /// not delivered yet.
-    written: BTreeMap<ServiceKey, Vec<std::net::IpAddr>>,
-    written_by_ip: BTreeMap<std::net::IpAddr, BTreeSet<ServiceKey>>,
-}
-
-/// Namespace of the allocator keys that hold quarantined IPs; a slash never occurs in a real
-/// namespace, so these cannot collide with a Service.
-const QUARANTINE_NS: &str = "ferrolb.io/quarantine";
-
-fn is_quarantine(key: &ServiceKey) -> bool {
-    key.namespace == QUARANTINE_NS
+    /// The epoch of the core's [`MonoTime`].
+    epoch: Instant,
 }
 
 type WatchItem<K> = Result<watcher::Event<K>, watcher::Error>;
@@ -130,53 +70,32 @@ impl Worker {
     ) -> Self {
         Self {
             settings,
-            allocator: Allocator::new(Vec::new()),
+            core: Reconciler::new(DEFAULT_MAX_IN_FLIGHT),
             services,
             writer,
             metrics,
-            config: None,
-            dirty: BTreeSet::new(),
-            in_flight: BTreeSet::new(),
-            waiting: BTreeSet::new(),
-            retries: BTreeMap::new(),
-            attempts: BTreeMap::new(),
-            last_failure: BTreeMap::new(),
-            expected: BTreeMap::new(),
-            pending_notices: BTreeMap::new(),
-            stats_stale: true,
-            quarantined: BTreeMap::new(),
-            shown: BTreeMap::new(),
-            shows: BTreeMap::new(),
-            blocked_by: BTreeMap::new(),
-            written: BTreeMap::new(),
-            written_by_ip: BTreeMap::new(),
+            epoch: Instant::now(),
         }
     }
 
-    fn lookup(&self, key: &ServiceKey) -> Option<Arc<Service>> {
-        self.services
-            .get(&ObjectRef::new(&key.name).within(&key.namespace))
+    fn now(&self) -> MonoTime {
+        MonoTime::from_elapsed(self.epoch.elapsed())
     }
 
-    fn all_keys(&self) -> BTreeSet<ServiceKey> {
-        let mut keys: BTreeSet<ServiceKey> = self
-            .services
+    fn instant(&self, at: MonoTime) -> Instant {
+        self.epoch + at.elapsed()
+    }
+
+    fn facts(&self, svc: &Service) -> ServiceFacts {
+        view(svc, self.settings.lb_class.as_deref())
+    }
+
+    fn all_facts(&self) -> Vec<ServiceFacts> {
+        self.services
             .state()
             .iter()
-            .map(|s| {
-                ServiceKey::new(
-                    s.metadata.namespace.clone().unwrap_or_default(),
-                    s.metadata.name.clone().unwrap_or_default(),
-                )
-            })
-            .collect();
-        keys.extend(
-            self.allocator
-                .services()
-                .map(|(k, _)| k.clone())
-                .filter(|k| !is_quarantine(k)),
-        );
-        keys
+            .map(|s| self.facts(s))
+            .collect()
     }
 
     /// Runs until `shutdown`; `services` must be the reflector-wrapped Service watch feeding
@@ -216,39 +135,34 @@ impl Worker {
         let started = Instant::now();
         self.on_config(initial_cm.as_ref()).await;
         self.replay().await;
-        self.rebuild_shown();
-        self.dirty = self.all_keys();
-        tracing::info!(services = self.dirty.len(), elapsed = ?started.elapsed(), "replayed existing allocations; reconciling");
+        tracing::info!(services = self.core.len(), elapsed = ?started.elapsed(), "replayed existing allocations; reconciling");
         on_synced();
 
         // Phase 2: react to changes.
-        let mut writes: JoinSet<(Plan, WriteOutcome)> = JoinSet::new();
+        let mut writes: JoinSet<(ServiceKey, WriteOutcome)> = JoinSet::new();
         loop {
             self.dispatch(&mut writes);
-            if self.stats_stale {
+            if self.core.take_stats_stale() {
                 // Once per pass, not per decision: a cold start decides thousands at once.
                 self.publish_stats();
-                self.stats_stale = false;
             }
-            let next_retry = self.retries.values().min().copied();
+            let next_wake = self.core.next_wake().map(|at| self.instant(at));
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 ev = services.next() => match ev {
                     None => return Err(WorkerError::StreamEnded("Service")),
                     Some(Ok(watcher::Event::Apply(s) | watcher::Event::InitApply(s))) => {
-                        let key = ServiceKey::new(s.metadata.namespace.clone().unwrap_or_default(), s.metadata.name.clone().unwrap_or_default());
-                        self.observe_status(&key, Some(&s));
-                        self.dirty.insert(key);
+                        let facts = self.facts(&s);
+                        self.core.service_seen(facts);
                     }
                     Some(Ok(watcher::Event::Delete(s))) => {
                         let key = ServiceKey::new(s.metadata.namespace.clone().unwrap_or_default(), s.metadata.name.clone().unwrap_or_default());
-                        self.observe_status(&key, None);
-                        self.dirty.insert(key);
+                        self.core.service_deleted(&key);
                     }
                     // After a re-list, deletions that happened while disconnected have no event.
                     Some(Ok(watcher::Event::InitDone)) => {
-                        self.rebuild_shown();
-                        self.dirty = self.all_keys();
+                        let all = self.all_facts();
+                        self.core.relisted(all);
                     }
                     Some(Ok(watcher::Event::Init)) => {}
                     Some(Err(e)) => tracing::warn!(error = %e, "Service watch failed; retrying"),
@@ -261,17 +175,13 @@ impl Worker {
                     Some(Err(e)) => tracing::warn!(error = %e, "ConfigMap watch failed; retrying"),
                 },
                 Some(done) = writes.join_next(), if !writes.is_empty() => {
-                    if let Ok((plan, outcome)) = done {
-                        self.finished(plan, outcome);
+                    if let Ok((key, outcome)) = done {
+                        self.finished(&key, outcome);
                     }
                 }
-                _ = sleep_until(next_retry), if next_retry.is_some() => {
-                    let now = tokio::time::Instant::now();
-                    let due: Vec<ServiceKey> = self.retries.iter().filter(|(_, at)| **at <= now).map(|(k, _)| k.clone()).collect();
-                    for k in due {
-                        self.retries.remove(&k);
-                        self.dirty.insert(k);
-                    }
+                _ = sleep_until(next_wake), if next_wake.is_some() => {
+                    let now = self.now();
+                    self.core.wake(now);
                 }
             }
         }
@@ -283,402 +193,89 @@ impl Worker {
         Ok(())
     }
 
-    /// Starts writes for dirty Services that are not already being written.
-    fn dispatch(&mut self, writes: &mut JoinSet<(Plan, WriteOutcome)>) {
-        // Deciding one Service can wake others (a release frees capacity), so keep going until
-        // nothing dispatchable is left rather than walking a snapshot.
-        while self.in_flight.len() < MAX_IN_FLIGHT {
-            let Some(key) = self
-                .dirty
-                .iter()
-                .find(|k| !self.in_flight.contains(*k))
-                .cloned()
-            else {
+    /// Starts every write the core decides now.
+    fn dispatch(&mut self, writes: &mut JoinSet<(ServiceKey, WriteOutcome)>) {
+        loop {
+            let started = Instant::now();
+            let now = self.now();
+            let Some(decided) = self.core.next_decision(now) else {
                 break;
             };
-            self.dirty.remove(&key);
-            let Some(plan) = self.plan(&key) else {
+            self.metrics
+                .reconcile_duration
+                .observe(started.elapsed().as_secs_f64());
+            if decided.allocated {
+                self.metrics.allocations.inc();
+            }
+            if let Some(reason) = decided.failure {
+                self.metrics.failed(reason.as_str());
+            }
+            if let Some(other) = &decided.waiting_for {
+                tracing::debug!(service = %decided.key, other = %other, "waiting for another Service's status to drop a shared-out IP");
+            }
+            let Some(write) = decided.write else {
                 continue;
             };
-            self.in_flight.insert(key);
+            tracing::debug!(service = %write.key, ingress = ?write.ingress, pool = ?write.pool_annotation, "decided");
+            let key = write.key.clone();
+            let plan = Plan::from(write);
             let writer = self.writer.clone();
             writes.spawn(async move {
                 let outcome = writer.apply(&plan).await;
-                (plan, outcome)
+                (key, outcome)
             });
         }
     }
 
-    fn plan(&mut self, key: &ServiceKey) -> Option<Plan> {
-        if is_quarantine(key) {
-            return None;
-        }
-        let started = Instant::now();
-        let svc = self.lookup(key);
-        let Some(svc) = svc else {
-            // Deleted: give its addresses back; nothing to write on a gone object, and its
-            // status went with it, so IPs it was giving up are free too.
-            if self.allocator.release(key).is_some() {
-                self.capacity_freed();
-            }
-            self.end_quarantine(key);
-            self.remember_written(key, None);
-            self.retries.remove(key);
-            self.attempts.remove(key);
-            self.last_failure.remove(key);
-            self.waiting.remove(key);
-            self.expected.remove(key);
-            self.pending_notices.remove(key);
-            self.stats_stale = true;
-            return None;
-        };
-        let mut v = view(&svc, self.settings.lb_class.as_deref());
-        if let Some(exp) = self.expected.get(key) {
-            let caught_up = v.ingress == exp.ingress && v.pool_annotation == exp.pool;
-            if caught_up || exp.at.elapsed() > EXPECTATION_TTL {
-                self.expected.remove(key);
-            } else {
-                // Decide against our own write; look again once it can no longer be in flight,
-                // so a manual edit made meanwhile is still corrected.
-                v.ingress = exp.ingress.clone();
-                v.pool_annotation = exp.pool.clone();
-                v.ingress_in_our_shape = true;
-                let recheck = exp.at + EXPECTATION_TTL;
-                self.retries.entry(key.clone()).or_insert(recheck);
-            }
-        }
-        let mut d = decide(&mut self.allocator, &v);
-        if let Some(new) = &d.ingress {
-            let mut showing = v.ingress.clone();
-            for ip in self.written.get(key).into_iter().flatten() {
-                if !showing.contains(ip) {
-                    showing.push(*ip);
-                }
-            }
-            let dropped: Vec<std::net::IpAddr> = showing
-                .iter()
-                .filter(|ip| !new.contains(ip))
-                .copied()
-                .collect();
-            self.quarantine(key, &v, &dropped);
-        }
-        if let Some(other) = d
-            .ingress
-            .as_deref()
-            .and_then(|ips| self.stale_holder(key, ips))
-        {
-            // Another Service's status still shows one of these IPs although it no longer
-            // holds it (its own rewrite is pending or failing). Keep the allocation, write
-            // nothing yet, and look again shortly.
-            tracing::debug!(service = %key, other = %other, "waiting for another Service's status to drop a shared-out IP");
-            d.ingress = None;
-            d.pool_annotation = None;
-            d.events.clear();
-            d.allocated = false;
-            // Woken as soon as the other status changes; the retry is only a backstop, and it
-            // must not be pushed out by a later deadline already scheduled for this Service.
-            self.blocked_by
-                .entry(other)
-                .or_default()
-                .insert(key.clone());
-            let soon = tokio::time::Instant::now() + RETRY_MIN;
-            let at = self.retries.entry(key.clone()).or_insert(soon);
-            *at = (*at).min(soon);
-        }
-        if d.ingress.is_some() || d.pool_annotation.is_some() {
-            tracing::debug!(service = %key, showing = ?v.ingress, ingress = ?d.ingress, pool = ?d.pool_annotation, "decided");
-        }
-        self.metrics
-            .reconcile_duration
-            .observe(started.elapsed().as_secs_f64());
-        if d.allocated {
-            self.metrics.allocations.inc();
-        }
-        if d.released {
-            self.capacity_freed();
-        }
-        match d.failure {
-            Some(reason) => {
-                self.metrics.failed(reason);
-                if reason != "bad_annotation" {
-                    self.waiting.insert(key.clone());
-                }
-                let note = d.events.first().map(|e| e.note.clone()).unwrap_or_default();
-                if self.last_failure.get(key) == Some(&note) {
-                    d.events.clear();
-                } else {
-                    self.last_failure.insert(key.clone(), note);
-                }
-            }
-            None => {
-                self.waiting.remove(key);
-                self.last_failure.remove(key);
-            }
-        }
-        if v.handling != Handling::Ours {
-            self.waiting.remove(key);
-            self.last_failure.remove(key);
-        }
-        self.stats_stale = true;
-        let mut plan = Plan::new(key.clone(), svc.object_ref(&()));
-        plan.outcome = (
-            d.ingress.clone().unwrap_or_else(|| v.ingress.clone()),
-            d.pool_annotation
-                .clone()
-                .unwrap_or_else(|| v.pool_annotation.clone()),
-        );
-        plan.ingress = d.ingress;
-        plan.pool_annotation = d.pool_annotation;
-        plan.events = d.events;
-        plan.events
-            .extend(self.pending_notices.remove(key).unwrap_or_default());
-        (!plan.is_empty()).then_some(plan)
-    }
-
-    fn finished(&mut self, plan: Plan, outcome: WriteOutcome) {
-        let key = plan.key;
-        tracing::debug!(service = %key, ingress = ?plan.ingress, outcome = ?outcome, "write finished");
-        self.in_flight.remove(&key);
-        match outcome {
-            WriteOutcome::Done => {
-                self.attempts.remove(&key);
-                if let Some(ips) = &plan.ingress {
-                    self.remember_written(&key, Some(ips));
-                    self.end_quarantine(&key);
-                }
-                if plan.ingress.is_some() || plan.pool_annotation.is_some() {
-                    let (ingress, pool) = plan.outcome;
-                    let at = tokio::time::Instant::now();
-                    self.expected.insert(key, Expectation { ingress, pool, at });
-                }
-            }
-            WriteOutcome::Gone => {
-                self.remember_written(&key, None);
-                self.end_quarantine(&key);
-                self.attempts.remove(&key);
-                self.retries.remove(&key);
-                self.expected.remove(&key);
-            }
+    fn finished(&mut self, key: &ServiceKey, outcome: WriteOutcome) {
+        tracing::debug!(service = %key, outcome = ?outcome, "write finished");
+        let now = self.now();
+        let (result, error) = match outcome {
+            WriteOutcome::Done => (WriteResult::Done, None),
+            WriteOutcome::Gone => (WriteResult::Gone, None),
             WriteOutcome::Failed {
-                error: e,
+                error,
                 status_written,
-            } => {
-                if status_written {
-                    if let Some(ips) = &plan.ingress {
-                        self.remember_written(&key, Some(ips));
-                        self.end_quarantine(&key);
-                    }
-                }
-                let attempts = self.attempts.get(&key).copied().unwrap_or(0) + 1;
-                // Our patches carry no precondition, so a 409 is the server's transient
-                // contention, not a lost race: retry soon instead of backing off.
-                let conflict = matches!(&e, kube::Error::Api(s) if s.is_conflict());
-                let cap = if api_unreachable(&e) {
-                    RETRY_MAX_UNREACHABLE
-                } else {
-                    RETRY_MAX
-                };
-                let delay = if conflict {
-                    RETRY_MIN
-                } else {
-                    RETRY_MIN.saturating_mul(1 << attempts.min(10)).min(cap)
-                };
-                // A long outage retries every second: say so on the first failure and then
-                // every tenth, not every time.
-                if attempts == 1 || attempts % 10 == 0 {
-                    tracing::warn!(service = %key, error = %e, attempt = attempts, retry_in = ?delay, "writing Service failed");
-                } else {
-                    tracing::debug!(service = %key, error = %e, attempt = attempts, retry_in = ?delay, "writing Service failed");
-                }
-                self.attempts.insert(key.clone(), attempts);
-                self.retries
-                    .insert(key, tokio::time::Instant::now() + delay);
-            }
-        }
-    }
-
-    /// Holds each of `dropped` (IPs `key`'s status shows but its new allocation lacks) that no
-    /// other Service holds, until `key`'s status no longer shows it.
-    fn quarantine(&mut self, key: &ServiceKey, v: &ServiceView, dropped: &[std::net::IpAddr]) {
-        for ip in dropped {
-            // One placeholder per (IP, Service): two Services leaving one shared IP each keep it
-            // until their own status is rewritten.
-            let holder = ServiceKey::new(QUARANTINE_NS, format!("{ip} {key}"));
-            let mut req = fallback_request(v);
-            req.ips = vec![*ip];
-            req.families = vec![ferrolb_core::addr::Family::of(ip)];
-            // The placeholder serves no port and takes the key and traffic policy of whoever
-            // still shares the IP, so it sits beside them; Services that could not share with
-            // them cannot take the IP either, even once they leave while this status is stale.
-            req.sharing.ports.clear();
-            req.sharing_key = None;
-            let other = self
-                .allocator
-                .holders(ip)
-                .into_iter()
-                .find(|h| *h != key && !is_quarantine(h))
-                .cloned();
-            if let Some(other) = other {
-                req.sharing_key = self
-                    .allocator
-                    .get(&other)
-                    .and_then(|a| a.sharing_key.clone());
-                if let Some(attrs) = self.allocator.sharing_attrs(&other) {
-                    req.sharing.external_traffic_local = attrs.external_traffic_local;
-                    req.sharing.selector = attrs.selector.clone();
-                }
-            }
-            match self.allocator.restore(&holder, &req, &[*ip]) {
-                Ok(_) => {
-                    let held = self.quarantined.entry(key.clone()).or_default();
-                    if !held.contains(&holder) {
-                        held.push(holder);
-                    }
-                    self.stats_stale = true;
-                }
-                // Someone already holds it in a way no placeholder can share: it was never free.
-                Err(e) => tracing::debug!(service = %key, %ip, error = %e, "no quarantine needed"),
-            }
-        }
-    }
-
-    /// Records what `svc`'s status shows now (`None`: the Service is gone).
-    fn observe_status(&mut self, key: &ServiceKey, svc: Option<&Service>) {
-        if let Some(waiting) = self.blocked_by.remove(key) {
-            self.dirty.extend(waiting);
-        }
-        for ip in self.shows.remove(key).unwrap_or_default() {
-            if let Some(set) = self.shown.get_mut(&ip) {
-                set.remove(key);
-                if set.is_empty() {
-                    self.shown.remove(&ip);
-                }
-            }
-        }
-        let Some(svc) = svc else { return };
-        let v = view(svc, self.settings.lb_class.as_deref());
-        // Only statuses we wrote or will write: another provider's Services are not ours to
-        // wait for (a Service that just left LoadBalancer still carries our annotation).
-        if v.handling != Handling::Ours && v.pool_annotation.is_none() {
-            return;
-        }
-        let ips = v.ingress;
-        for ip in &ips {
-            self.shown.entry(*ip).or_default().insert(key.clone());
-        }
-        if !ips.is_empty() {
-            self.shows.insert(key.clone(), ips);
-        }
-    }
-
-    fn rebuild_shown(&mut self) {
-        self.shown.clear();
-        self.shows.clear();
-        for svc in self.services.state() {
-            let key = ServiceKey::new(
-                svc.metadata.namespace.clone().unwrap_or_default(),
-                svc.metadata.name.clone().unwrap_or_default(),
-            );
-            self.observe_status(&key, Some(&svc));
-        }
-    }
-
-    /// A Service other than `key` whose observed status shows one of `ips` without holding
-    /// it in the allocator: writing `ips` to `key` now could show one IP on two Services.
-    fn stale_holder(&self, key: &ServiceKey, ips: &[std::net::IpAddr]) -> Option<ServiceKey> {
-        ips.iter().find_map(|ip| {
-            let holders = self.allocator.holders(ip);
-            self.shown
-                .get(ip)
-                .into_iter()
-                .chain(self.written_by_ip.get(ip))
-                .flatten()
-                .find(|other| *other != key && !holders.contains(other))
-                .cloned()
-        })
-    }
-
-    /// Records the IPs our last successful status write for `key` put there (`None`: the
-    /// Service is gone, so is its status).
-    fn remember_written(&mut self, key: &ServiceKey, ips: Option<&[std::net::IpAddr]>) {
-        for ip in self.written.remove(key).unwrap_or_default() {
-            if let Some(set) = self.written_by_ip.get_mut(&ip) {
-                set.remove(key);
-                if set.is_empty() {
-                    self.written_by_ip.remove(&ip);
-                }
-            }
-        }
-        let Some(ips) = ips.filter(|i| !i.is_empty()) else {
-            return;
+            } => (
+                WriteResult::Failed {
+                    failure: write_failure(&error),
+                    status_written,
+                },
+                Some(error),
+            ),
         };
-        for ip in ips {
-            self.written_by_ip
-                .entry(*ip)
-                .or_default()
-                .insert(key.clone());
+        let backoff = self.core.write_finished(key, result, now);
+        if let (Some(b), Some(e)) = (backoff, error) {
+            // A long outage retries every second: say so on the first failure and then every
+            // tenth, not every time.
+            if b.attempts == 1 || b.attempts % 10 == 0 {
+                tracing::warn!(service = %key, error = %e, attempt = b.attempts, retry_in = ?b.delay, "writing Service failed");
+            } else {
+                tracing::debug!(service = %key, error = %e, attempt = b.attempts, retry_in = ?b.delay, "writing Service failed");
+            }
         }
-        self.written.insert(key.clone(), ips.to_vec());
-        // Services waiting for `key`'s status to change may go now.
-        if let Some(waiting) = self.blocked_by.remove(key) {
-            self.dirty.extend(waiting);
-        }
-    }
-
-    /// `key`'s status no longer shows the IPs it gave up: let them go.
-    fn end_quarantine(&mut self, key: &ServiceKey) {
-        let Some(held) = self.quarantined.remove(key) else {
-            return;
-        };
-        for holder in held {
-            self.allocator.release(&holder);
-        }
-        self.stats_stale = true;
-        self.capacity_freed();
-    }
-
-    fn capacity_freed(&mut self) {
-        let waiting = std::mem::take(&mut self.waiting);
-        self.dirty.extend(waiting);
     }
 
     fn publish_stats(&self) {
+        let alloc = self.core.allocator();
         self.metrics
-            .set_pool_stats(&self.allocator.stats(), self.allocator.orphaned_ips());
+            .set_pool_stats(&alloc.stats(), alloc.orphaned_ips());
     }
 
-    /// Registers every existing ingress before anything new is allocated: oldest Service first,
-    /// so when two Services claim one IP the older keeps it and the newer is re-allocated.
+    /// Hands the complete cache to the core, which registers every existing ingress before
+    /// anything new is allocated, and reports what it found.
     async fn replay(&mut self) {
-        let mut views: Vec<ServiceView> = self
-            .services
-            .state()
-            .iter()
-            .map(|s| view(s, self.settings.lb_class.as_deref()))
-            .filter(|v| v.handling == Handling::Ours && !v.ingress.is_empty())
-            .collect();
-        views.sort_by(|a, b| (a.created, &a.key).cmp(&(b.created, &b.key)));
-        for v in views {
-            let req = allocation_request(&v.info).unwrap_or_else(|_| fallback_request(&v));
-            match self.allocator.restore(&v.key, &req, &v.ingress) {
-                Ok(a) if a.is_orphaned() => {
-                    tracing::warn!(service = %v.key, ips = ?a.addresses(), "kept an IP that is outside every pool");
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    self.metrics.ip_conflicts.inc();
-                    let note = format!("{e}; this Service will get a new IP");
-                    tracing::warn!(service = %v.key, %note, "duplicate IP found during replay");
-                    if let Some(svc) = self.lookup(&v.key) {
-                        self.writer
-                            .event(
-                                &warning("IPConflict", "Allocate", note),
-                                &svc.object_ref(&()),
-                            )
-                            .await;
-                    }
-                }
-            }
+        let all = self.all_facts();
+        let replay = self.core.synced(all);
+        for (key, ips) in &replay.orphaned {
+            tracing::warn!(service = %key, ips = ?ips, "kept an IP that is outside every pool");
+        }
+        for c in replay.conflicts {
+            self.metrics.ip_conflicts.inc();
+            tracing::warn!(service = %c.key, note = %c.event.note, "duplicate IP found during replay");
+            self.writer
+                .event(&notice(&c.event), &service_ref(&c.key, c.uid))
+                .await;
         }
         self.publish_stats();
     }
@@ -686,104 +283,63 @@ impl Worker {
     /// Applies a new ConfigMap (or its absence): a valid config replaces the pools at once
     /// without moving any IP; an invalid one is rejected and the last good one stays.
     async fn on_config(&mut self, cm: Option<&ConfigMap>) {
-        let (ns, name) = (&self.settings.namespace, &self.settings.config_map);
-        let Some(cm) = cm else {
-            tracing::info!(configmap = %format!("{ns}/{name}"), "pool ConfigMap not found: no pools are configured, so no IPs will be allocated");
-            self.metrics.config_valid.set(1);
-            self.apply_config(Config::default()).await;
-            return;
-        };
-        let reference = cm.object_ref(&());
-        let data = cm.data.clone().unwrap_or_default();
-        match parse_config_map_data(&data) {
-            Ok(parsed) => {
-                self.metrics.config_valid.set(1);
-                if self.config.as_ref() == Some(&parsed.config) {
-                    return;
+        let name = format!("{}/{}", self.settings.namespace, self.settings.config_map);
+        let data = cm.map(|c| c.data.clone().unwrap_or_default());
+        let verdict = judge_config(self.core.config(), data.as_ref());
+        self.metrics.config_valid.set(i64::from(verdict.valid()));
+        log_verdict(&name, &verdict, false);
+        match verdict {
+            ConfigVerdict::Missing => self.core.apply_config(Default::default()),
+            ConfigVerdict::Unchanged => {}
+            ConfigVerdict::Load { config, events, .. } => {
+                if let Some(cm) = cm {
+                    let reference = cm.object_ref(&());
+                    for e in &events {
+                        self.writer.event(&notice(e), &reference).await;
+                    }
                 }
-                let pools = parsed.config.pools.len();
-                tracing::info!(configmap = %format!("{ns}/{name}"), pools, format = ?parsed.config.format, "loaded pool config");
-                self.writer
-                    .event(
-                        &normal(
-                            "ConfigLoaded",
-                            "LoadConfig",
-                            format!("loaded {pools} pool(s) ({:?} format)", parsed.config.format),
-                        ),
-                        &reference,
-                    )
-                    .await;
-                if !parsed.warnings.is_empty() {
-                    let note = parsed.warnings.join("; ");
-                    tracing::warn!(configmap = %format!("{ns}/{name}"), %note, "pool config warnings");
+                self.core.apply_config(config);
+            }
+            ConfigVerdict::Reject { event, .. } => {
+                if let Some(cm) = cm {
                     self.writer
-                        .event(&warning("ConfigWarning", "LoadConfig", note), &reference)
+                        .event(&notice(&event), &cm.object_ref(&()))
                         .await;
                 }
-                self.apply_config(parsed.config).await;
-            }
-            Err(errors) => {
-                self.metrics.config_valid.set(0);
-                let list = errors.to_string();
-                tracing::error!(configmap = %format!("{ns}/{name}"), errors = %list, "pool config rejected; the last good config stays in force");
-                let note = format!(
-                    "config rejected, the last good config stays in force: {}",
-                    list.replace('\n', "; ")
-                );
-                self.writer
-                    .event(&warning("ConfigInvalid", "LoadConfig", note), &reference)
-                    .await;
             }
         }
-    }
-
-    async fn apply_config(&mut self, config: Config) {
-        let change = self.allocator.set_pools(config.pools.clone());
-        self.config = Some(config);
-        for key in change.orphaned {
-            let ips = self
-                .allocator
-                .get(&key)
-                .map(|a| a.addresses())
-                .unwrap_or_default();
-            let list: Vec<String> = ips.iter().map(ToString::to_string).collect();
-            let note = format!(
-                "IP {} is outside every pool after a config change; it is kept until the Service is deleted or changed",
-                list.join(", ")
-            );
-            self.pending_notices.entry(key).or_default().push(warning(
-                "IPOutsidePools",
-                "LoadConfig",
-                note,
-            ));
-        }
-        // New pools take effect at once: waiting Services may fit now, annotations may change.
-        self.dirty = self.all_keys();
-        self.stats_stale = true;
     }
 }
 
-/// What to restore a Service with when its annotations no longer parse: its addresses must
-/// still be registered, or another Service could be given them.
-fn fallback_request(v: &ServiceView) -> AllocationRequest {
-    let families = v
-        .ingress
-        .iter()
-        .map(ferrolb_core::addr::Family::of)
-        .collect();
-    AllocationRequest {
-        pool: None,
-        ips: v.ingress.clone(),
-        sharing_key: None,
-        families,
-        require_all: false,
-        sharing: SharingAttrs {
-            ports: v.info.ports.iter().copied().collect(),
-            external_traffic_local: v.info.external_traffic_local,
-            selector: v.info.selector.clone(),
-        },
-        namespace: v.info.namespace.clone(),
-        labels: v.info.labels.clone(),
+/// Logs what a config verdict means, as leader and standby replicas both do.
+pub fn log_verdict(configmap: &str, verdict: &ConfigVerdict, standby: bool) {
+    match verdict {
+        ConfigVerdict::Missing => {
+            tracing::info!(%configmap, standby, "pool ConfigMap not found: no pools are configured, so no IPs will be allocated")
+        }
+        ConfigVerdict::Unchanged => {}
+        ConfigVerdict::Load {
+            config, warnings, ..
+        } => {
+            tracing::info!(%configmap, standby, pools = config.pools.len(), format = ?config.format, "loaded pool config");
+            if let Some(note) = warnings {
+                tracing::warn!(%configmap, standby, %note, "pool config warnings");
+            }
+        }
+        ConfigVerdict::Reject { errors, .. } => {
+            tracing::error!(%configmap, standby, %errors, "pool config rejected; the last good config stays in force")
+        }
+    }
+}
+
+/// The kind of failure the retry policy branches on.
+fn write_failure(e: &kube::Error) -> WriteFailure {
+    if matches!(e, kube::Error::Api(s) if s.is_conflict()) {
+        WriteFailure::Conflict
+    } else if api_unreachable(e) {
+        WriteFailure::Unreachable
+    } else {
+        WriteFailure::Other
     }
 }
 
@@ -809,9 +365,9 @@ fn api_unreachable(e: &kube::Error) -> bool {
     false
 }
 
-async fn sleep_until(at: Option<tokio::time::Instant>) {
+async fn sleep_until(at: Option<Instant>) {
     match at {
-        Some(at) => tokio::time::sleep_until(at).await,
+        Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
     }
 }
@@ -852,5 +408,22 @@ mod tests {
             "InternalError",
         )));
         assert!(!api_unreachable(&api));
+    }
+
+    #[test]
+    fn the_retry_policy_sees_conflicts_and_unreachable_servers_as_such() {
+        use std::io::ErrorKind;
+        let conflict = kube::Error::Api(Box::new(
+            kube::core::Status::failure("the object has been modified", "Conflict").with_code(409),
+        ));
+        assert_eq!(write_failure(&conflict), WriteFailure::Conflict);
+        assert_eq!(
+            write_failure(&service_error(ErrorKind::ConnectionRefused)),
+            WriteFailure::Unreachable
+        );
+        assert_eq!(
+            write_failure(&service_error(ErrorKind::TimedOut)),
+            WriteFailure::Other
+        );
     }
 }

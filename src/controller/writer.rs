@@ -1,8 +1,9 @@
 //! Carrying out a decision: the annotation, the status subresource and the Events. Decisions
-//! are made in memory by the worker; only this module talks to the API server for a Service.
+//! are made by the pure reconcile core (`ferrolb_core::reconcile`); only this module talks to the API server for a Service.
 
 use std::net::IpAddr;
 
+use ferrolb_core::reconcile::{Event, Write};
 use ferrolb_core::service::ServiceKey;
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use kube::api::{Api, Patch, PatchParams};
@@ -15,12 +16,13 @@ use super::service_view::{ALLOCATED_FROM_POOL, IP_MODE};
 /// The field manager named in every write, so `managedFields` show who wrote what.
 pub const FIELD_MANAGER: &str = "ferrolb-controller";
 
-/// What to write for one Service; `None` fields are left alone.
+/// What to write for one Service, as the reconcile core decided it; `None` fields are left
+/// alone.
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// The Service.
     pub key: ServiceKey,
-    /// Reference for Events.
+    /// Reference for Events; its uid binds every write to the object decided for.
     pub reference: ObjectReference,
     /// `Some(ips)`: make `status.loadBalancer.ingress` exactly these (empty clears it).
     pub ingress: Option<Vec<IpAddr>>,
@@ -28,26 +30,40 @@ pub struct Plan {
     pub pool_annotation: Option<Option<String>>,
     /// Events to publish on the Service.
     pub events: Vec<Notice>,
-    /// Ingress and pool annotation the Service shows once the plan is carried out.
-    pub outcome: (Vec<IpAddr>, Option<String>),
 }
 
-impl Plan {
-    /// A plan that writes nothing yet.
-    pub fn new(key: ServiceKey, reference: ObjectReference) -> Self {
+impl From<Write> for Plan {
+    fn from(w: Write) -> Self {
         Self {
-            key,
-            reference,
-            ingress: None,
-            pool_annotation: None,
-            events: Vec::new(),
-            outcome: (Vec::new(), None),
+            reference: service_ref(&w.key, w.uid),
+            key: w.key,
+            ingress: w.ingress,
+            pool_annotation: w.pool_annotation,
+            events: w.events.iter().map(notice).collect(),
         }
     }
+}
 
-    /// Whether the plan has anything to do.
-    pub fn is_empty(&self) -> bool {
-        self.ingress.is_none() && self.pool_annotation.is_none() && self.events.is_empty()
+/// The reference Events about Service `key` (of `uid`) carry.
+pub fn service_ref(key: &ServiceKey, uid: Option<String>) -> ObjectReference {
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Service".into()),
+        namespace: Some(key.namespace.clone()),
+        name: Some(key.name.clone()),
+        uid,
+        ..ObjectReference::default()
+    }
+}
+
+/// The Event the core decided on, as the publisher takes it.
+pub fn notice(e: &Event) -> Notice {
+    let reason = e.reason.as_str();
+    let action = e.action.as_str();
+    if e.warning {
+        Notice::warning(reason, action, e.note.clone())
+    } else {
+        Notice::normal(reason, action, e.note.clone())
     }
 }
 
@@ -70,16 +86,6 @@ pub enum WriteOutcome {
 }
 
 pub use crate::events::Notice;
-
-/// A Normal Event.
-pub fn normal(reason: &'static str, action: &'static str, note: String) -> Notice {
-    Notice::normal(reason, action, note)
-}
-
-/// A Warning Event.
-pub fn warning(reason: &'static str, action: &'static str, note: String) -> Notice {
-    Notice::warning(reason, action, note)
-}
 
 /// The status body for `ips`.
 pub fn ingress_patch(ips: &[IpAddr]) -> Value {

@@ -18,4 +18,5 @@ pub mod election;
 pub mod import;
 pub mod ndp;
 pub mod pool;
+pub mod reconcile;
 pub mod service;

@@ -6,6 +6,7 @@
 //! an API server.
 
 mod error;
+mod handled;
 mod sources;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -15,6 +16,7 @@ use std::net::IpAddr;
 use crate::addr::Family;
 
 pub use error::RequestError;
+pub use handled::{is_handled, is_load_balancer, LOAD_BALANCER};
 use sources::{ip_sources, single_value, Source};
 
 /// The annotation suffix naming the pool to allocate from.
