@@ -8,6 +8,7 @@
 
 pub mod arp_io;
 pub mod arp_socket;
+pub mod bgp;
 pub mod cluster_view;
 pub mod interfaces;
 pub mod lease;
