@@ -16,6 +16,7 @@
 
 pub mod arp_io;
 pub mod arp_socket;
+pub mod bgp;
 pub mod cluster_view;
 pub mod decision;
 pub mod executor;

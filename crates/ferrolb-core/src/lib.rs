@@ -13,6 +13,7 @@
 pub mod addr;
 pub mod alloc;
 pub mod arp;
+pub mod bgp;
 pub mod config;
 pub mod election;
 pub mod import;

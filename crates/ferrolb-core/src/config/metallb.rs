@@ -1,17 +1,20 @@
-//! MetalLB's legacy ConfigMap format (v0.12 and earlier, key `config`), layer 2 pools only.
+//! MetalLB's legacy ConfigMap format (v0.12 and earlier, key `config`): layer 2 and BGP pools.
+
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
 use crate::pool::Pool;
 
 use super::addresses::{self, HostBits};
+use super::bgp::Announce;
 use super::error::Report;
 use super::validate::DraftPool;
 use super::walk::{self, describe, At};
 use super::{ConfigFormat, Draft};
 
-/// Top-level keys of the format; BGP-only sections are recognised so they can be refused
-/// with a reason instead of as unknown.
+/// Top-level keys of the format; `bfd-profiles` is recognised so it can be refused with a
+/// reason instead of as unknown.
 pub(super) const TOP_KEYS: &[&str] = &["address-pools", "peers", "bgp-communities", "bfd-profiles"];
 const POOL: &[&str] = &[
     "name",
@@ -21,11 +24,11 @@ const POOL: &[&str] = &[
     "avoid-buggy-ips",
     "bgp-advertisements",
 ];
-const LAYER2_ONLY: &str = "FerroLB announces with layer 2 only";
 
 /// Translates a MetalLB legacy config tree.
 pub(super) fn parse(doc: &Value, report: &mut Report) -> Draft {
     let mut draft = Draft::empty(ConfigFormat::MetalLbLegacy);
+    draft.bgp_places.metallb = true;
     let root = At::root();
     if doc.is_null() {
         return draft;
@@ -34,19 +37,39 @@ pub(super) fn parse(doc: &Value, report: &mut Report) -> Draft {
         return draft;
     };
     walk::check_keys(map, TOP_KEYS, &root, report);
-    for key in ["peers", "bgp-communities", "bfd-profiles"] {
-        if walk::get(map, key).is_some_and(not_empty) {
-            root.key(key).error(
-                report,
-                format!("BGP settings are not supported: {LAYER2_ONLY}"),
-            );
-        }
+    if walk::get(map, "bfd-profiles").is_some_and(not_empty) {
+        root.key("bfd-profiles").error(
+            report,
+            "BFD is not supported by FerroLB (a dead peer is detected by the BGP hold timer; lower hold-time instead)",
+        );
     }
+    match walk::get(map, "peers") {
+        None => {}
+        Some(Value::Array(items)) => {
+            for (peer, path) in super::bgp_metallb::peers(items, report) {
+                draft.bgp_places.peers.push(path);
+                draft.bgp.peers.push(peer);
+            }
+        }
+        Some(other) => root.key("peers").error(
+            report,
+            format!("expected a list, found {}", describe(other)),
+        ),
+    }
+    let aliases = walk::get(map, "bgp-communities")
+        .map(|v| super::bgp_metallb::communities(v, report))
+        .unwrap_or_default();
     match walk::get(map, "address-pools") {
         None => {}
         Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
-                if let Some(p) = pool(item, &root.key("address-pools").index(i), report) {
+                if let Some(p) = pool(
+                    item,
+                    &root.key("address-pools").index(i),
+                    &aliases,
+                    &mut draft,
+                    report,
+                ) {
                     draft.pools.push(p);
                 }
             }
@@ -68,30 +91,59 @@ fn not_empty(v: &Value) -> bool {
     }
 }
 
-fn pool(item: &Value, origin: &At, report: &mut Report) -> Option<DraftPool> {
+fn pool(
+    item: &Value,
+    origin: &At,
+    aliases: &BTreeMap<String, String>,
+    draft: &mut Draft,
+    report: &mut Report,
+) -> Option<DraftPool> {
     let map = walk::as_map(item, origin, report)?;
     let name = walk::pool_name(map, origin, report);
     let at = At::pool_or(&name, origin);
     walk::check_keys(map, POOL, &at, report);
-    match walk::get(map, "protocol") {
-        Some(Value::String(p)) if p == "layer2" => {}
-        Some(Value::String(p)) => at.key("protocol").error(
-            report,
-            format!("protocol {p:?} is not supported: {LAYER2_ONLY}"),
-        ),
-        Some(other) => at.key("protocol").error(
-            report,
-            format!("expected \"layer2\", found {}", describe(other)),
-        ),
+    let bgp = match walk::get(map, "protocol") {
+        Some(Value::String(p)) if p == "layer2" => false,
+        Some(Value::String(p)) if p == "bgp" => true,
+        Some(Value::String(p)) => {
+            at.key("protocol").error(
+                report,
+                format!("protocol {p:?} is not supported: expected \"layer2\" or \"bgp\""),
+            );
+            false
+        }
+        Some(other) => {
+            at.key("protocol").error(
+                report,
+                format!("expected \"layer2\" or \"bgp\", found {}", describe(other)),
+            );
+            false
+        }
         // MetalLB itself refuses a pool without a protocol.
-        None => at
-            .key("protocol")
-            .error(report, "missing (FerroLB needs protocol: layer2)"),
-    }
-    if walk::get(map, "bgp-advertisements").is_some_and(not_empty) {
+        None => {
+            at.key("protocol").error(
+                report,
+                "missing (MetalLB and FerroLB need protocol: layer2 or bgp)",
+            );
+            false
+        }
+    };
+    if bgp {
+        draft.announce.insert(
+            name.clone(),
+            Announce {
+                l2: false,
+                bgp: true,
+            },
+        );
+        for (ad, path) in super::bgp_metallb::advertisements(&name, map, aliases, &at, report) {
+            draft.bgp_places.ads.push((Some(name.clone()), path));
+            draft.bgp.advertisements.push(ad);
+        }
+    } else if walk::get(map, "bgp-advertisements").is_some_and(not_empty) {
         at.key("bgp-advertisements").error(
             report,
-            format!("BGP advertisements are not supported: {LAYER2_ONLY}"),
+            "only allowed on a pool with protocol: bgp (MetalLB refuses it on layer2 pools too)",
         );
     }
     let items = walk::string_list(map, "addresses", &at, report);

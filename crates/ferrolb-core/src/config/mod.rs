@@ -8,6 +8,9 @@
 #![warn(missing_docs)]
 
 mod addresses;
+mod bgp;
+mod bgp_metallb;
+mod bgp_native;
 pub mod duration;
 mod error;
 mod kubevip;
@@ -21,6 +24,8 @@ mod walk;
 mod yaml;
 
 #[cfg(test)]
+mod bgp_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
@@ -29,6 +34,10 @@ use serde_json::Value;
 
 use crate::pool::Pool;
 
+pub use bgp::{
+    selectors_match, Announce, BgpAdvertisement, BgpConfig, BgpPeer, NodeSelector, PeerPassword,
+    SelectorOp, SelectorRequirement,
+};
 pub use error::{ConfigError, ConfigErrors};
 pub use l2::{GarpPolicy, L2Config, RegexList, DEFAULT_EXCLUDE_INTERFACES};
 pub use summary::summary;
@@ -51,6 +60,17 @@ pub struct Config {
     pub l2: L2Config,
     /// Which format the config was written in, so logs and `check-config` can say so.
     pub format: ConfigFormat,
+    /// BGP peers and advertisements.
+    pub bgp: BgpConfig,
+    /// How each pool is announced, by pool name; pools not listed use the default (`[l2]`).
+    pub announce: BTreeMap<String, Announce>,
+}
+
+impl Config {
+    /// How the named pool's IPs are announced.
+    pub fn announce_of(&self, pool: &str) -> Announce {
+        self.announce.get(pool).copied().unwrap_or_default()
+    }
 }
 
 /// The config formats FerroLB reads, so users of MetalLB and kube-vip can switch without
@@ -113,6 +133,9 @@ struct Draft {
     format: ConfigFormat,
     pools: Vec<DraftPool>,
     l2: L2Config,
+    bgp: BgpConfig,
+    bgp_places: bgp::Places,
+    announce: BTreeMap<String, Announce>,
 }
 
 impl Draft {
@@ -121,6 +144,9 @@ impl Draft {
             format,
             pools: Vec::new(),
             l2: L2Config::default(),
+            bgp: BgpConfig::default(),
+            bgp_places: bgp::Places::default(),
+            announce: BTreeMap::new(),
         }
     }
 }
@@ -129,6 +155,7 @@ fn finish(draft: Option<Draft>, mut report: Report) -> Result<Parsed, ConfigErro
     if let Some(d) = &draft {
         validate::pools(&d.pools, d.format == ConfigFormat::KubeVip, &mut report);
         validate::l2(&d.l2, &mut report);
+        bgp::check(&d.bgp, &d.pools, &d.announce, &d.bgp_places, &mut report);
     }
     match draft {
         Some(d) if report.errors.is_empty() => Ok(Parsed {
@@ -136,6 +163,8 @@ fn finish(draft: Option<Draft>, mut report: Report) -> Result<Parsed, ConfigErro
                 pools: d.pools.into_iter().map(|p| p.pool).collect(),
                 l2: d.l2,
                 format: d.format,
+                bgp: d.bgp,
+                announce: d.announce,
             },
             warnings: report.warnings,
         }),
@@ -252,7 +281,7 @@ fn from_documents(docs: Vec<Value>, report: &mut Report) -> Option<Draft> {
 }
 
 /// Bare-file top-level keys of the native format.
-const NATIVE_TOP: &[&str] = &["pools", "l2"];
+const NATIVE_TOP: &[&str] = &["pools", "l2", "bgp"];
 
 fn from_document(doc: &Value, report: &mut Report) -> Option<Draft> {
     let map = walk::as_map(doc, &At::root(), report)?;

@@ -7,13 +7,14 @@ use serde_json::{Map, Value};
 use crate::pool::Pool;
 
 use super::addresses::{self, HostBits};
+use super::bgp::Announce;
 use super::error::Report;
 use super::l2::{self, GarpPolicy, L2Config, RegexList};
 use super::validate::DraftPool;
 use super::walk::{self, describe, At};
 use super::{ConfigFormat, Draft};
 
-const TOP: &[&str] = &["pools", "l2"];
+const TOP: &[&str] = &["pools", "l2", "bgp"];
 const POOL: &[&str] = &[
     "name",
     "addresses",
@@ -21,6 +22,7 @@ const POOL: &[&str] = &[
     "avoidBuggyIPs",
     "namespaces",
     "serviceSelector",
+    "announce",
 ];
 const L2: &[&str] = &["interfaces", "excludeInterfaces", "nodeSelector", "garp"];
 const GARP: &[&str] = &["burst", "interval", "refresh"];
@@ -40,7 +42,8 @@ pub(super) fn parse(doc: &Value, report: &mut Report) -> Draft {
         match v {
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    if let Some(p) = pool(item, &root.key("pools").index(i), report) {
+                    if let Some((p, a)) = pool(item, &root.key("pools").index(i), report) {
+                        draft.announce.insert(p.pool.name.clone(), a);
                         draft.pools.push(p);
                     }
                 }
@@ -56,10 +59,17 @@ pub(super) fn parse(doc: &Value, report: &mut Report) -> Draft {
             draft.l2 = l2_section(m, &root.key("l2"), report);
         }
     }
+    if let Some(v) = walk::get(map, "bgp") {
+        if let Some(m) = walk::as_map(v, &root.key("bgp"), report) {
+            let (bgp, places) = super::bgp_native::section(m, &root.key("bgp"), report);
+            draft.bgp = bgp;
+            draft.bgp_places = places;
+        }
+    }
     draft
 }
 
-fn pool(item: &Value, origin: &At, report: &mut Report) -> Option<DraftPool> {
+fn pool(item: &Value, origin: &At, report: &mut Report) -> Option<(DraftPool, Announce)> {
     let map = walk::as_map(item, origin, report)?;
     let name = walk::pool_name(map, origin, report);
     let at = At::pool_or(&name, origin);
@@ -93,12 +103,16 @@ fn pool(item: &Value, origin: &At, report: &mut Report) -> Option<DraftPool> {
         .map(|(_, s)| s)
         .collect();
     p.service_selector = walk::string_map(map, "serviceSelector", &at, report);
-    Some(DraftPool {
-        pool: p,
-        origin: origin.path.clone(),
-        sources,
-        written,
-    })
+    let announce = super::bgp_native::announce(map, &at, report);
+    Some((
+        DraftPool {
+            pool: p,
+            origin: origin.path.clone(),
+            sources,
+            written,
+        },
+        announce,
+    ))
 }
 
 fn l2_section(map: &Map<String, Value>, at: &At, report: &mut Report) -> L2Config {

@@ -8,7 +8,7 @@ use crate::pool::{Pool, SearchOrder};
 
 use super::duration;
 use super::l2::L2Config;
-use super::Config;
+use super::{Announce, Config, NodeSelector, PeerPassword};
 
 /// Describes `config` over several lines: the format, each pool, then the l2 settings.
 pub fn summary(config: &Config) -> String {
@@ -21,9 +21,142 @@ pub fn summary(config: &Config) -> String {
     }
     for p in &config.pools {
         pool(&mut out, p);
+        let a = config.announce_of(&p.name);
+        if a != Announce::default() {
+            let modes: Vec<&str> = [(a.l2, "l2"), (a.bgp, "bgp")]
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, m)| *m)
+                .collect();
+            let _ = writeln!(out, "    announce: {}", modes.join(", "));
+        }
     }
     l2(&mut out, &config.l2);
+    bgp(&mut out, config);
     out
+}
+
+/// The BGP section, shown when any pool announces with BGP or any peer is configured.
+fn bgp(out: &mut String, config: &Config) {
+    let b = &config.bgp;
+    let bgp_pools: Vec<&str> = config
+        .pools
+        .iter()
+        .filter(|p| config.announce_of(&p.name).bgp)
+        .map(|p| p.name.as_str())
+        .collect();
+    if b.peers.is_empty() && bgp_pools.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "bgp:");
+    let pools = if bgp_pools.is_empty() {
+        "none".to_string()
+    } else {
+        bgp_pools.join(", ")
+    };
+    let _ = writeln!(out, "  pools announced with bgp: {pools}");
+    if let Some(asn) = b.my_asn {
+        let _ = writeln!(out, "  myASN: {asn}");
+    }
+    let rid = b
+        .router_id
+        .map_or("the session's local IPv4 address".to_string(), |r| {
+            r.to_string()
+        });
+    let _ = writeln!(out, "  routerID: {rid}");
+    let _ = writeln!(out, "  peers: {}", b.peers.len());
+    for p in &b.peers {
+        let kind = if p.asn == p.my_asn { "iBGP" } else { "eBGP" };
+        let addr = match p.address {
+            std::net::IpAddr::V6(a) => format!("[{a}]:{}", p.port),
+            a => format!("{a}:{}", p.port),
+        };
+        let _ = writeln!(
+            out,
+            "    {}: {addr} AS {} ({kind}, local AS {}), hold {}s, keepalive {}s",
+            p.name,
+            p.asn,
+            p.my_asn,
+            p.hold_time.as_secs(),
+            p.keepalive_time.unwrap_or(p.hold_time / 3).as_secs()
+        );
+        let mut extra = Vec::new();
+        if let Some(s) = p.source_address {
+            extra.push(format!("source {s}"));
+        }
+        match &p.password {
+            Some(PeerPassword::Inline(_)) => extra.push("TCP MD5 (inline password)".to_string()),
+            Some(PeerPassword::Secret { name, key }) => {
+                extra.push(format!("TCP MD5 (Secret {name}, key {key})"))
+            }
+            None => {}
+        }
+        if p.ebgp_multihop {
+            extra.push("eBGP multihop".to_string());
+        }
+        extra.push(format!("nodes: {}", selectors(&p.node_selectors)));
+        let _ = writeln!(out, "      {}", extra.join(", "));
+    }
+    if b.advertisements.is_empty() {
+        let _ = writeln!(
+            out,
+            "  advertisements: default (every bgp pool to every peer, /32 and /128, no attributes)"
+        );
+    } else {
+        let _ = writeln!(out, "  advertisements: {}", b.advertisements.len());
+    }
+    for a in &b.advertisements {
+        let list = |v: &[String], all: &str| {
+            if v.is_empty() {
+                all.to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        let mut comms: Vec<String> = a.communities.iter().map(ToString::to_string).collect();
+        comms.extend(a.large_communities.iter().map(ToString::to_string));
+        let _ = writeln!(
+            out,
+            "    pools: {}; peers: {}; nodes: {}; /{} and /{}; localPref: {}; communities: {}",
+            list(&a.pools, "all bgp pools"),
+            list(&a.peers, "all"),
+            selectors(&a.node_selectors),
+            a.aggregation_length,
+            a.aggregation_length_v6,
+            if a.local_pref == 0 {
+                "not sent".to_string()
+            } else {
+                format!("{} (iBGP only)", a.local_pref)
+            },
+            if comms.is_empty() {
+                "none".to_string()
+            } else {
+                comms.join(" ")
+            }
+        );
+    }
+}
+
+fn selectors(s: &[NodeSelector]) -> String {
+    if s.is_empty() {
+        return "any".to_string();
+    }
+    s.iter()
+        .map(|sel| {
+            let mut parts: Vec<String> = sel
+                .match_labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            parts.extend(
+                sel.match_expressions
+                    .iter()
+                    .map(|e| format!("{} {:?} {}", e.key, e.operator, e.values.join("|"))),
+            );
+            parts.join(" and ")
+        })
+        .collect::<Vec<_>>()
+        .join(" or ")
 }
 
 fn pool(out: &mut String, p: &Pool) {
