@@ -7,6 +7,9 @@
 //! Needs root, `ip`, and `bird`/`birdc` (Debian `bird2`) or FRR (`frr`); without them the tests
 //! skip loudly, except under `CI=true` or `FERROLB_E2E=1`, where that is a failure.
 
+// setns(2) and kill(2) are FFI; each unsafe block says why it is sound.
+#![allow(unsafe_code)]
+
 mod netns;
 
 use std::collections::BTreeMap;
@@ -268,11 +271,8 @@ impl Lab {
         let thread = thread::spawn(move || {
             let f = File::open(&ns).expect("open node namespace");
             // SAFETY: setns(2) with a valid namespace fd changes only this thread.
-            assert_eq!(
-                unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) },
-                0,
-                "setns"
-            );
+            let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns");
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -1,7 +1,6 @@
 //! `ferrolb import metallb` as a user runs it: the real binary, sample files written from
-//! MetalLB's documented API, and `ferrolb check-config` as the judge of the output. Only the
-//! L2 samples go through check-config: the native parser gains the `bgp:` section in a
-//! concurrent change (the BGP mapping is tested on the emitted tree in ferrolb-core).
+//! MetalLB's documented API, and `ferrolb check-config` as the judge of the output (the field
+//! by field BGP mapping is tested on the emitted tree in ferrolb-core).
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
@@ -61,6 +60,35 @@ fn l2_samples_import_into_a_config_check_config_accepts() {
         assert!(
             summary.contains(&format!("  {pool}: ")),
             "{pool} missing in:\n{summary}"
+        );
+    }
+}
+
+#[test]
+fn bgp_sample_imports_into_a_config_check_config_accepts() {
+    let out = ferrolb(&["import", "metallb", "tests/data/metallb/bgp.yaml"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let warnings = text(&out.stderr);
+    assert!(
+        warnings.contains("\"no-export\" is 65535:65281, which an earlier entry already lists"),
+        "a community written twice (by name and by number) is listed once, with a warning:\n{warnings}"
+    );
+    let verdict = check(&text(&out.stdout), "bgp");
+    assert!(
+        verdict.status.success(),
+        "{}{}",
+        text(&verdict.stdout),
+        text(&verdict.stderr)
+    );
+    let summary = text(&verdict.stdout);
+    for expected in [
+        "tor1",
+        "tor2",
+        "communities: 64512:100 65535:65281 large:64512:1:2",
+    ] {
+        assert!(
+            summary.contains(expected),
+            "{expected:?} missing in:\n{summary}"
         );
     }
 }

@@ -55,7 +55,7 @@ pub async fn report_config(
         log_verdict(&label, &verdict, true);
         match verdict {
             ConfigVerdict::Missing => current = Some(Config::default()),
-            ConfigVerdict::Load { config, .. } => current = Some(config),
+            ConfigVerdict::Load { config, .. } => current = Some(*config),
             ConfigVerdict::Unchanged | ConfigVerdict::Reject { .. } => {}
         }
     }

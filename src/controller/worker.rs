@@ -298,7 +298,7 @@ impl Worker {
                         self.writer.event(&notice(e), &reference).await;
                     }
                 }
-                self.core.apply_config(config);
+                self.core.apply_config(*config);
             }
             ConfigVerdict::Reject { event, .. } => {
                 if let Some(cm) = cm {

@@ -8,6 +8,9 @@
 //! CAP_NET_ADMIN are not involved). Kernels built without `CONFIG_TCP_MD5SIG` answer
 //! `ENOPROTOOPT`, reported as such.
 
+// setsockopt(TCP_MD5SIG) and the kernel's sockaddr layout are FFI; each unsafe block says why it is sound.
+#![allow(unsafe_code)]
+
 use std::io;
 use std::mem;
 use std::net::IpAddr;

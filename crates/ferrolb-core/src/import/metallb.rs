@@ -11,6 +11,7 @@ use super::output::{
 use super::selector::{list_as_match_labels, scalar, Selector};
 use super::Imported;
 use crate::addr::{AddressRange, RangeError};
+use crate::bgp::{Community, LargeCommunity};
 
 const GROUP: &str = "metallb.io/";
 
@@ -591,14 +592,10 @@ fn community_aliases(objs: &[Obj], w: &mut Warnings) -> BTreeMap<String, String>
     out
 }
 
-/// Well-known community names FerroLB's native format accepts as they are.
-const WELL_KNOWN: &[&str] = &[
-    "no-export",
-    "no-advertise",
-    "no-export-subconfed",
-    "no-peer",
-];
-
+/// Resolves one community of a BGPAdvertisement (an alias from the input's Community objects,
+/// `AA:NN`, `large:A:B:C` or a well-known name) to the canonical text the native parser reads,
+/// with the same parser, so whatever is emitted passes `check-config` and two spellings of one
+/// community (`no-export` and `65535:65281`) compare equal.
 fn community(
     obj: &Obj,
     i: usize,
@@ -606,25 +603,49 @@ fn community(
     aliases: &BTreeMap<String, String>,
     w: &mut Warnings,
 ) -> Option<String> {
-    if let Some(v) = aliases.get(c) {
-        return Some(v.clone());
-    }
-    let numeric = |s: &str, n: usize| {
-        let parts: Vec<&str> = s.split(':').collect();
-        parts.len() == n && parts.iter().all(|p| p.parse::<u32>().is_ok())
+    let resolved = aliases.get(c).map(String::as_str).unwrap_or(c);
+    let parsed = if resolved.starts_with("large:") {
+        resolved.parse::<LargeCommunity>().map(|l| l.to_string())
+    } else {
+        resolved.parse::<Community>().map(|s| s.to_string())
     };
-    if numeric(c, 2)
-        || c.strip_prefix("large:").is_some_and(|l| numeric(l, 3))
-        || WELL_KNOWN.contains(&c)
-    {
-        return Some(c.to_string());
+    match parsed {
+        Ok(text) => Some(text),
+        Err(why) => {
+            w.at(
+                obj,
+                &format!("spec.communities[{i}]"),
+                format!("{c:?} is neither a community nor a Community alias in the input ({why}); left out"),
+            );
+            None
+        }
     }
-    w.at(
-        obj,
-        &format!("spec.communities[{i}]"),
-        format!("{c:?} is neither AA:NN, large:A:B:C nor a Community alias in the input; left out"),
-    );
-    None
+}
+
+/// The communities of a BGPAdvertisement, canonical and each once: the native format rejects a
+/// community listed twice, so a repeat (often one written both by name and by number) is left
+/// out with a warning.
+fn advertisement_communities(
+    obj: &Obj,
+    aliases: &BTreeMap<String, String>,
+    w: &mut Warnings,
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, c) in strings(obj, "communities", w).iter().enumerate() {
+        let Some(text) = community(obj, i, c, aliases, w) else {
+            continue;
+        };
+        if out.contains(&text) {
+            w.at(
+                obj,
+                &format!("spec.communities[{i}]"),
+                format!("{c:?} is {text}, which an earlier entry already lists; listed once"),
+            );
+        } else {
+            out.push(text);
+        }
+    }
+    out
 }
 
 fn bgp_section(
@@ -754,11 +775,7 @@ fn bgp_section(
         ad.local_pref = number(obj, "localPref", w)
             .and_then(|n| u32::try_from(n).ok())
             .filter(|n| *n != 0);
-        ad.communities = strings(obj, "communities", w)
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| community(obj, i, c, aliases, w))
-            .collect();
+        ad.communities = advertisement_communities(obj, aliases, w);
         match list_as_match_labels(&selectors(obj, "nodeSelectors", w)) {
             Some(l) => ad.node_selector = l,
             None => w.at(obj, "spec.nodeSelectors", "not carried over: FerroLB's nodeSelector is one matchLabels (or In with one value); every eligible node is a next hop"),

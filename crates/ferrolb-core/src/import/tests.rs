@@ -101,7 +101,7 @@ fn bgp_sample_maps_peers_advertisements_and_communities() {
                     {"pools": ["bgp-pool"], "peers": ["tor1"],
                      "nodeSelector": {"kubernetes.io/hostname": "node-1"},
                      "aggregationLength": 28, "aggregationLengthV6": 124, "localPref": 200,
-                     "communities": ["64512:100", "large:64512:1:2", "65535:65281", "no-export"]},
+                     "communities": ["64512:100", "large:64512:1:2", "65535:65281"]},
                     {"pools": ["both"]},
                 ],
             },
@@ -121,6 +121,7 @@ fn bgp_sample_maps_peers_advertisements_and_communities() {
         "BGPPeer/unnumbered: spec.dynamicASN: not carried over",
         "BGPPeer/unnumbered: spec.interface: not carried over",
         "BGPPeer/unnumbered: spec: needs myASN, peerASN and peerAddress; peer left out",
+        "BGPAdvertisement/aggregated: spec.communities[3]: \"no-export\" is 65535:65281, which an earlier entry already lists",
         "BGPAdvertisement/aggregated: spec.communities[4]: \"not-an-alias\" is neither",
         "BGPAdvertisement/aggregated: spec.serviceSelectors: not carried over",
     ];

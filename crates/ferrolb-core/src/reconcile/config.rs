@@ -16,8 +16,8 @@ pub enum ConfigVerdict {
     Unchanged,
     /// Valid and new: put `config` in force and publish `events` on the ConfigMap.
     Load {
-        /// The config to apply.
-        config: Config,
+        /// The config to apply (boxed: a config is large beside the other verdicts).
+        config: Box<Config>,
         /// `ConfigLoaded`, then `ConfigWarning` if there are warnings.
         events: Vec<Event>,
         /// The warnings, joined, for the log.
@@ -66,7 +66,7 @@ pub fn judge_config(
                 ));
             }
             ConfigVerdict::Load {
-                config: parsed.config,
+                config: Box::new(parsed.config),
                 events,
                 warnings,
             }
