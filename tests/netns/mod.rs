@@ -109,8 +109,7 @@ pub fn node_mac(i: usize) -> MacAddr {
 }
 
 /// Why the end-to-end prerequisites are not met (the test should return early).
-#[derive(Debug, Clone)]
-pub struct Skipped(pub String);
+pub use ferrolb_testkit::Skipped;
 
 /// Checks that this machine can run netns tests: root, `ip`, `nft`, Thomas Habets' `arping`,
 /// `curl`, `tcpdump`, and that a network namespace can really be created.
@@ -122,25 +121,8 @@ pub fn require() -> Result<(), Skipped> {
     let verdict = CHECK.get_or_init(check_prerequisites);
     match verdict {
         Ok(()) => Ok(()),
-        Err(why) => {
-            let strict = std::env::var("CI").is_ok_and(|v| v == "true")
-                || std::env::var("FERROLB_E2E").is_ok_and(|v| v == "1");
-            if strict {
-                panic!("netns end-to-end prerequisites missing (CI=true or FERROLB_E2E=1): {why}");
-            }
-            eprintln!("\n*** SKIPPED: netns end-to-end test: {why} (set FERROLB_E2E=1 to make this a failure) ***\n");
-            Err(Skipped(why.clone()))
-        }
+        Err(why) => Err(ferrolb_testkit::skip_or_fail("netns end-to-end test", why)),
     }
-}
-
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|p| {
-        std::env::split_paths(&p).any(|d| {
-            let f = d.join(tool);
-            f.is_file()
-        })
-    })
 }
 
 fn check_prerequisites() -> Result<(), String> {
@@ -156,11 +138,11 @@ fn check_prerequisites() -> Result<(), String> {
         ("curl", "curl"),
         ("tcpdump", "tcpdump"),
     ] {
-        if !on_path(tool) {
+        if !ferrolb_testkit::on_path(tool) {
             missing.push(format!("`{tool}` on PATH (apt-get install {pkg})"));
         }
     }
-    if on_path("arping") {
+    if ferrolb_testkit::on_path("arping") {
         // iputils' arping has other flags (-C and fractional -w do not exist there).
         let help = cmd::output_within(Command::new("arping").arg("--help"), Duration::from_secs(5))
             .map(|o| o.stdout + &o.stderr)
