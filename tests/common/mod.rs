@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use ferrolb_testkit::TestApi;
 // Each test binary uses a different subset of these.
 #[allow(unused_imports)]
-pub use ferrolb_testkit::{eventually, for_each_backend, ApiBackend};
+pub use ferrolb_testkit::{eventually, for_each_backend, for_each_backend_except, ApiBackend};
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Service};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube_sim::{KubeSim, RequestRecord};

@@ -15,7 +15,9 @@ pub mod poll;
 pub mod prereq;
 pub mod real_api;
 
-pub use backend::{for_each_backend, selected_backends, ApiBackend, TestApi};
+pub use backend::{
+    for_each_backend, for_each_backend_except, selected_backends, ApiBackend, TestApi,
+};
 pub use poll::eventually;
 pub use prereq::{on_path, require, skip_or_fail, strict, Skipped};
 pub use real_api::{RealApi, RealApiError, RealApiOptions};
