@@ -57,7 +57,7 @@ impl Run {
     async fn converge(&mut self, phase: &str) -> Duration {
         let start = Instant::now();
         loop {
-            let problems = churn::unsettled(&self.model, &churn::stored_services(&self.c.sim()));
+            let problems = churn::unsettled(&self.model, &churn::stored_services(self.c.sim()));
             if problems.is_empty() {
                 break;
             }
@@ -198,7 +198,7 @@ async fn the_controller_converges_after_every_api_fault_without_double_allocatin
     let mut pending = 0;
     for _ in 0..50 {
         run.churn(1, |_, _| {}).await;
-        pending = churn::unsettled(&run.model, &churn::stored_services(&run.c.sim())).len();
+        pending = churn::unsettled(&run.model, &churn::stored_services(run.c.sim())).len();
         if pending > 0 {
             break;
         }

@@ -160,7 +160,7 @@ async fn sigkill_of_the_leader_during_churn_never_double_allocates_and_converges
     let mut last = Vec::new();
     let mut settled = false;
     while settle_start.elapsed() < SETTLE_DEADLINE {
-        last = churn::unsettled(&model, &churn::stored_services(&c.sim()));
+        last = churn::unsettled(&model, &churn::stored_services(c.sim()));
         if last.is_empty() {
             settled = true;
             break;

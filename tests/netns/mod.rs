@@ -366,7 +366,7 @@ impl Host {
 pub struct ApiEndpoint {
     /// The relay's address on the LAN (198.51.100.1:<port>).
     pub addr: SocketAddr,
-    /// `http://198.51.100.1:<port>`.
+    /// `http://198.51.100.1:<port>` (`https` for a real API server).
     pub url: String,
     /// A kubeconfig pointing at `url`, for `ferrolb speaker --kubeconfig`.
     pub kubeconfig: PathBuf,
@@ -654,20 +654,34 @@ impl Lan {
     /// Makes kube-sim listening at `target` (root namespace, usually `127.0.0.1:<port>`)
     /// reachable from every node at `198.51.100.1:<port>`, and writes a kubeconfig for it.
     pub fn expose_api(&self, target: SocketAddr) -> ApiEndpoint {
+        self.expose_api_with(target, "http", |relay| {
+            kube_sim::kubeconfig_yaml(&format!("http://{relay}"))
+        })
+    }
+
+    /// Like [`Lan::expose_api`] for any API server: `scheme` is the server's (`https` for a
+    /// real kube-apiserver, whose certificate covers [`GATEWAY_IP`]), and `kubeconfig` writes
+    /// the kubeconfig text for the relay's address.
+    pub fn expose_api_with(
+        &self,
+        target: SocketAddr,
+        scheme: &str,
+        kubeconfig: impl FnOnce(SocketAddr) -> String,
+    ) -> ApiEndpoint {
         let relay = serve::tcp_relay(&self.lan_ns, SocketAddr::from((GATEWAY_IP, 0)), target)
             .unwrap_or_else(|e| panic!("netns harness: API relay in {}: {e}", self.lan_ns));
         let addr = relay.addr();
         if let Ok(mut s) = self.servers.lock() {
             s.push(relay);
         }
-        let url = format!("http://{addr}");
-        let kubeconfig = self.log_dir.join(format!("kubeconfig-{}", addr.port()));
-        std::fs::write(&kubeconfig, kube_sim::kubeconfig_yaml(&url))
-            .unwrap_or_else(|e| panic!("netns harness: write {}: {e}", kubeconfig.display()));
+        let url = format!("{scheme}://{addr}");
+        let path = self.log_dir.join(format!("kubeconfig-{}", addr.port()));
+        std::fs::write(&path, kubeconfig(addr))
+            .unwrap_or_else(|e| panic!("netns harness: write {}: {e}", path.display()));
         ApiEndpoint {
             addr,
             url,
-            kubeconfig,
+            kubeconfig: path,
         }
     }
 

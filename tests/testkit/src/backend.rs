@@ -62,15 +62,37 @@ where
     for backend in selected_backends() {
         eprintln!("=== FERROLB_API backend: {backend} ===");
         if let Err(panic) = AssertUnwindSafe(body(backend)).catch_unwind().await {
-            let msg = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "(non-text panic)".into());
-            failures.push(format!("[FERROLB_API backend {backend}] {msg}"));
+            failures.push(format!(
+                "[FERROLB_API backend {backend}] {}",
+                panic_text(&*panic)
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// [`for_each_backend`] for synchronous tests (the netns end-to-end tests block in their
+/// helpers and run their own runtime).
+pub fn for_each_backend_blocking(body: impl Fn(ApiBackend)) {
+    let mut failures = Vec::new();
+    for backend in selected_backends() {
+        eprintln!("=== FERROLB_API backend: {backend} ===");
+        if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(|| body(backend))) {
+            failures.push(format!(
+                "[FERROLB_API backend {backend}] {}",
+                panic_text(&*panic)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "(non-text panic)".into())
 }
 
 /// Like [`for_each_backend`], but never runs `body` against `excluded`: for a test that is

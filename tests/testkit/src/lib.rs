@@ -16,7 +16,8 @@ pub mod prereq;
 pub mod real_api;
 
 pub use backend::{
-    for_each_backend, for_each_backend_except, selected_backends, ApiBackend, TestApi,
+    for_each_backend, for_each_backend_blocking, for_each_backend_except, selected_backends,
+    ApiBackend, TestApi,
 };
 pub use poll::eventually;
 pub use prereq::{on_path, require, skip_or_fail, strict, Skipped};
