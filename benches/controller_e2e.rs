@@ -160,7 +160,7 @@ async fn cold_start(existing: usize, new: usize) -> Duration {
                      "sessionAffinity": "None", "internalTrafficPolicy": "Cluster"},
             "status": {"loadBalancer": {"ingress": [{"ip": format!("2001:db8::{:x}", i + 1), "ipMode": "VIP"}]}}
         });
-        c.sim
+        c.sim()
             .store()
             .mutate(services, "default", &name, |_, _| {
                 Ok(kube_sim::store::Outcome::Put(obj))

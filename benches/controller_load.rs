@@ -120,7 +120,7 @@ fn seed_services(c: &Cluster) {
                      "sessionAffinity": "None", "internalTrafficPolicy": "Cluster"},
             "status": {"loadBalancer": {}}
         });
-        c.sim
+        c.sim()
             .store()
             .mutate(services, &ns, &name, |_, _| {
                 Ok(kube_sim::store::Outcome::Put(obj))
@@ -134,7 +134,7 @@ fn seed_services(c: &Cluster) {
 /// controller no CPU on the shared cores).
 fn ingress_snapshot(c: &Cluster) -> HashMap<String, Vec<String>> {
     let services = kube_sim::resources::find("", "v1", "services").expect("services resource");
-    let (objs, _) = c.sim.store().list(services, None);
+    let (objs, _) = c.sim().store().list(services, None);
     objs.iter()
         .map(|o| {
             let key = format!(
@@ -161,7 +161,7 @@ fn with_ip(snap: &HashMap<String, Vec<String>>) -> usize {
 
 /// A client whose requests the request log attributes to the simulated speakers.
 fn speaker_client(c: &Cluster) -> kube::Client {
-    let mut config = kube::Config::new(c.sim.url().parse().expect("kube-sim URL"));
+    let mut config = kube::Config::new(c.sim().url().parse().expect("kube-sim URL"));
     config.headers.push((
         http::header::USER_AGENT,
         http::HeaderValue::from_static(SPEAKER_UA),
@@ -253,7 +253,7 @@ fn rss_mib(pid: u32) -> f64 {
 async fn wait_quiet(c: &Cluster, since_ms: u64, limit: Duration) -> u64 {
     let start = Instant::now();
     loop {
-        let log = c.sim.faults().request_log();
+        let log = c.sim().faults().request_log();
         let last = controller_writes(&log, since_ms, u64::MAX)
             .iter()
             .map(|r| r.at_ms)
@@ -315,7 +315,7 @@ async fn scenario() -> Report {
     // Let the tail of the writes (e.g. the pool annotation after the status) finish before
     // the steady window starts, so the window sees steady state only.
     wait_quiet(&c, start_ms, Duration::from_secs(60)).await;
-    let log = c.sim.faults().request_log();
+    let log = c.sim().faults().request_log();
     let writes = controller_writes(&log, start_ms, u64::MAX);
     report.allocate_writes = writes.len();
     report.allocate_kinds = breakdown(&writes);
@@ -336,7 +336,7 @@ async fn scenario() -> Report {
     report.cpu_pct = (cpu1 - cpu0) / secs * 100.0;
     report.rss_mean = rss.iter().sum::<f64>() / rss.len() as f64;
     report.rss_max = rss.iter().copied().fold(0.0, f64::max);
-    let log = c.sim.faults().request_log();
+    let log = c.sim().faults().request_log();
     let in_window: Vec<&RequestRecord> = log
         .iter()
         .filter(|r| r.at_ms >= w0 && r.at_ms < w1)
@@ -374,7 +374,7 @@ async fn scenario() -> Report {
             ready_at = Some(r0.elapsed());
         }
         if let Some(ready) = ready_at {
-            let log = c.sim.faults().request_log();
+            let log = c.sim().faults().request_log();
             let last = controller_writes(&log, r0_ms, u64::MAX)
                 .iter()
                 .map(|r| r.at_ms)

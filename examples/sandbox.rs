@@ -299,7 +299,7 @@ fn data_plane(ferrolb: PathBuf, once: bool) -> Result<()> {
     ));
     detail(&format!(
         "kube-sim        {} (root namespace; nodes reach it at {})",
-        c.sim.url(),
+        c.sim().url(),
         c.api.url
     ));
     detail(&format!(
@@ -342,7 +342,7 @@ fn data_plane(ferrolb: PathBuf, once: bool) -> Result<()> {
     // What kube-proxy would do on a real node: send VIP:80 to the Service's pods; here each
     // node's own HTTP server, which answers with the node's name.
     c.lan.add_vip_dnat(vip, 80);
-    show_services(&c.rt, &c.client, c.sim.kubeconfig_path());
+    show_services(&c.rt, &c.client, c.sim().kubeconfig_path());
     signals::check()?;
 
     step(3, &format!("Who announces {vip}? (arping from the client)"));
@@ -409,12 +409,12 @@ fn data_plane(ferrolb: PathBuf, once: bool) -> Result<()> {
     signals::check()?;
 
     step(7, "What the cluster shows now");
-    show_services(&c.rt, &c.client, c.sim.kubeconfig_path());
+    show_services(&c.rt, &c.client, c.sim().kubeconfig_path());
     show_announcers(&c);
     show_events(&c.rt, &c.client);
-    show_leases(c.sim.kubeconfig_path());
-    show_status(&ferrolb, c.sim.kubeconfig_path());
-    show_how_to_poke(c.sim.kubeconfig_path(), Some((&c, vip)));
+    show_leases(c.sim().kubeconfig_path());
+    show_status(&ferrolb, c.sim().kubeconfig_path());
+    show_how_to_poke(c.sim().kubeconfig_path(), Some((&c, vip)));
 
     if once {
         println!("\nDone (--once): cleaning up.");

@@ -73,7 +73,7 @@ async fn a_leader_that_cannot_renew_stops_before_the_standby_takes_over() {
     c.wait_ingress("default", "before").await;
 
     // Every lease write fails: the leader can no longer renew and must step down.
-    c.sim
+    c.sim()
         .faults()
         .fail_next(1_000_000, 500, Some("update"), Some("leases"));
     assert!(
@@ -81,7 +81,7 @@ async fn a_leader_that_cannot_renew_stops_before_the_standby_takes_over() {
         "a leader that lost its lease exits with an error"
     );
     assert!(a.log().contains("lost leadership"), "{}", a.log());
-    c.sim.faults().clear();
+    c.sim().faults().clear();
 
     b.wait_metric("ferrolb_leader", 1.0).await;
     c.create_lb("default", "after", json!({})).await;
@@ -90,7 +90,7 @@ async fn a_leader_that_cannot_renew_stops_before_the_standby_takes_over() {
 
     // In the API server's own log: the old leader's last write came before the standby
     // first held the lease.
-    let log = c.sim.faults().request_log();
+    let log = c.sim().faults().request_log();
     let is_write = |r: &&kube_sim::RequestRecord| {
         matches!(r.verb.as_str(), "create" | "update" | "patch" | "delete") && r.status < 300
     };

@@ -26,7 +26,7 @@ async fn lease_holder(c: &Cluster) -> Option<String> {
 /// Mutating requests from replicas whose User-Agent names `pod`, in log order.
 fn writes_by(c: &Cluster, pod: &str) -> Vec<kube_sim::RequestRecord> {
     let marker = format!("({pod}_");
-    c.sim
+    c.sim()
         .faults()
         .request_log()
         .into_iter()
@@ -95,7 +95,12 @@ async fn sigkill_restart_changes_no_ip_and_the_standby_never_writes_before_leadi
     }
     // Not even transiently: every status ever stored for these Services shows the one IP.
     let services = kube_sim::resources::find("", "v1", "services").expect("services resource");
-    for change in c.sim.store().full_history().expect("full history enabled") {
+    for change in c
+        .sim()
+        .store()
+        .full_history()
+        .expect("full history enabled")
+    {
         if change.resource != services {
             continue;
         }
@@ -230,7 +235,7 @@ async fn sigterm_releases_the_lease_so_the_standby_takes_over() {
     let leases =
         kube_sim::resources::find("coordination.k8s.io", "v1", "leases").expect("leases resource");
     let released = c
-        .sim
+        .sim()
         .store()
         .full_history()
         .expect("full history enabled")

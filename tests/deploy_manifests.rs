@@ -41,10 +41,8 @@ fn kubectl_available() -> bool {
     if ok {
         return true;
     }
-    let required = std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var("FERROLB_E2E").is_ok_and(|v| v == "1");
     assert!(
-        !required,
+        !ferrolb_testkit::strict(),
         "kubectl not found, and CI=true or FERROLB_E2E=1 makes it required"
     );
     eprintln!(

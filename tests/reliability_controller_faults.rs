@@ -46,7 +46,7 @@ impl Run {
                     }
                 };
                 let i: usize = name["slot-".len()..].parse().expect("slot name");
-                let now = self.c.sim.store().get(self.services, CHURN_NS, &name);
+                let now = self.c.sim().store().get(self.services, CHURN_NS, &name);
                 self.model.resync(i, now.as_deref());
             }
             self.ops += 1;
@@ -57,7 +57,7 @@ impl Run {
     async fn converge(&mut self, phase: &str) -> Duration {
         let start = Instant::now();
         loop {
-            let problems = churn::unsettled(&self.model, &churn::stored_services(&self.c.sim));
+            let problems = churn::unsettled(&self.model, &churn::stored_services(self.c.sim()));
             if problems.is_empty() {
                 break;
             }
@@ -81,7 +81,7 @@ impl Run {
 
     fn failures_served(&self, status: u16) -> usize {
         self.c
-            .sim
+            .sim()
             .faults()
             .request_log()
             .iter()
@@ -119,7 +119,7 @@ async fn the_controller_converges_after_every_api_fault_without_double_allocatin
     let ctl = c.controller(&["--leader-elect", "false"]);
     let services = kube_sim::resources::find("", "v1", "services").expect("services");
 
-    let sampler = RvSampler::start(c.sim.store().clone());
+    let sampler = RvSampler::start(c.sim().store().clone());
 
     let mut run = Run {
         c,
@@ -140,7 +140,7 @@ async fn the_controller_converges_after_every_api_fault_without_double_allocatin
     let mut closed = 0;
     run.churn(200, |k, c| {
         if k % 10 == 0 {
-            c.sim.faults().close_watches();
+            c.sim().faults().close_watches();
             closed += 1;
         }
     })
@@ -152,8 +152,8 @@ async fn the_controller_converges_after_every_api_fault_without_double_allocatin
     let mut gone = 0;
     run.churn(150, |k, c| {
         if k % 50 == 25 {
-            c.sim.store().drop_history();
-            c.sim.faults().close_watches();
+            c.sim().store().drop_history();
+            c.sim().faults().close_watches();
             gone += 1;
         }
     })
@@ -171,7 +171,7 @@ async fn the_controller_converges_after_every_api_fault_without_double_allocatin
         let before = run.failures_served(status);
         run.model.allow_edits(false);
         run.c
-            .sim
+            .sim()
             .faults()
             .fail_next(count, status, Some("patch"), Some("services"));
         run.churn(120, |_, _| {}).await;
@@ -179,14 +179,14 @@ async fn the_controller_converges_after_every_api_fault_without_double_allocatin
         let t = run.converge(what).await;
         let served = run.failures_served(status) - before;
         assert!(served > 0, "{what}: no injected failure was ever served");
-        run.c.sim.faults().clear();
+        run.c.sim().faults().clear();
         report.push((what.into(), served, t));
     }
 
     // 2 s latency on every request, while the churn goes on.
-    run.c.sim.faults().set_latency(Duration::from_secs(2));
+    run.c.sim().faults().set_latency(Duration::from_secs(2));
     let slow = timed(run.churn(8, |_, _| {})).await;
-    run.c.sim.faults().set_latency(Duration::ZERO);
+    run.c.sim().faults().set_latency(Duration::ZERO);
     let t = run.converge("2 s latency").await;
     report.push((format!("2 s latency for {slow:.0?}"), 8, t));
 
@@ -194,18 +194,18 @@ async fn the_controller_converges_after_every_api_fault_without_double_allocatin
     // still writing the last change when the listener closes, so its pending writes fail and
     // must be retried once the API is back.
     run.churn(60, |_, _| {}).await;
-    run.c.sim.faults().set_latency(Duration::from_millis(300));
+    run.c.sim().faults().set_latency(Duration::from_millis(300));
     let mut pending = 0;
     for _ in 0..50 {
         run.churn(1, |_, _| {}).await;
-        pending = churn::unsettled(&run.model, &churn::stored_services(&run.c.sim)).len();
+        pending = churn::unsettled(&run.model, &churn::stored_services(run.c.sim())).len();
         if pending > 0 {
             break;
         }
     }
-    run.c.sim.faults().pause(outage);
+    run.c.sim().faults().pause(outage);
     let down = Instant::now();
-    run.c.sim.faults().set_latency(Duration::ZERO);
+    run.c.sim().faults().set_latency(Duration::ZERO);
     assert!(
         pending > 0,
         "no controller write was pending when the API went away"
@@ -224,7 +224,7 @@ async fn the_controller_converges_after_every_api_fault_without_double_allocatin
     ));
 
     let clock = sampler.finish().await;
-    let history = run.c.sim.store().full_history().expect("full history");
+    let history = run.c.sim().store().full_history().expect("full history");
     let rep = check_history(&history, run.services, &clock, Duration::from_secs(5));
     println!(
         "scenario 2 report: {} churn ops ({} failed under faults) {:?}",

@@ -72,7 +72,7 @@ async fn sigkill_of_the_leader_during_churn_never_double_allocates_and_converges
     c.put_config(POOLS).await;
 
     let stop = Arc::new(AtomicBool::new(false));
-    let sampler = RvSampler::start(c.sim.store().clone());
+    let sampler = RvSampler::start(c.sim().store().clone());
 
     let mut generation = 0;
     let mut replicas: Vec<(String, Controller)> = Vec::new();
@@ -154,7 +154,7 @@ async fn sigkill_of_the_leader_during_churn_never_double_allocates_and_converges
     let mut last = Vec::new();
     let mut settled = false;
     while settle_start.elapsed() < SETTLE_DEADLINE {
-        last = churn::unsettled(&model, &churn::stored_services(&c.sim));
+        last = churn::unsettled(&model, &churn::stored_services(c.sim()));
         if last.is_empty() {
             settled = true;
             break;
@@ -177,7 +177,7 @@ async fn sigkill_of_the_leader_during_churn_never_double_allocates_and_converges
     let clock = sampler.finish().await;
 
     let services = kube_sim::resources::find("", "v1", "services").expect("services");
-    let history = c.sim.store().full_history().expect("full history");
+    let history = c.sim().store().full_history().expect("full history");
     let rep = check_history(&history, services, &clock, STALE_WINDOW);
     let lbs = (0..SLOTS).filter(|&i| model.is_lb(i)).count();
     let pinned = (0..SLOTS).filter(|&i| model.pinned_ip(i).is_some()).count();

@@ -800,7 +800,7 @@ fn a_sixty_second_api_outage_fails_no_request() {
         Duration::from_millis(100),
     );
     let t = Instant::now();
-    c.sim.faults().pause(Duration::from_secs(60));
+    c.sim().faults().pause(Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(8));
     let degraded: Vec<Option<f64>> = (1..=3)
         .map(|i| metric(&c.speaker_metrics(i), "ferrolb_speaker_degraded"))
@@ -892,17 +892,17 @@ fn watch_closes_and_failed_lease_updates_move_nothing() {
     let mut next_close = Instant::now();
     while t.elapsed() < Duration::from_secs(30) {
         if Instant::now() >= next_close {
-            c.sim.faults().close_watches();
+            c.sim().faults().close_watches();
             closes += 1;
             next_close += Duration::from_secs(2);
         }
-        c.sim
+        c.sim()
             .faults()
             .fail_next(1, 500, Some("update"), Some("leases"));
         armed += 1;
         std::thread::sleep(Duration::from_millis(2500));
     }
-    c.sim.faults().clear();
+    c.sim().faults().clear();
     let phase1 = owners_now(&c, &vips);
     let fails1: f64 = (1..=3)
         .map(|i| c.speaker_metric_sum(i, "ferrolb_speaker_lease_renew_failures_total"))
@@ -910,7 +910,7 @@ fn watch_closes_and_failed_lease_updates_move_nothing() {
 
     // Phase 2, 10 s: every lease update fails. Every speaker becomes degraded (its own
     // renewals fail for longer than the lease) and must hold what it has.
-    c.sim
+    c.sim()
         .faults()
         .fail_next(100_000, 500, Some("update"), Some("leases"));
     std::thread::sleep(Duration::from_secs(7));
@@ -919,7 +919,7 @@ fn watch_closes_and_failed_lease_updates_move_nothing() {
         .collect();
     let phase2 = owners_now(&c, &vips);
     std::thread::sleep(Duration::from_secs(3));
-    c.sim.faults().clear();
+    c.sim().faults().clear();
     let recovered = poll(Duration::from_secs(20), || {
         (1..=3).all(|i| metric(&c.speaker_metrics(i), "ferrolb_speaker_degraded") == Some(0.0))
     });

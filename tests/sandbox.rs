@@ -17,18 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
+use ferrolb_testkit::{on_path, strict};
+
 /// Generous: the run itself takes a few seconds, but kubectl's first start can be slow.
 const TIMEOUT: Duration = Duration::from_secs(300);
-
-fn strict() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var("FERROLB_E2E").is_ok_and(|v| v == "1")
-}
-
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-}
 
 fn mtime(p: &Path) -> Option<SystemTime> {
     std::fs::metadata(p).and_then(|m| m.modified()).ok()

@@ -31,72 +31,77 @@ fn expected_winner(vip: Ipv4Addr, nodes: &[usize]) -> usize {
 
 #[test]
 fn service_is_reachable_through_the_elected_node_with_a_gratuitous_burst() {
-    let Some(c) = cluster(ClusterSpec::default()) else {
-        return;
-    };
-    let capture = c.lan.client().capture_arp();
-    let vip = c.create_service("web", json!({}));
-    c.lan.add_vip_dnat(vip, 80);
-    let owner = c
-        .wait_announcer(vip, Duration::from_secs(10), |_| true)
-        .unwrap_or_else(|| panic!("nobody answers ARP for {vip}\n{}", c.speaker_logs()));
-    assert_eq!(
-        owner,
-        expected_winner(vip, &[1, 2, 3]),
-        "the rendezvous winner announces"
-    );
-    assert_eq!(
-        c.curl(vip, 80).as_deref(),
-        Ok(format!("node-{owner}").as_str()),
-        "curl reaches the elected node"
-    );
+    ferrolb_testkit::for_each_backend_blocking(|backend| {
+        let Some(c) = cluster(ClusterSpec {
+            backend,
+            ..ClusterSpec::default()
+        }) else {
+            return;
+        };
+        let capture = c.lan.client().capture_arp();
+        let vip = c.create_service("web", json!({}));
+        c.lan.add_vip_dnat(vip, 80);
+        let owner = c
+            .wait_announcer(vip, Duration::from_secs(10), |_| true)
+            .unwrap_or_else(|| panic!("nobody answers ARP for {vip}\n{}", c.speaker_logs()));
+        assert_eq!(
+            owner,
+            expected_winner(vip, &[1, 2, 3]),
+            "the rendezvous winner announces"
+        );
+        assert_eq!(
+            c.curl(vip, 80).as_deref(),
+            Ok(format!("node-{owner}").as_str()),
+            "curl reaches the elected node"
+        );
 
-    // The burst configured in l2.garp (3 sends, 300 ms apart), each a request and a reply.
-    let mac = c.lan.node(owner).mac();
-    let garps = |pkts: &[netns::ArpPacket]| {
-        pkts.iter()
-            .filter(|p| p.is_gratuitous() && p.sender_ip == vip)
-            .count()
-    };
-    assert!(
-        poll(Duration::from_secs(5), || garps(&capture.packets()) >= 6),
-        "expected 6 gratuitous frames"
-    );
-    std::thread::sleep(Duration::from_millis(700)); // nothing more may follow the burst
-    let packets = capture.stop();
-    let burst: Vec<_> = packets
-        .iter()
-        .filter(|p| p.is_gratuitous() && p.sender_ip == vip)
-        .collect();
-    assert_eq!(burst.len(), 6, "burst of 3 x (request + reply): {burst:#?}");
-    assert_eq!(
-        burst
+        // The burst configured in l2.garp (3 sends, 300 ms apart), each a request and a reply.
+        let mac = c.lan.node(owner).mac();
+        let garps = |pkts: &[netns::ArpPacket]| {
+            pkts.iter()
+                .filter(|p| p.is_gratuitous() && p.sender_ip == vip)
+                .count()
+        };
+        assert!(
+            poll(Duration::from_secs(5), || garps(&capture.packets()) >= 6),
+            "expected 6 gratuitous frames"
+        );
+        std::thread::sleep(Duration::from_millis(700)); // nothing more may follow the burst
+        let packets = capture.stop();
+        let burst: Vec<_> = packets
             .iter()
-            .filter(|p| p.op == netns::ArpOp::Request)
-            .count(),
-        3
-    );
-    assert_eq!(
-        burst.iter().filter(|p| p.op == netns::ArpOp::Reply).count(),
-        3
-    );
-    for p in &burst {
-        assert_eq!(p.sender_mac, mac, "announced with the owner's MAC");
-        assert_eq!(p.target_ip, vip, "sender IP = target IP = VIP");
-        assert!(p.eth_dst.0 == [0xff; 6], "to broadcast");
-    }
-    let events = c.service_events("web");
-    assert!(
-        events.iter().any(|(r, m)| r == "Announcing"
-            && m == &format!("announcing {vip} from node node-{owner} on eth0")),
-        "Announcing Event: {events:?}"
-    );
-    let m = c.speaker_metrics(owner);
-    assert_eq!(
-        cluster::metric(&m, "ferrolb_speaker_gratuitous_arp_total"),
-        Some(3.0),
-        "{m}"
-    );
+            .filter(|p| p.is_gratuitous() && p.sender_ip == vip)
+            .collect();
+        assert_eq!(burst.len(), 6, "burst of 3 x (request + reply): {burst:#?}");
+        assert_eq!(
+            burst
+                .iter()
+                .filter(|p| p.op == netns::ArpOp::Request)
+                .count(),
+            3
+        );
+        assert_eq!(
+            burst.iter().filter(|p| p.op == netns::ArpOp::Reply).count(),
+            3
+        );
+        for p in &burst {
+            assert_eq!(p.sender_mac, mac, "announced with the owner's MAC");
+            assert_eq!(p.target_ip, vip, "sender IP = target IP = VIP");
+            assert!(p.eth_dst.0 == [0xff; 6], "to broadcast");
+        }
+        let events = c.service_events("web");
+        assert!(
+            events.iter().any(|(r, m)| r == "Announcing"
+                && m == &format!("announcing {vip} from node node-{owner} on eth0")),
+            "Announcing Event: {events:?}"
+        );
+        let m = c.speaker_metrics(owner);
+        assert_eq!(
+            cluster::metric(&m, "ferrolb_speaker_gratuitous_arp_total"),
+            Some(3.0),
+            "{m}"
+        );
+    });
 }
 
 #[test]
@@ -301,7 +306,7 @@ fn api_outage_moves_nothing_and_traffic_keeps_flowing() {
         Duration::from_millis(100),
         Duration::from_millis(500),
     );
-    c.sim.faults().pause(Duration::from_secs(30));
+    c.sim().faults().pause(Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(8)); // well past the 3 s lease: everyone is degraded
     let during: Vec<Option<usize>> = vips.iter().map(|v| c.announcer(*v)).collect();
     assert_eq!(

@@ -1,4 +1,5 @@
-//! A whole FerroLB cluster on one machine, for end-to-end tests and timed scenarios: kube-sim,
+//! A whole FerroLB cluster on one machine, for end-to-end tests and timed scenarios: kube-sim
+//! or a real kube-apiserver ([`ClusterSpec::backend`]),
 //! a namespace LAN (tests/netns), the real controller in the root namespace and a real speaker
 //! in every node namespace. Everything is torn down on drop, also on panic.
 //!
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ferrolb_testkit::{ApiBackend, TestApi};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -81,6 +83,8 @@ pub struct ClusterSpec {
     pub speaker_args: Vec<String>,
     /// The `ferrolb` binary to run (default: [`default_ferrolb`]).
     pub ferrolb: PathBuf,
+    /// The API server (default kube-sim).
+    pub backend: ApiBackend,
 }
 
 impl Default for ClusterSpec {
@@ -90,6 +94,7 @@ impl Default for ClusterSpec {
             garp: "{ burst: 3, interval: 300ms, refresh: 0s }".into(),
             speaker_args: Vec::new(),
             ferrolb: default_ferrolb(),
+            backend: ApiBackend::Sim,
         }
     }
 }
@@ -99,11 +104,11 @@ pub struct Cluster {
     /// Runtime kube-sim and the test's kube client run on (multi-threaded, so the test thread
     /// can block in harness helpers while kube-sim keeps serving).
     pub rt: tokio::runtime::Runtime,
-    /// The API emulator.
-    pub sim: KubeSim,
+    /// The API server (kube-sim, or a real kube-apiserver per [`ClusterSpec::backend`]).
+    pub server: TestApi,
     /// The LAN.
     pub lan: Lan,
-    /// kube-sim as the nodes reach it.
+    /// The API server as the nodes reach it.
     pub api: ApiEndpoint,
     /// A client for the test's own API calls.
     pub client: kube::Client,
@@ -128,26 +133,30 @@ impl Cluster {
                 .enable_all()
                 .build(),
         );
-        let sim = ok("kube-sim", rt.block_on(KubeSim::start()));
+        let server = ok("API server", rt.block_on(TestApi::start(spec.backend)));
         // The client spawns its buffer worker on the current runtime.
         let client = {
             let _inside = rt.enter();
-            ok("client", sim.client())
+            ok("client", server.client())
         };
         let lan = Lan::builder().nodes(spec.nodes).build();
-        let api = lan.expose_api(sim.addr());
+        let scheme = match spec.backend {
+            ApiBackend::Sim => "http",
+            ApiBackend::Real => "https",
+        };
+        let api = lan.expose_api_with(server.addr(), scheme, |relay| server.kubeconfig_via(relay));
         ok("seed", rt.block_on(seed(&client, &spec)));
         let controller = ok(
             "spawn controller",
             spawn_controller(
                 &spec.ferrolb,
-                sim.kubeconfig_path(),
+                server.kubeconfig_path(),
                 lan.log_dir().join("controller.log"),
             ),
         );
         let mut cluster = Cluster {
             rt,
-            sim,
+            server,
             lan,
             api,
             client,
@@ -163,6 +172,11 @@ impl Cluster {
             cluster.wait_lease(i, Duration::from_secs(20));
         }
         cluster
+    }
+
+    /// kube-sim, for tests that inject faults; those are sim-only. Panics on the real server.
+    pub fn sim(&self) -> &KubeSim {
+        self.server.sim()
     }
 
     /// Starts the speaker of node `i` (1-based).

@@ -1,6 +1,8 @@
-//! Shared helpers for the controller integration tests: a kube-sim cluster, the real
-//! `ferrolb controller` process (killed on drop, also on panic), polling with deadlines, and
-//! readers for Events and Prometheus metrics.
+//! Shared helpers for the controller integration tests: a cluster API (kube-sim, or the real
+//! kube-apiserver when a test asks for [`Cluster::start_on`]), the real `ferrolb controller`
+//! process (killed on drop, also on panic), and readers for Events and Prometheus metrics.
+//! Polling with deadlines, prerequisite checks and the API backends themselves come from the
+//! `ferrolb-testkit` crate.
 //!
 //! Every wait here polls a condition until a deadline; none sleeps and hopes.
 
@@ -16,9 +18,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use ferrolb_testkit::TestApi;
+// Each test binary uses a different subset of these.
+#[allow(unused_imports)]
+pub use ferrolb_testkit::{eventually, for_each_backend, for_each_backend_except, ApiBackend};
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Service};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube_sim::KubeSim;
+use kube_sim::{KubeSim, RequestRecord};
 use serde_json::{json, Value};
 
 /// How long any expected outcome may take before the test fails. Generous on purpose: the
@@ -30,49 +36,59 @@ pub const NS: &str = "ferrolb-system";
 /// Name of the pool ConfigMap.
 pub const CONFIG_MAP: &str = "ferrolb-config";
 
-/// Polls `f` every 50 ms until it returns `Some`, or panics with `what` after `deadline`.
-pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < deadline,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// A kube-sim with the controller namespace created.
+/// An API server with the controller namespace created.
 pub struct Cluster {
-    /// The emulator.
-    pub sim: KubeSim,
-    /// A client for test-side reads and writes.
+    /// The API server: kube-sim or the real kube-apiserver.
+    pub api: TestApi,
+    /// A client for test-side reads and writes (full rights).
     pub client: kube::Client,
 }
 
 impl Cluster {
     /// Starts kube-sim and creates `ferrolb-system`.
     pub async fn start() -> Self {
-        Self::start_with(kube_sim::SimOptions::default()).await
+        Self::start_on(ApiBackend::Sim).await
     }
 
     /// Starts kube-sim with `opts` and creates `ferrolb-system`.
     pub async fn start_with(opts: kube_sim::SimOptions) -> Self {
         let sim = KubeSim::start_with(opts).await.expect("kube-sim starts");
-        let client = sim.client().expect("kube-sim client");
-        let c = Self { sim, client };
+        Self::around(TestApi::Sim(sim)).await
+    }
+
+    /// Starts an API server of kind `backend` and creates `ferrolb-system`.
+    pub async fn start_on(backend: ApiBackend) -> Self {
+        let api = TestApi::start(backend)
+            .await
+            .unwrap_or_else(|e| panic!("starting the {backend} API server: {e}"));
+        Self::around(api).await
+    }
+
+    async fn around(api: TestApi) -> Self {
+        let client = api.client().expect("API client");
+        let c = Self { api, client };
         c.namespace(NS).await;
         c
     }
 
-    /// Creates namespace `name` (kube-sim enforces that namespaces exist).
+    /// kube-sim, for tests that inject faults or read its store; those are sim-only. Panics
+    /// when this cluster runs on the real API server.
+    pub fn sim(&self) -> &KubeSim {
+        self.api.sim()
+    }
+
+    /// A kubeconfig with full rights, for `kubectl` and the controller.
+    pub fn kubeconfig_path(&self) -> &Path {
+        self.api.kubeconfig_path()
+    }
+
+    /// Every request the server answered so far (kube-sim's request log, or the real server's
+    /// audit log).
+    pub fn request_log(&self) -> Vec<RequestRecord> {
+        self.api.request_log()
+    }
+
+    /// Creates namespace `name` (both servers enforce that namespaces exist).
     pub async fn namespace(&self, name: &str) {
         let api: Api<Namespace> = Api::all(self.client.clone());
         let ns: Namespace =
@@ -250,12 +266,12 @@ impl Cluster {
 
     /// Starts a controller against this cluster with extra `args`.
     pub fn controller(&self, args: &[&str]) -> Controller {
-        Controller::spawn(self.sim.kubeconfig_path(), args, None)
+        Controller::spawn(self.kubeconfig_path(), args, None)
     }
 
     /// Starts a controller whose identity (and so User-Agent) starts with `pod_name`.
     pub fn named_controller(&self, pod_name: &str, args: &[&str]) -> Controller {
-        Controller::spawn(self.sim.kubeconfig_path(), args, Some(pod_name))
+        Controller::spawn(self.kubeconfig_path(), args, Some(pod_name))
     }
 }
 
@@ -512,10 +528,4 @@ pub fn metric_value(text: &str, series: &str) -> Option<f64> {
         let rest = rest.strip_prefix(' ')?;
         rest.split_whitespace().next()?.parse().ok()
     })
-}
-
-/// Whether kubectl tests must run (CI or explicitly requested) rather than skip.
-pub fn e2e_required() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var("FERROLB_E2E").is_ok_and(|v| v == "1")
 }

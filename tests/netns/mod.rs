@@ -145,8 +145,7 @@ pub fn require_ipv6() -> Result<(), Skipped> {
 }
 
 /// Why the end-to-end prerequisites are not met (the test should return early).
-#[derive(Debug, Clone)]
-pub struct Skipped(pub String);
+pub use ferrolb_testkit::Skipped;
 
 /// Checks that this machine can run netns tests: root, `ip`, `nft`, Thomas Habets' `arping`,
 /// `curl`, `tcpdump`, and that a network namespace can really be created.
@@ -158,25 +157,8 @@ pub fn require() -> Result<(), Skipped> {
     let verdict = CHECK.get_or_init(check_prerequisites);
     match verdict {
         Ok(()) => Ok(()),
-        Err(why) => {
-            let strict = std::env::var("CI").is_ok_and(|v| v == "true")
-                || std::env::var("FERROLB_E2E").is_ok_and(|v| v == "1");
-            if strict {
-                panic!("netns end-to-end prerequisites missing (CI=true or FERROLB_E2E=1): {why}");
-            }
-            eprintln!("\n*** SKIPPED: netns end-to-end test: {why} (set FERROLB_E2E=1 to make this a failure) ***\n");
-            Err(Skipped(why.clone()))
-        }
+        Err(why) => Err(ferrolb_testkit::skip_or_fail("netns end-to-end test", why)),
     }
-}
-
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|p| {
-        std::env::split_paths(&p).any(|d| {
-            let f = d.join(tool);
-            f.is_file()
-        })
-    })
 }
 
 fn check_prerequisites() -> Result<(), String> {
@@ -192,11 +174,11 @@ fn check_prerequisites() -> Result<(), String> {
         ("curl", "curl"),
         ("tcpdump", "tcpdump"),
     ] {
-        if !on_path(tool) {
+        if !ferrolb_testkit::on_path(tool) {
             missing.push(format!("`{tool}` on PATH (apt-get install {pkg})"));
         }
     }
-    if on_path("arping") {
+    if ferrolb_testkit::on_path("arping") {
         // iputils' arping has other flags (-C and fractional -w do not exist there).
         let help = cmd::output_within(Command::new("arping").arg("--help"), Duration::from_secs(5))
             .map(|o| o.stdout + &o.stderr)
@@ -505,7 +487,7 @@ impl Host {
 pub struct ApiEndpoint {
     /// The relay's address on the LAN (198.51.100.1:<port>).
     pub addr: SocketAddr,
-    /// `http://198.51.100.1:<port>`.
+    /// `http://198.51.100.1:<port>` (`https` for a real API server).
     pub url: String,
     /// A kubeconfig pointing at `url`, for `ferrolb speaker --kubeconfig`.
     pub kubeconfig: PathBuf,
@@ -793,20 +775,34 @@ impl Lan {
     /// Makes kube-sim listening at `target` (root namespace, usually `127.0.0.1:<port>`)
     /// reachable from every node at `198.51.100.1:<port>`, and writes a kubeconfig for it.
     pub fn expose_api(&self, target: SocketAddr) -> ApiEndpoint {
+        self.expose_api_with(target, "http", |relay| {
+            kube_sim::kubeconfig_yaml(&format!("http://{relay}"))
+        })
+    }
+
+    /// Like [`Lan::expose_api`] for any API server: `scheme` is the server's (`https` for a
+    /// real kube-apiserver, whose certificate covers [`GATEWAY_IP`]), and `kubeconfig` writes
+    /// the kubeconfig text for the relay's address.
+    pub fn expose_api_with(
+        &self,
+        target: SocketAddr,
+        scheme: &str,
+        kubeconfig: impl FnOnce(SocketAddr) -> String,
+    ) -> ApiEndpoint {
         let relay = serve::tcp_relay(&self.lan_ns, SocketAddr::from((GATEWAY_IP, 0)), target)
             .unwrap_or_else(|e| panic!("netns harness: API relay in {}: {e}", self.lan_ns));
         let addr = relay.addr();
         if let Ok(mut s) = self.servers.lock() {
             s.push(relay);
         }
-        let url = format!("http://{addr}");
-        let kubeconfig = self.log_dir.join(format!("kubeconfig-{}", addr.port()));
-        std::fs::write(&kubeconfig, kube_sim::kubeconfig_yaml(&url))
-            .unwrap_or_else(|e| panic!("netns harness: write {}: {e}", kubeconfig.display()));
+        let url = format!("{scheme}://{addr}");
+        let path = self.log_dir.join(format!("kubeconfig-{}", addr.port()));
+        std::fs::write(&path, kubeconfig(addr))
+            .unwrap_or_else(|e| panic!("netns harness: write {}: {e}", path.display()));
         ApiEndpoint {
             addr,
             url,
-            kubeconfig,
+            kubeconfig: path,
         }
     }
 

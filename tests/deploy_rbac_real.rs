@@ -1,0 +1,218 @@
+//! RBAC for real: the controller runs as `deploy/`'s ServiceAccount, with the roles `deploy/`
+//! grants it, against the real kube-apiserver, whose RBAC authorizer judges every request.
+//! Its token comes from the real TokenRequest API. The scenario covers what the controller
+//! does in a cluster: leader election (Lease create/get/update), reading the pool ConfigMap,
+//! watching Services, writing the annotation and `services/status`, and publishing Events.
+//! The server's audit log must show no request of the controller's refused.
+//!
+//! `tests/deploy_rbac.rs` proves the converse against kube-sim (every granted rule is used).
+//! Runs when `FERROLB_API` selects the real server (`real` or `both`); needs `kubectl`, which
+//! applies the manifests exactly as a user would.
+
+mod common;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use common::*;
+use ferrolb_testkit::TestApi;
+use k8s_openapi::api::authentication::v1::TokenRequest;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::api::{Api, PostParams};
+use serde_json::{json, Value};
+
+const LAN: &str = "pools:\n  - name: lan\n    addresses: [\"198.51.100.10-198.51.100.11\"]\n";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn controller_works_with_exactly_the_deploy_roles_on_a_real_server() {
+    const TEST: &str = "controller_works_with_exactly_the_deploy_roles_on_a_real_server";
+    if !ferrolb_testkit::selected_backends().contains(&ApiBackend::Real) {
+        eprintln!("{TEST}: not run, FERROLB_API does not select the real API server");
+        return;
+    }
+    if ferrolb_testkit::require(TEST, &[("kubectl", "kubernetes-client")]).is_err() {
+        return;
+    }
+    let rbac = std::fs::read_to_string(repo().join("deploy/controller-rbac.yaml"))
+        .expect("read deploy/controller-rbac.yaml");
+    let (c, kubeconfig) = cluster_with_controller_roles(&rbac).await;
+    c.put_config(LAN).await;
+    // Leader election on (the default), so the Lease rules are exercised too.
+    let ctl = Controller::spawn(&kubeconfig, FAST_LEADER, None);
+    c.create_lb("default", "web", json!({})).await;
+    let ips = c.wait_ingress("default", "web").await;
+    let (ty, _) = c.wait_event("default", "web", "IPAllocated", &ips[0]).await;
+    assert_eq!(ty, "Normal");
+    let pool = eventually("the pool annotation", DEADLINE, || async {
+        annotation(
+            &c.service("default", "web").await?,
+            "ferrolb.io/allocated-from-pool",
+        )
+    })
+    .await;
+    assert_eq!(pool, "lan");
+    // An allocation failure is published as a Warning Event.
+    c.create_lb(
+        "default",
+        "taken",
+        json!({"metadata": {"annotations": {"ferrolb.io/loadBalancerIPs": ips[0].clone()}}}),
+    )
+    .await;
+    c.wait_event("default", "taken", "AllocationFailed", "in use")
+        .await;
+    // Deleting frees the IP for the waiting Service.
+    c.delete_service("default", "web").await;
+    assert_eq!(c.wait_ingress("default", "taken").await, ips);
+
+    let refused = refused_controller_requests(&c);
+    assert!(
+        refused.is_empty(),
+        "the real RBAC authorizer refused requests of the controller running with deploy/'s \
+         roles: {refused:#?}\n{}",
+        ctl.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn removing_any_single_controller_rule_gets_a_request_refused() {
+    const TEST: &str = "removing_any_single_controller_rule_gets_a_request_refused";
+    if !ferrolb_testkit::selected_backends().contains(&ApiBackend::Real) {
+        eprintln!("{TEST}: not run, FERROLB_API does not select the real API server");
+        return;
+    }
+    if ferrolb_testkit::require(TEST, &[("kubectl", "kubernetes-client")]).is_err() {
+        return;
+    }
+    let path = repo().join("deploy/controller-rbac.yaml");
+    let text = std::fs::read_to_string(&path).expect("read deploy/controller-rbac.yaml");
+    let docs = yaml_docs(&text);
+    let mut variants = Vec::new();
+    for (d, doc) in docs.iter().enumerate() {
+        let rules = doc["rules"].as_array().cloned().unwrap_or_default();
+        for (r, rule) in rules.iter().enumerate() {
+            let mut without = docs.clone();
+            if let Some(list) = without[d]["rules"].as_array_mut() {
+                list.remove(r);
+            }
+            let name = format!(
+                "{} {} rule {r}: {rule}",
+                doc["kind"], doc["metadata"]["name"]
+            );
+            variants.push((name, without));
+        }
+    }
+    assert!(
+        variants.len() >= 6,
+        "{} has fewer rules than expected: {variants:?}",
+        path.display()
+    );
+    // The scenario that uses every rule: start (ConfigMap list/watch, Lease get/create/update,
+    // Service list/watch) and one allocation (Service patch, services/status patch, Event
+    // create). The first refused request is enough; the deadline bounds a rule nothing needs.
+    for (name, without) in variants {
+        eprintln!("minimality: without {name}");
+        let list = json!({"apiVersion": "v1", "kind": "List", "items": without});
+        let (c, kubeconfig) = cluster_with_controller_roles(&list.to_string()).await;
+        c.put_config(LAN).await;
+        let _ctl = Controller::spawn(&kubeconfig, FAST_LEADER, None);
+        c.create_lb("default", "web", json!({})).await;
+        let refused = eventually(
+            &format!("a refused controller request once this rule is removed: {name}"),
+            DEADLINE,
+            || async {
+                let r = refused_controller_requests(&c);
+                (!r.is_empty()).then_some(r)
+            },
+        )
+        .await;
+        eprintln!("minimality: without {name}: refused {refused:?}");
+    }
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The YAML documents of a manifest file, as JSON values.
+fn yaml_docs(text: &str) -> Vec<Value> {
+    let mut docs = Vec::new();
+    for part in text.split("\n---") {
+        let meaningful = part
+            .lines()
+            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+        if meaningful {
+            docs.push(
+                serde_saphyr::from_str::<Value>(part)
+                    .unwrap_or_else(|e| panic!("deploy/controller-rbac.yaml: {e}")),
+            );
+        }
+    }
+    docs
+}
+
+/// A real API server with `deploy/namespace.yaml` and the given controller RBAC manifest
+/// (YAML or JSON) applied by `kubectl`, and a kubeconfig holding a TokenRequest token of the
+/// `ferrolb-system/ferrolb-controller` ServiceAccount.
+async fn cluster_with_controller_roles(rbac: &str) -> (Cluster, PathBuf) {
+    let c = Cluster::start_on(ApiBackend::Real).await;
+    let TestApi::Real(real) = &c.api else {
+        unreachable!("started on the real backend")
+    };
+    let mut apply = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(c.kubeconfig_path())
+        .args(["apply", "-f"])
+        .arg(repo().join("deploy/namespace.yaml"))
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl apply");
+    apply
+        .stdin
+        .take()
+        .expect("kubectl stdin")
+        .write_all(rbac.as_bytes())
+        .expect("write the RBAC manifest to kubectl");
+    let out = apply.wait_with_output().expect("wait for kubectl apply");
+    assert!(
+        out.status.success(),
+        "kubectl apply of the controller RBAC failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sas: Api<ServiceAccount> = Api::namespaced(c.client.clone(), NS);
+    let req: TokenRequest =
+        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}}))
+            .expect("token request json");
+    let token = sas
+        .create_token_request("ferrolb-controller", &PostParams::default(), &req)
+        .await
+        .expect("TokenRequest for ferrolb-system/ferrolb-controller")
+        .status
+        .expect("TokenRequest status")
+        .token;
+    let kubeconfig = real.dir().join("controller-sa.kubeconfig");
+    std::fs::write(&kubeconfig, real.token_kubeconfig(&real.url(), &token))
+        .expect("write the ServiceAccount kubeconfig");
+    (c, kubeconfig)
+}
+
+/// The controller's requests the server refused (403), from its audit log.
+fn refused_controller_requests(c: &Cluster) -> Vec<String> {
+    c.request_log()
+        .into_iter()
+        .filter(|r| r.user_agent.starts_with("ferrolb-controller/") && r.status == 403)
+        .map(|r| {
+            format!(
+                "{} {}/{} {:?}/{:?}",
+                r.verb,
+                r.resource,
+                r.subresource.unwrap_or_default(),
+                r.namespace,
+                r.name
+            )
+        })
+        .collect()
+}
