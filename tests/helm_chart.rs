@@ -37,7 +37,7 @@ fn available(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success());
     if !ok {
         assert!(
-            !common::e2e_required(),
+            !ferrolb_testkit::strict(),
             "{tool} not found, and CI=true or FERROLB_E2E=1 makes it required"
         );
         eprintln!(

@@ -1048,11 +1048,11 @@ fn recovery_after_an_api_outage_is_quick() {
             c.speaker_logs()
         );
         let began = jiff::Timestamp::now();
-        c.sim.faults().pause(outage);
+        c.sim().faults().pause(outage);
         // Recovery counts from when kube-sim really accepts connections again (its re-bind can
         // lag the pause if something took its port meanwhile), not from the planned end.
         std::thread::sleep(outage.saturating_sub(Duration::from_millis(200)));
-        let addr = c.sim.addr();
+        let addr = c.sim().addr();
         assert!(
             poll(Duration::from_secs(60), || {
                 std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()

@@ -21,7 +21,7 @@ fn status(cluster: &Cluster, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ferrolb"))
         .arg("status")
         .arg("--kubeconfig")
-        .arg(cluster.sim.kubeconfig_path())
+        .arg(cluster.sim().kubeconfig_path())
         .args(args)
         .output()
         .expect("run ferrolb status")
@@ -194,11 +194,11 @@ async fn forbidden_reads_are_named_and_the_rest_still_shown() {
         .write_ingress("default", "web", &["198.51.100.10"])
         .await;
     cluster
-        .sim
+        .sim()
         .faults()
         .fail_next(1, 403, Some("list"), Some("leases"));
     cluster
-        .sim
+        .sim()
         .faults()
         .fail_next(1, 403, Some("list"), Some("events"));
     let (v, stderr) = status_json(&cluster);
@@ -230,7 +230,7 @@ async fn runs_as_the_kubectl_plugin() {
         .is_err()
     {
         assert!(
-            !common::e2e_required(),
+            !ferrolb_testkit::strict(),
             "kubectl is required under CI=true / FERROLB_E2E=1"
         );
         eprintln!(
@@ -255,7 +255,7 @@ async fn runs_as_the_kubectl_plugin() {
     let out = eventually("kubectl ferrolb status", DEADLINE, || {
         let out = Command::new("kubectl")
             .args(["ferrolb", "status", "-o", "json", "--kubeconfig"])
-            .arg(cluster.sim.kubeconfig_path())
+            .arg(cluster.sim().kubeconfig_path())
             .env("PATH", &path)
             .output()
             .expect("kubectl runs");
@@ -283,7 +283,7 @@ fn the_named_announcer_is_the_node_answering_arp() {
     let named = |lan: &cluster::Cluster| -> Value {
         let out = Command::new(env!("CARGO_BIN_EXE_ferrolb"))
             .args(["status", "-o", "json", "--kubeconfig"])
-            .arg(lan.sim.kubeconfig_path())
+            .arg(lan.sim().kubeconfig_path())
             .output()
             .expect("run ferrolb status");
         assert!(out.status.success(), "{}", text(&out.stderr));

@@ -131,17 +131,7 @@ pub fn node_ip6(i: usize) -> Ipv6Addr {
 /// same skip-or-fail rules.
 pub fn require_ipv6() -> Result<(), Skipped> {
     require()?;
-    if on_path("ndisc6") {
-        return Ok(());
-    }
-    let why = "`ndisc6` on PATH (apt-get install ndisc6)".to_string();
-    let strict = std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var("FERROLB_E2E").is_ok_and(|v| v == "1");
-    if strict {
-        panic!("netns end-to-end prerequisites missing (CI=true or FERROLB_E2E=1): {why}");
-    }
-    eprintln!("\n*** SKIPPED: netns end-to-end test: {why} (set FERROLB_E2E=1 to make this a failure) ***\n");
-    Err(Skipped(why))
+    ferrolb_testkit::require("netns IPv6 end-to-end test", &[("ndisc6", "ndisc6")])
 }
 
 /// Why the end-to-end prerequisites are not met (the test should return early).
