@@ -8,7 +8,7 @@ mod common;
 mod netns;
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -191,18 +191,24 @@ fn every_metric_a_panel_queries_is_exported_by_the_daemons() {
     for i in 1..=2 {
         have.extend(exported(&lan.speaker_metrics(i)));
     }
-    // The other node's MAC claims the VIP (as a split brain would look on the wire): the owner
-    // counts a conflict and defends the address. Then a MAC no speaker has claims it: a
-    // foreign claim, which the owner yields to.
+    // The other node's MAC keeps claiming the VIP (as a split brain would look on the wire):
+    // once that outlasts a lease duration it is no handover, and the owner counts a conflict
+    // and defends the address. Then a MAC no speaker has claims it: a foreign claim, which the
+    // owner yields to.
     let other = if node == 1 { 2 } else { 1 };
     let mut inj = lan.lan.client().injector("eth0");
     let claim = |inj: &mut netns::inject::Injector, mac: netns::MacAddr| {
         inj.send(&netns::inject::RawArp::gratuitous(mac, vip).padded())
             .expect("send a gratuitous ARP");
     };
-    claim(&mut inj, lan.lan.node(other).mac());
+    let peer_mac = lan.lan.node(other).mac();
+    let mut last_claim: Option<Instant> = None;
     assert!(
-        cluster::poll(Duration::from_secs(10), || {
+        cluster::poll(Duration::from_secs(15), || {
+            if last_claim.is_none_or(|t| t.elapsed() >= Duration::from_millis(250)) {
+                claim(&mut inj, peer_mac);
+                last_claim = Some(Instant::now());
+            }
             lan.speaker_metric_sum(node, "ferrolb_speaker_conflicts_total") > 0.0
         }),
         "the owner did not count a peer's claim as a conflict\n{}",

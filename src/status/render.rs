@@ -13,9 +13,17 @@ const BAR: usize = 20;
 fn bar(used: u128, total: u128) -> String {
     let filled = if total == 0 {
         0
+    } else if used >= total {
+        BAR
     } else {
-        let f = used.saturating_mul(BAR as u128).div_ceil(total);
-        usize::try_from(f).unwrap_or(BAR).min(BAR)
+        // A /64's counts overflow `used * BAR`; a float ratio is exact enough for 20 cells.
+        let f = match used.checked_mul(BAR as u128) {
+            Some(scaled) => scaled.div_ceil(total),
+            None => ((used as f64 / total as f64) * BAR as f64).ceil() as u128,
+        };
+        usize::try_from(f)
+            .unwrap_or(BAR)
+            .clamp(usize::from(used > 0), BAR)
     };
     format!("[{}{}]", "#".repeat(filled), "-".repeat(BAR - filled))
 }
