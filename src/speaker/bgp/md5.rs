@@ -94,6 +94,7 @@ mod tests {
     #[test]
     fn the_kernel_accepts_the_option_before_connect() {
         let fd = tcp_socket().expect("socket(2)");
+        // A literal address in a unit test: parsing it cannot fail.
         let r = set_md5sig(fd, "127.0.0.1".parse().unwrap(), b"s3cret");
         // SAFETY: closing the fd this test opened.
         unsafe { libc::close(fd) };
@@ -104,6 +105,7 @@ mod tests {
             }
             Err(e) => panic!("{e}"),
         }
+        // A literal address in a unit test: parsing it cannot fail.
         assert!(set_md5sig(-1, "127.0.0.1".parse().unwrap(), &[0; 81]).is_err());
     }
 
