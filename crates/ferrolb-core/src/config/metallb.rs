@@ -146,32 +146,15 @@ fn pool(
             "only allowed on a pool with protocol: bgp (MetalLB refuses it on layer2 pools too)",
         );
     }
-    let items = walk::string_list(map, "addresses", &at, report);
-    let written = match walk::get(map, "addresses") {
-        Some(Value::Array(a)) => a.len(),
-        // Present but not a list: already reported as a type error, not as "no addresses".
-        Some(_) => 1,
-        None => 0,
-    };
-    let mut ranges = Vec::new();
-    let mut sources = Vec::new();
-    for (i, text) in items {
-        let here = at.key("addresses").index(i);
-        if let Some(r) =
-            addresses::parse(&text, &here, HostBits::MaskWithWarning("MetalLB"), report)
-        {
-            ranges.push(r);
-            sources.push((format!("addresses[{i}]"), text));
-        }
-    }
-    let mut p = Pool::new(name.clone(), ranges);
+    let list = addresses::parse_list(map, &at, HostBits::MaskWithWarning("MetalLB"), report);
+    let mut p = Pool::new(name.clone(), list.ranges);
     p.auto_assign = yaml11_bool(map, "auto-assign", true, &at, report);
     p.avoid_buggy_ips = yaml11_bool(map, "avoid-buggy-ips", false, &at, report);
     Some(DraftPool {
         pool: p,
         origin: origin.path.clone(),
-        sources,
-        written,
+        sources: list.sources,
+        written: list.written,
     })
 }
 

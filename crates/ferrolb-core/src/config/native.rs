@@ -74,28 +74,8 @@ fn pool(item: &Value, origin: &At, report: &mut Report) -> Option<(DraftPool, An
     let name = walk::pool_name(map, origin, report);
     let at = At::pool_or(&name, origin);
     walk::check_keys(map, POOL, &at, report);
-    let items = walk::string_list(map, "addresses", &at, report);
-    let written = match walk::get(map, "addresses") {
-        Some(Value::Array(a)) => a.len(),
-        // Present but not a list: already reported as a type error, not as "no addresses".
-        Some(_) => 1,
-        None => 0,
-    };
-    let mut ranges = Vec::new();
-    let mut sources = Vec::new();
-    for (i, text) in items {
-        let field = format!("addresses[{i}]");
-        if let Some(r) = addresses::parse(
-            &text,
-            &at.key("addresses").index(i),
-            HostBits::Reject,
-            report,
-        ) {
-            ranges.push(r);
-            sources.push((field, text));
-        }
-    }
-    let mut p = Pool::new(name.clone(), ranges);
+    let list = addresses::parse_list(map, &at, HostBits::Reject, report);
+    let mut p = Pool::new(name.clone(), list.ranges);
     p.auto_assign = walk::bool_field(map, "autoAssign", true, &at, report);
     p.avoid_buggy_ips = walk::bool_field(map, "avoidBuggyIPs", false, &at, report);
     p.namespaces = walk::string_list(map, "namespaces", &at, report)
@@ -108,8 +88,8 @@ fn pool(item: &Value, origin: &At, report: &mut Report) -> Option<(DraftPool, An
         DraftPool {
             pool: p,
             origin: origin.path.clone(),
-            sources,
-            written,
+            sources: list.sources,
+            written: list.written,
         },
         announce,
     ))
