@@ -111,6 +111,26 @@ pub fn plan(
     out
 }
 
+/// What an API-degraded speaker sends a peer: what it already advertises, minus what it no
+/// longer plans, and nothing new (design.md: degraded speakers keep what they advertise and
+/// add nothing). Its view of the cluster may be stale, so it must not start attracting
+/// traffic on it; a withdrawal it still sees is older news than the outage and is honoured.
+pub fn degraded_table(advertised: &PeerRoutes, planned: PeerRoutes) -> PeerRoutes {
+    planned
+        .into_iter()
+        .filter(|(prefix, _)| advertised.contains_key(prefix))
+        .collect()
+}
+
+/// The peers whose table holds a prefix covering `ip`, for the Events that say which nodes
+/// advertise a Service to which peers.
+pub fn peers_advertising(plan: &BTreeMap<String, PeerRoutes>, ip: IpAddr) -> Vec<String> {
+    plan.iter()
+        .filter(|(_, routes)| routes.keys().any(|p| p.contains(ip)))
+        .map(|(peer, _)| peer.clone())
+        .collect()
+}
+
 /// Two advertisements covering one prefix: communities are united and the higher LOCAL_PREF
 /// wins (Cilium's documented rule; MetalLB leaves it undefined).
 fn merge(into: &mut RouteAttrs, other: RouteAttrs) {
@@ -244,6 +264,44 @@ bgp:
         let p = plan(&c, NodeInfo { labels: &excluded }, &services);
         // Sessions stay up (so nothing flaps when the label is removed), tables are empty.
         assert!(p["ebgp"].is_empty() && p["ibgp"].is_empty());
+    }
+
+    #[test]
+    fn degraded_speaker_keeps_and_withdraws_but_adds_nothing() {
+        let a = Prefix::host("203.0.113.1".parse().unwrap());
+        let b = Prefix::host("203.0.113.2".parse().unwrap());
+        let c = Prefix::host("203.0.113.3".parse().unwrap());
+        let old = RouteAttrs::default();
+        let new = RouteAttrs {
+            local_pref: Some(200),
+            ..RouteAttrs::default()
+        };
+        let advertised: PeerRoutes = [(a, old.clone()), (b, old)].into();
+        let planned: PeerRoutes = [(a, new.clone()), (c, new.clone())].into();
+        let out = degraded_table(&advertised, planned);
+        // a stays (with its current attributes), b is withdrawn, c is never added.
+        assert_eq!(out, [(a, new)].into());
+    }
+
+    #[test]
+    fn peers_advertising_sees_aggregated_prefixes() {
+        let c = config();
+        let plain = labels(&[]);
+        let services = [
+            svc("192.0.2.77", "agg", TrafficPolicy::Cluster, true, false),
+            svc("203.0.113.1", "edge", TrafficPolicy::Cluster, true, false),
+        ];
+        let p = plan(&c, NodeInfo { labels: &plain }, &services);
+        assert_eq!(
+            peers_advertising(&p, "192.0.2.77".parse().unwrap()),
+            vec!["ebgp", "ibgp"]
+        );
+        assert_eq!(
+            peers_advertising(&p, "203.0.113.1".parse().unwrap()),
+            vec!["ebgp", "ibgp"]
+        );
+        assert!(peers_advertising(&p, "203.0.113.2".parse().unwrap()).is_empty());
+        assert!(peers_advertising(&p, "2001:db8::1".parse().unwrap()).is_empty());
     }
 
     #[test]
