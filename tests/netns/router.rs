@@ -12,7 +12,16 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::cmd;
+use super::{cmd, Lan, IFNAME};
+
+/// The router's address on the LAN when attached with [`Router::on_lan`].
+pub const LAN_ROUTER_IP: &str = "198.51.100.254";
+/// The router's address toward the client behind it ([`Router::add_far_client`]).
+pub const FAR_ROUTER_IP: &str = "192.0.2.1";
+/// The client behind the router.
+pub const FAR_CLIENT_IP: &str = "192.0.2.2";
+/// The subnet behind the router.
+pub const FAR_SUBNET: &str = "192.0.2.0/24";
 
 /// Checks `tools` are installed: `Ok` when all are, else `Err` after printing a loud
 /// `SKIPPED` line, or panics under `CI=true` / `FERROLB_E2E=1`.
@@ -60,6 +69,8 @@ fn must(args: &[&str]) -> String {
 /// A network namespace with BGP daemons in it.
 pub struct Router {
     ns: String,
+    /// Namespaces hanging off the router (the far client), deleted with it.
+    extra: Vec<String>,
     dir: PathBuf,
     children: Vec<Child>,
     pidfiles: Vec<PathBuf>,
@@ -73,12 +84,82 @@ impl Router {
         must(&["ip", "netns", "add", ns]);
         let r = Router {
             ns: ns.to_string(),
+            extra: Vec::new(),
             dir: dir.to_path_buf(),
             children: Vec::new(),
             pidfiles: Vec::new(),
         };
         must(&["ip", "-n", ns, "link", "set", "lo", "up"]);
         r
+    }
+
+    /// A router namespace `<lan id>-rt` plugged into the LAN's bridge (port `prt`) as
+    /// [`LAN_ROUTER_IP`], forwarding IPv4 and hashing ECMP flows on L4 ports (so one client's
+    /// connections spread over the next hops, as on a real ToR).
+    pub fn on_lan(lan: &Lan) -> Router {
+        let ns = format!("{}-rt", lan.id());
+        let r = Router::new(&ns, &lan.log_dir().join("router"));
+        must(&[
+            "ip",
+            "-n",
+            lan.lan_ns(),
+            "link",
+            "add",
+            "prt",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            IFNAME,
+            "netns",
+            &ns,
+        ]);
+        must(&[
+            "ip",
+            "-n",
+            lan.lan_ns(),
+            "link",
+            "set",
+            "prt",
+            "master",
+            "br0",
+            "up",
+        ]);
+        r.ip(&["addr", "add", &format!("{LAN_ROUTER_IP}/24"), "dev", IFNAME]);
+        r.ip(&["link", "set", IFNAME, "up"]);
+        for sysctl in [
+            "net.ipv4.ip_forward=1",
+            "net.ipv4.fib_multipath_hash_policy=1",
+        ] {
+            must(&["ip", "netns", "exec", &ns, "sysctl", "-qw", sysctl]);
+        }
+        r
+    }
+
+    /// A client namespace `<router ns>-fc` behind the router ([`FAR_CLIENT_IP`], default route
+    /// via the router), so its traffic to a Service IP follows the routes BGP installed.
+    /// Returns the namespace name.
+    pub fn add_far_client(&mut self) -> String {
+        let client = format!("{}-fc", self.ns);
+        must(&["ip", "netns", "add", &client]);
+        self.extra.push(client.clone());
+        must(&[
+            "ip", "-n", &self.ns, "link", "add", "eth1", "type", "veth", "peer", "name", IFNAME,
+            "netns", &client,
+        ]);
+        self.ip(&["addr", "add", &format!("{FAR_ROUTER_IP}/24"), "dev", "eth1"]);
+        self.ip(&["link", "set", "eth1", "up"]);
+        for args in [
+            vec!["link", "set", "lo", "up"],
+            vec!["addr", "add", "192.0.2.2/24", "dev", IFNAME],
+            vec!["link", "set", IFNAME, "up"],
+            vec!["route", "add", "default", "via", FAR_ROUTER_IP],
+        ] {
+            let mut full = vec!["ip", "-n", &client];
+            full.extend(args);
+            must(&full);
+        }
+        client
     }
 
     /// The namespace's name.
@@ -252,8 +333,10 @@ impl Drop for Router {
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
-        super::kill_all_in(&self.ns);
-        let _ = sh(&["ip", "netns", "del", &self.ns]);
+        for ns in self.extra.iter().chain([&self.ns]) {
+            super::kill_all_in(ns);
+            let _ = sh(&["ip", "netns", "del", ns]);
+        }
         if thread::panicking() {
             eprintln!("router logs kept in {}", self.dir.display());
         } else {
