@@ -148,7 +148,9 @@ impl BgpManager {
             .iter()
             .filter(|(name, running)| {
                 match self.config.bgp.peers.iter().find(|p| &p.name == *name) {
-                    Some(cfg) => !planned.contains_key(*name) || *cfg != running.config,
+                    Some(cfg) => {
+                        !planned.contains_key(*name) || !same_session(cfg, &running.config)
+                    }
                     None => true,
                 }
             })
@@ -339,6 +341,17 @@ impl BgpManager {
             .map(|(n, p)| (n.clone(), p.router_id))
             .collect()
     }
+}
+
+/// Whether two configs of one peer give the same session. The `nodeSelector` only decides
+/// whether this node dials the peer at all, so editing it (while it still matches) must not
+/// reset the session.
+fn same_session(a: &BgpPeer, b: &BgpPeer) -> bool {
+    let strip = |p: &BgpPeer| BgpPeer {
+        node_selectors: Vec::new(),
+        ..p.clone()
+    };
+    strip(a) == strip(b)
 }
 
 /// Closes a peer's session in the background: withdraw, Cease, close.
