@@ -464,6 +464,73 @@ fn api_degraded_speaker_keeps_its_routes_and_adds_none() {
     );
 }
 
+#[test]
+fn router_restart_brings_sessions_back_with_backoff_and_the_full_table() {
+    let Some(mut lab) = BgpLab::start(3, "9s") else {
+        return;
+    };
+    let a = lab.bgp_service("a", false, &[1]);
+    let b = lab.bgp_service("b", true, &[2, 3]);
+    assert!(
+        lab.wait_hops(a, &[1, 2, 3], Duration::from_secs(10)),
+        "{}",
+        lab.explain(a)
+    );
+    assert!(
+        lab.wait_hops(b, &[2, 3], Duration::from_secs(10)),
+        "{}",
+        lab.explain(b)
+    );
+    lab.router.stop_bird();
+    assert!(
+        poll(Duration::from_secs(5), || lab.hops(a).is_empty()
+            && lab.hops(b).is_empty()),
+        "BIRD removed its routes on the way down\n{}",
+        lab.explain(a)
+    );
+    lab.router.restart_bird();
+    // The speakers reconnect on their own (backoff from 1 s) and send their whole table again.
+    assert!(
+        poll(Duration::from_secs(30), || (1..=3)
+            .all(|i| lab.established(i))),
+        "sessions back after the router restart\n{}\n{}",
+        lab.sessions(),
+        lab.c.speaker_logs()
+    );
+    assert!(
+        lab.wait_hops(a, &[1, 2, 3], Duration::from_secs(10)),
+        "{}",
+        lab.explain(a)
+    );
+    assert!(
+        lab.wait_hops(b, &[2, 3], Duration::from_secs(10)),
+        "{}",
+        lab.explain(b)
+    );
+    for i in 1..=3 {
+        // Metrics are refreshed on the speaker's 100 ms tick.
+        let up_again = || {
+            metric(
+                &lab.c.speaker_metrics(i),
+                "ferrolb_speaker_bgp_sessions_established_total{peer=\"tor\"}",
+            ) == Some(2.0)
+        };
+        assert!(
+            poll(Duration::from_secs(5), up_again),
+            "node-{i}: up, down once, up again\n{}",
+            lab.c.speaker_metrics(i)
+        );
+        let m = lab.c.speaker_metrics(i);
+        // A Cease from the router, then at most a few refused connects while BIRD was down:
+        // a backoff, not a storm.
+        let resets = cluster::metric_sum(&m, "ferrolb_speaker_bgp_session_resets_total");
+        assert!(
+            (1.0..=6.0).contains(&resets),
+            "node-{i}: {resets} resets\n{m}"
+        );
+    }
+}
+
 /// What [`stop_and_kill`] measured: SIGTERM → next hop gone, SIGKILL → next hop gone.
 struct StopTimes {
     graceful: Duration,

@@ -74,6 +74,8 @@ pub struct Router {
     dir: PathBuf,
     children: Vec<Child>,
     pidfiles: Vec<PathBuf>,
+    /// BIRD's arguments, for [`Router::restart_bird`].
+    bird: Option<(String, String)>,
 }
 
 impl Router {
@@ -88,6 +90,7 @@ impl Router {
             dir: dir.to_path_buf(),
             children: Vec::new(),
             pidfiles: Vec::new(),
+            bird: None,
         };
         must(&["ip", "-n", ns, "link", "set", "lo", "up"]);
         r
@@ -209,6 +212,7 @@ impl Router {
     /// Starts BIRD with identifier `router_id`, exporting every route to the kernel (with
     /// ECMP merging), plus `protocols`; waits until it answers `birdc`.
     pub fn start_bird(&mut self, router_id: &str, protocols: &str) {
+        self.bird = Some((router_id.to_string(), protocols.to_string()));
         let conf = format!(
             "log \"{}\" all;\nrouter id {router_id};\nprotocol device {{ }}\n\
              protocol kernel kernel4 {{ ipv4 {{ export all; import none; }}; merge paths on; }}\n\
@@ -245,6 +249,26 @@ impl Router {
             "BIRD did not start: {}",
             std::fs::read_to_string(self.path("bird.stderr")).unwrap_or_default()
         );
+    }
+
+    /// Shuts BIRD down the way an operator would (`birdc down`: Cease to every peer, its
+    /// kernel routes removed) and waits for it to exit.
+    pub fn stop_bird(&mut self) {
+        let _ = self.birdc("down");
+        let mut bird = self.children.pop().expect("the BIRD child");
+        let gone = wait_until(Duration::from_secs(10), || {
+            matches!(bird.try_wait(), Ok(Some(_)))
+        });
+        if !gone {
+            let _ = bird.kill();
+            let _ = bird.wait();
+        }
+    }
+
+    /// Starts BIRD again with the config of the last [`Router::start_bird`].
+    pub fn restart_bird(&mut self) {
+        let (router_id, protocols) = self.bird.clone().expect("BIRD was started");
+        self.start_bird(&router_id, &protocols);
     }
 
     /// A `birdc` command's output (or the error text).
