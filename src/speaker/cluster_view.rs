@@ -277,6 +277,31 @@ mod tests {
     }
 
     #[test]
+    fn the_l2_side_keeps_only_ips_of_pools_announced_with_l2() {
+        let data = [(
+            ferrolb_core::config::NATIVE_KEY.to_string(),
+            "pools:\n  - {name: lan, addresses: [203.0.113.0/28]}\n  - {name: edge, addresses: [203.0.113.16/28], announce: [bgp]}\n  - {name: both, addresses: [203.0.113.32/28], announce: [l2, bgp]}\n".to_string(),
+        )]
+        .into();
+        let config = ferrolb_core::config::parse_config_map_data(&data)
+            .unwrap()
+            .config;
+        let services = vec![
+            svc("a", "203.0.113.1", false, None),
+            svc("b", "203.0.113.17", false, None),
+            svc("c", "203.0.113.33", false, None),
+            svc("d", "10.0.0.1", false, None),
+        ];
+        let mut d = demands(&services, &[], None);
+        let (store, _writer) = kube::runtime::reflector::store::<Service>();
+        retain_l2(&mut d, &config, &store);
+        let ips: Vec<String> = d.demands.iter().map(|x| x.ip.to_string()).collect();
+        // The bgp-only pool's IP is gone; an IP outside every pool with no hint stays l2.
+        assert_eq!(ips, vec!["10.0.0.1", "203.0.113.1", "203.0.113.33"]);
+        assert!(!d.services.contains_key(&"203.0.113.17".parse().unwrap()));
+    }
+
+    #[test]
     fn node_facts_from_leases_and_nodes() {
         let lease: Arc<Lease> = Arc::new(
             serde_json::from_value(json!({"metadata": {"name": "ferrolb-speaker-n1", "namespace": "ferrolb-system",

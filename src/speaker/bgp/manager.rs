@@ -448,3 +448,29 @@ async fn read_secret_key(
         delay = (delay * 2).min(Duration::from_secs(30));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrolb_core::config::{parse_config_map_data, NATIVE_KEY};
+
+    #[test]
+    fn only_a_peers_own_session_settings_restart_it() {
+        let data = [(
+            NATIVE_KEY.to_string(),
+            "pools: []\nbgp: {myASN: 64512, peers: [{name: r, address: 192.0.2.1, asn: 64513, nodeSelector: {rack: a}}]}\n".to_string(),
+        )]
+        .into();
+        let c = parse_config_map_data(&data).unwrap().config;
+        let peer = c.bgp.peers[0].clone();
+        let mut other_selector = peer.clone();
+        other_selector.node_selectors.clear();
+        assert!(same_session(&peer, &other_selector));
+        let mut other_hold = peer.clone();
+        other_hold.hold_time = Duration::from_secs(3);
+        assert!(!same_session(&peer, &other_hold));
+        let mut other_key = peer.clone();
+        other_key.password = Some(PeerPassword::Inline("x".into()));
+        assert!(!same_session(&peer, &other_key));
+    }
+}

@@ -162,3 +162,89 @@ impl BgpMetrics {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::encoding::text::encode;
+
+    fn status(
+        state: State,
+        established: u64,
+        resets: &[(&'static str, u64)],
+        err: Option<&str>,
+    ) -> PeerStatus {
+        PeerStatus {
+            state,
+            counters: SessionCounters {
+                established,
+                resets: resets.iter().copied().collect(),
+                updates_sent: established * 2,
+                prefixes_advertised: 3,
+                last_error: err.map(str::to_string),
+            },
+        }
+    }
+
+    fn text(r: &Registry) -> String {
+        let mut out = String::new();
+        encode(&mut out, r).unwrap();
+        out
+    }
+
+    #[test]
+    fn running_totals_become_counter_increments_and_the_last_error_is_replaced() {
+        let mut r = Registry::default();
+        let m = BgpMetrics::register(&mut r);
+        let mut seen = Exported::default();
+        m.update("tor", &status(State::Established, 1, &[], None), &mut seen);
+        m.update(
+            "tor",
+            &status(
+                State::Idle,
+                1,
+                &[("hold_timer_expired", 1)],
+                Some("hold timer expired"),
+            ),
+            &mut seen,
+        );
+        m.update(
+            "tor",
+            &status(
+                State::Established,
+                2,
+                &[("hold_timer_expired", 1)],
+                Some("connect: refused"),
+            ),
+            &mut seen,
+        );
+        let t = text(&r);
+        assert!(
+            t.contains("ferrolb_speaker_bgp_session_up{peer=\"tor\"} 1"),
+            "{t}"
+        );
+        assert!(
+            t.contains("ferrolb_speaker_bgp_sessions_established_total{peer=\"tor\"} 2"),
+            "{t}"
+        );
+        assert!(t.contains("ferrolb_speaker_bgp_session_resets_total{peer=\"tor\",reason=\"hold_timer_expired\"} 1"), "{t}");
+        assert!(
+            t.contains("ferrolb_speaker_bgp_updates_sent_total{peer=\"tor\"} 4"),
+            "{t}"
+        );
+        assert!(
+            t.contains("ferrolb_speaker_bgp_last_error{peer=\"tor\",error=\"connect: refused\"} 1"),
+            "{t}"
+        );
+        assert!(
+            !t.contains("hold timer expired\"}"),
+            "the old error is gone: {t}"
+        );
+        // A restarted task starts from zero: counters never go backwards.
+        let mut fresh = Exported::default();
+        m.update("tor", &status(State::Established, 1, &[], None), &mut fresh);
+        assert!(text(&r).contains("ferrolb_speaker_bgp_sessions_established_total{peer=\"tor\"} 3"));
+        m.forget("tor", &fresh);
+        assert!(!text(&r).contains("ferrolb_speaker_bgp_session_up{"));
+    }
+}
