@@ -87,7 +87,12 @@ pub fn plan(
                 if !applies {
                     continue;
                 }
-                for ip in &svc.ips {
+                // A session carries its own family only (IPv4 over IPv4, IPv6 over IPv6).
+                for ip in svc
+                    .ips
+                    .iter()
+                    .filter(|ip| ip.is_ipv4() == peer.address.is_ipv4())
+                {
                     let len = if ip.is_ipv4() {
                         ad.aggregation_length
                     } else {
@@ -256,10 +261,8 @@ bgp:
         ];
         let plain = labels(&[]);
         let p = plan(&c, NodeInfo { labels: &plain }, &services);
-        assert_eq!(
-            prefixes(&p["ebgp"]),
-            vec!["192.0.2.0/24", "2001:db8:100::5/128"]
-        );
+        // The IPv6 IP is not planned for IPv4 peers: their sessions cannot carry it.
+        assert_eq!(prefixes(&p["ebgp"]), vec!["192.0.2.0/24"]);
         let excluded = labels(&[(EXCLUDE_LABEL, "")]);
         let p = plan(&c, NodeInfo { labels: &excluded }, &services);
         // Sessions stay up (so nothing flaps when the label is removed), tables are empty.
@@ -302,6 +305,27 @@ bgp:
         );
         assert!(peers_advertising(&p, "203.0.113.2".parse().unwrap()).is_empty());
         assert!(peers_advertising(&p, "2001:db8::1".parse().unwrap()).is_empty());
+    }
+
+    #[test]
+    fn each_peer_gets_the_family_its_session_carries() {
+        let data = [(
+            NATIVE_KEY.to_string(),
+            "pools: [{name: e, addresses: [203.0.113.0/24, \"2001:db8:100::/120\"], announce: [bgp]}]\nbgp: {myASN: 64512, peers: [{name: v4, address: 192.0.2.1, asn: 64513}, {name: v6, address: \"2001:db8::1\", asn: 64513}]}\n".to_string(),
+        )]
+        .into();
+        let c = parse_config_map_data(&data).unwrap().config;
+        let plain = labels(&[]);
+        let dual = ServiceInfo {
+            ips: vec![
+                "203.0.113.9".parse().unwrap(),
+                "2001:db8:100::9".parse().unwrap(),
+            ],
+            ..svc("203.0.113.9", "e", TrafficPolicy::Cluster, true, false)
+        };
+        let p = plan(&c, NodeInfo { labels: &plain }, &[dual]);
+        assert_eq!(prefixes(&p["v4"]), vec!["203.0.113.9/32"]);
+        assert_eq!(prefixes(&p["v6"]), vec!["2001:db8:100::9/128"]);
     }
 
     #[test]
