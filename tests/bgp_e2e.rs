@@ -16,13 +16,15 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use cluster::{metric, poll, Cluster, ClusterSpec};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use netns::router::{self, Router, LAN_ROUTER_IP};
 use serde_json::json;
 
 const ROUTER_ASN: u32 = 64513;
 const OUR_ASN: u32 = 64512;
+/// The router's IPv6 address on the LAN (the nodes get `2001:db8::1:<i>` from the harness).
+const LAN_ROUTER_IP6: &str = "2001:db8::fe";
 
 /// A cluster of `nodes` speakers, BIRD peering with each, a client behind the router, and a
 /// config with an l2 pool `lan` and a bgp pool `edge` (hold time `hold`).
@@ -56,7 +58,7 @@ enum Daemon {
 
 impl BgpLab {
     fn start(nodes: usize, hold: &str) -> Option<BgpLab> {
-        Self::start_with(Daemon::Bird, nodes, &config(hold, ""), "", &[])
+        Self::start_with(Daemon::Bird, nodes, &config(hold, ""), "", &[], false)
     }
 
     /// Starts the cluster and `daemon` peering with every node (`bird_extra` goes into BIRD's
@@ -67,6 +69,7 @@ impl BgpLab {
         config_text: &str,
         bird_extra: &str,
         secrets: &[(&str, &str)],
+        ipv6: bool,
     ) -> Option<BgpLab> {
         netns::require().ok()?;
         let tools: &[(&str, &str)] = match daemon {
@@ -107,6 +110,24 @@ impl BgpLab {
                         "protocol bgp n{i} from node {{ neighbor {} as {OUR_ASN}; }}\n",
                         node_ip(i)
                     ));
+                }
+                if ipv6 {
+                    c.lan.add_ipv6();
+                    router.ip(&[
+                        "-6",
+                        "addr",
+                        "add",
+                        &format!("{LAN_ROUTER_IP6}/64"),
+                        "dev",
+                        "eth0",
+                        "nodad",
+                    ]);
+                    for i in 1..=nodes {
+                        protocols.push_str(&format!(
+                            "protocol bgp m{i} {{ local {LAN_ROUTER_IP6} as {ROUTER_ASN}; neighbor {} as {OUR_ASN}; error wait time 1, 5; ipv6 {{ import all; export none; }}; }}\n",
+                            netns::node_ip6(i)
+                        ));
+                    }
                 }
                 router.start_bird(LAN_ROUTER_IP, &protocols);
             }
@@ -531,6 +552,69 @@ fn router_restart_brings_sessions_back_with_backoff_and_the_full_table() {
     }
 }
 
+#[test]
+fn ipv6_service_ip_is_an_ecmp_route_over_ipv6_sessions() {
+    let text = config("9s", "").replace(
+        "\"203.0.113.100-203.0.113.149\"]",
+        "\"203.0.113.100-203.0.113.149\", \"2001:db8:100::/120\"]",
+    ) + &format!(
+        "    - name: tor6\n      address: \"{LAN_ROUTER_IP6}\"\n      asn: {ROUTER_ASN}\n"
+    );
+    let Some(lab) = BgpLab::start_with(Daemon::Bird, 3, &text, "", &[], true) else {
+        return;
+    };
+    assert!(
+        poll(Duration::from_secs(20), || (1..=3).all(|i| lab
+            .router
+            .birdc(&format!("show protocols m{i}"))
+            .contains("Established"))),
+        "IPv6 sessions\n{}\n{}",
+        lab.sessions(),
+        lab.c.speaker_logs()
+    );
+    let api: Api<Service> = Api::namespaced(lab.c.client.clone(), "default");
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web6", "namespace": "default", "annotations": {"ferrolb.io/address-pool": "edge"}},
+        "spec": {"type": "LoadBalancer", "ipFamilies": ["IPv6"], "ipFamilyPolicy": "SingleStack",
+                 "selector": {"app": "web6"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}))
+    .expect("Service literal");
+    lab.c
+        .rt
+        .block_on(api.create(&PostParams::default(), &svc))
+        .expect("create web6");
+    lab.c.set_endpoints("web6", &[1]);
+    let mut vip = None;
+    assert!(
+        poll(Duration::from_secs(15), || {
+            vip = lab
+                .c
+                .rt
+                .block_on(api.get("web6"))
+                .ok()
+                .and_then(|s| s.status?.load_balancer?.ingress?.first()?.ip.clone());
+            vip.is_some()
+        }),
+        "web6 got no IP:\n{}",
+        lab.c.controller.log()
+    );
+    let vip = vip.unwrap_or_default();
+    assert!(vip.starts_with("2001:db8:100::"), "{vip}");
+    let want: Vec<String> = (1..=3).map(|i| netns::node_ip6(i).to_string()).collect();
+    assert!(
+        poll(Duration::from_secs(10), || lab.router.next_hops(&vip)
+            == want),
+        "IPv6 ECMP via the nodes' global addresses\nkernel: {}\n{}\n{}",
+        lab.router.kernel_route(&vip),
+        lab.router.birdc(&format!("show route all {vip}/128")),
+        lab.c.speaker_logs()
+    );
+    // Nothing IPv6 went to the IPv4 session.
+    assert!(!lab
+        .router
+        .birdc("show route protocol n1")
+        .contains("2001:db8:100"));
+}
+
 /// What [`stop_and_kill`] measured: SIGTERM → next hop gone, SIGKILL → next hop gone.
 struct StopTimes {
     graceful: Duration,
@@ -665,7 +749,8 @@ fn timed_bgp_scenarios() {
 
 #[test]
 fn frr_installs_the_ecmp_route_and_sees_a_graceful_stop() {
-    let Some(mut lab) = BgpLab::start_with(Daemon::Frr, 3, &config("9s", ""), "", &[]) else {
+    let Some(mut lab) = BgpLab::start_with(Daemon::Frr, 3, &config("9s", ""), "", &[], false)
+    else {
         return;
     };
     let vip = lab.bgp_service("web", false, &[3]);
@@ -714,6 +799,7 @@ fn md5_key_from_a_secret_establishes_and_a_wrong_one_never_does() {
         &with_secret("bgp-auth"),
         "password \"s3cret\";",
         &secrets,
+        false,
     ) else {
         return;
     };
