@@ -453,3 +453,52 @@ fn frr_learns_withdraws_and_sees_our_cease() {
         lab.router.vtysh("show bgp neighbor 192.0.2.11")
     );
 }
+
+/// Issue 9's bulk benchmark, as a test with a generous deadline: 10,000 prefixes handed to the
+/// driver before the session is up all reach a freshly connected BIRD (packed UPDATEs). The
+/// time from starting the driver to BIRD holding all of them is printed for docs/benchmarks.md.
+#[test]
+fn ten_thousand_prefixes_reach_a_freshly_connected_bird() {
+    if !require(&[("bird", "bird2"), ("birdc", "bird2")]) {
+        return;
+    }
+    let mut lab = Lab::new("k");
+    lab.router.start_bird(
+        RTR4,
+        "protocol bgp ffl6 { local 2001:db8::1 as 64513; neighbor 2001:db8::11 as 4200000000; hold time 9; ipv6 { import all; export none; }; }",
+    );
+    let prefixes: BTreeMap<Prefix, RouteAttrs> = (0..10_000u32)
+        .map(|i| {
+            let ip =
+                std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, (i >> 16) as u16, i as u16);
+            (Prefix::host(IpAddr::V6(ip)), attrs())
+        })
+        .collect();
+    let t = std::time::Instant::now();
+    let sp = lab.speaker(settings(RTR6, None));
+    sp.set_routes(prefixes);
+    let all = wait_until(Duration::from_secs(30), || {
+        lab.router
+            .birdc("show route protocol ffl6 count")
+            .contains("10000 of 10000 routes")
+    });
+    let took = t.elapsed();
+    assert!(
+        all,
+        "{}\n{:?}",
+        lab.router.birdc("show route protocol ffl6 count"),
+        sp.status()
+    );
+    let status = sp.status();
+    eprintln!(
+        "BGP TIMING 10,000 prefixes to a fresh peer: all in BIRD after {} ms, {} UPDATEs",
+        took.as_millis(),
+        status.counters.updates_sent
+    );
+    assert_eq!(status.counters.prefixes_advertised, 10_000);
+    assert!(
+        status.counters.updates_sent < 100,
+        "packed: {} UPDATEs",
+        status.counters.updates_sent
+    );
+}
