@@ -615,6 +615,87 @@ fn ipv6_service_ip_is_an_ecmp_route_over_ipv6_sessions() {
         .contains("2001:db8:100"));
 }
 
+/// Issue 9's idle benchmark: one speaker advertising 1,000 IPv6 prefixes to 2 peers (two
+/// sessions to BIRD from one node, to two router addresses). Prints CPU over 30 s and RSS.
+#[test]
+#[ignore = "timed scenario; run explicitly"]
+fn idle_speaker_with_1000_prefixes_to_two_peers() {
+    let second = "2001:db8::fd";
+    let text = config("9s", "").replace(
+        "\"203.0.113.100-203.0.113.149\"]",
+        "\"203.0.113.100-203.0.113.149\", \"2001:db8:100::/112\"]",
+    ) + &format!(
+        "    - name: tor6\n      address: \"{LAN_ROUTER_IP6}\"\n      asn: {ROUTER_ASN}\n\
+             \x20   - name: tor6b\n      address: \"{second}\"\n      asn: {ROUTER_ASN}\n"
+    );
+    let Some(mut lab) = BgpLab::start_with(Daemon::Bird, 1, &text, "", &[], true) else {
+        return;
+    };
+    lab.router.ip(&[
+        "-6",
+        "addr",
+        "add",
+        &format!("{second}/64"),
+        "dev",
+        "eth0",
+        "nodad",
+    ]);
+    // A second BIRD protocol toward the same node from the second address: a restart with
+    // one more protocol.
+    lab.router.stop_bird();
+    lab.router.start_bird(
+        LAN_ROUTER_IP,
+        &format!(
+            "protocol bgp n1 {{ local {LAN_ROUTER_IP} as {ROUTER_ASN}; neighbor {} as {OUR_ASN}; error wait time 1, 5; ipv4 {{ import all; export none; }}; }}\n\
+             protocol bgp m1 {{ local {LAN_ROUTER_IP6} as {ROUTER_ASN}; neighbor {} as {OUR_ASN}; error wait time 1, 5; ipv6 {{ import all; export none; }}; }}\n\
+             protocol bgp m1b {{ local {second} as {ROUTER_ASN}; neighbor {} as {OUR_ASN}; error wait time 1, 5; ipv6 {{ import all; export none; }}; }}\n",
+            node_ip(1),
+            netns::node_ip6(1),
+            netns::node_ip6(1)
+        ),
+    );
+    let services: Api<Service> = Api::namespaced(lab.c.client.clone(), "default");
+    for n in 0..1000 {
+        let name = format!("s{n}");
+        let svc: Service = serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "default", "annotations": {"ferrolb.io/address-pool": "edge"}},
+            "spec": {"type": "LoadBalancer", "ipFamilies": ["IPv6"], "ipFamilyPolicy": "SingleStack",
+                     "selector": {"app": name}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}))
+        .expect("Service literal");
+        lab.c
+            .rt
+            .block_on(services.create(&PostParams::default(), &svc))
+            .expect("create Service");
+        lab.c.set_endpoints(&name, &[1]);
+    }
+    let both = || {
+        ["m1", "m1b"].iter().all(|p| {
+            lab.router
+                .birdc(&format!("show route protocol {p} count"))
+                .contains(" of 1000 routes for 1000 networks")
+        })
+    };
+    assert!(
+        poll(Duration::from_secs(120), both),
+        "{}\n{}\n{}",
+        lab.router.birdc("show route protocol m1 count"),
+        lab.router.birdc("show route protocol m1b count"),
+        lab.sessions()
+    );
+    // Let Events and the last writes settle, then measure.
+    std::thread::sleep(Duration::from_secs(5));
+    let speaker = lab.c.speaker(1);
+    let cpu0 = speaker.cpu_time().expect("cpu time");
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_secs(30));
+    let cpu1 = speaker.cpu_time().expect("cpu time");
+    let share = (cpu1 - cpu0).as_secs_f64() / t.elapsed().as_secs_f64() * 100.0;
+    let rss = speaker.rss_bytes().unwrap_or(0) as f64 / (1024.0 * 1024.0);
+    eprintln!(
+        "BGP TIMING idle speaker, 1,000 prefixes to 2 peers: CPU {share:.2} % of one core over 30 s, RSS {rss:.1} MiB"
+    );
+}
+
 /// What [`stop_and_kill`] measured: SIGTERM → next hop gone, SIGKILL → next hop gone.
 struct StopTimes {
     graceful: Duration,
