@@ -12,15 +12,15 @@
 
 mod netns;
 
+use netns::router::{sh, wait_until, Router};
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferrolb::speaker::bgp::{spawn_peer, PeerCommand, PeerSettings, PeerStatus};
 use ferrolb_core::bgp::{Community, LargeCommunity, Prefix, RouteAttrs, SessionParams, State};
@@ -35,62 +35,18 @@ const ROUTER_ASN: u32 = 64513;
 
 /// Checks the netns prerequisites and that `tools` are installed.
 fn require(tools: &[(&str, &str)]) -> bool {
-    if netns::require().is_err() {
-        return false;
-    }
-    let missing: Vec<String> = tools
-        .iter()
-        .filter(|(t, _)| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {t}")])
-                .output()
-                .map_or(true, |o| !o.status.success())
-        })
-        .map(|(t, pkg)| format!("`{t}` (apt-get install {pkg})"))
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let why = format!("missing {}", missing.join(", "));
-    let strict = std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var("FERROLB_E2E").is_ok_and(|v| v == "1");
-    assert!(
-        !strict,
-        "BGP interop prerequisites missing (CI=true or FERROLB_E2E=1): {why}"
-    );
-    eprintln!(
-        "\n*** SKIPPED: BGP interop test: {why} (set FERROLB_E2E=1 to make this a failure) ***\n"
-    );
-    false
+    netns::require().is_ok() && netns::router::require_tools("BGP interop test", tools).is_ok()
 }
 
 /// A router namespace and a node namespace joined by one veth, with IPv4 and IPv6 addresses,
 /// and the router daemons started in it. Dropping it stops the daemons and deletes both
 /// namespaces, also when the test failed.
 struct Lab {
-    rtr: String,
+    router: Router,
     node: String,
-    dir: PathBuf,
-    children: Vec<Child>,
-    pidfiles: Vec<PathBuf>,
 }
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
-
-fn sh(args: &[&str]) -> Result<String, String> {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{args:?}: {e}"))?;
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    if out.status.success() {
-        Ok(text)
-    } else {
-        Err(format!("{args:?} failed: {text}"))
-    }
-}
 
 fn must(args: &[&str]) -> String {
     sh(args).unwrap_or_else(|e| panic!("{e}"))
@@ -106,23 +62,31 @@ impl Lab {
             SEQ.fetch_add(1, Ordering::SeqCst)
         );
         let dir = std::env::temp_dir().join(&id);
-        std::fs::create_dir_all(&dir).unwrap();
         let lab = Lab {
-            rtr: format!("{id}-r"),
+            router: Router::new(&format!("{id}-r"), &dir),
             node: format!("{id}-n"),
-            dir,
-            children: Vec::new(),
-            pidfiles: Vec::new(),
         };
-        for ns in [&lab.rtr, &lab.node] {
-            must(&["ip", "netns", "add", ns]);
-            must(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        }
+        must(&["ip", "netns", "add", &lab.node]);
+        must(&["ip", "-n", &lab.node, "link", "set", "lo", "up"]);
         must(&[
-            "ip", "-n", &lab.rtr, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
-            "netns", &lab.node,
+            "ip",
+            "-n",
+            lab.router.ns(),
+            "link",
+            "add",
+            "eth0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &lab.node,
         ]);
-        for (ns, v4, v6) in [(&lab.rtr, RTR4, RTR6), (&lab.node, NODE4, NODE6)] {
+        for (ns, v4, v6) in [
+            (lab.router.ns(), RTR4, RTR6),
+            (lab.node.as_str(), NODE4, NODE6),
+        ] {
             must(&[
                 "ip",
                 "-n",
@@ -147,120 +111,6 @@ impl Lab {
             must(&["ip", "-n", ns, "link", "set", "eth0", "up"]);
         }
         lab
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-
-    /// The router's kernel route for `dst`, as `ip route` prints it.
-    fn kernel_route(&self, dst: &str) -> String {
-        let fam = if dst.contains(':') { "-6" } else { "-4" };
-        sh(&["ip", fam, "-n", &self.rtr, "route", "show", dst]).unwrap_or_default()
-    }
-
-    // ---- BIRD ----
-
-    fn start_bird(&mut self, protocols: &str) {
-        let conf = format!(
-            "log \"{}\" all;\nrouter id {RTR4};\nprotocol device {{ }}\n\
-             protocol kernel kernel4 {{ ipv4 {{ export all; import none; }}; }}\n\
-             protocol kernel kernel6 {{ ipv6 {{ export all; import none; }}; }}\n{protocols}\n",
-            self.path("bird.log")
-        );
-        std::fs::write(self.path("bird.conf"), conf).unwrap();
-        must(&["bird", "-p", "-c", &self.path("bird.conf")]);
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.rtr,
-                "bird",
-                "-f",
-                "-c",
-                &self.path("bird.conf"),
-                "-s",
-                &self.path("bird.ctl"),
-                "-P",
-                &self.path("bird.pid"),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(self.path("bird.stderr")).unwrap())
-            .spawn()
-            .expect("start bird");
-        self.children.push(child);
-        assert!(
-            wait_until(Duration::from_secs(10), || self
-                .birdc("show status")
-                .contains("Daemon is up")),
-            "BIRD did not start: {}",
-            std::fs::read_to_string(self.path("bird.stderr")).unwrap_or_default()
-        );
-    }
-
-    fn birdc(&self, command: &str) -> String {
-        let mut args = vec!["birdc", "-s"];
-        let sock = self.path("bird.ctl");
-        args.push(&sock);
-        args.extend(command.split(' '));
-        sh(&args).unwrap_or_else(|e| e)
-    }
-
-    // ---- FRR ----
-
-    fn start_frr(&mut self, conf: &str) {
-        let d = self.dir.join("frr");
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("frr.conf"), conf).unwrap();
-        must(&["chown", "-R", "frr:frr", &d.display().to_string()]);
-        let ds = d.display().to_string();
-        let conf = format!("{ds}/frr.conf");
-        for daemon in ["zebra", "bgpd"] {
-            let pid = format!("{ds}/{daemon}.pid");
-            must(&[
-                "ip",
-                "netns",
-                "exec",
-                &self.rtr,
-                &format!("/usr/lib/frr/{daemon}"),
-                "-d",
-                "-f",
-                &conf,
-                "-i",
-                &pid,
-                "-z",
-                &format!("{ds}/zserv.api"),
-                "--vty_socket",
-                &ds,
-                "--log",
-                &format!("file:{ds}/{daemon}.log"),
-            ]);
-            self.pidfiles.push(PathBuf::from(pid));
-        }
-        assert!(
-            wait_until(Duration::from_secs(15), || self
-                .vtysh("show bgp summary")
-                .contains("BGP router identifier")),
-            "FRR did not start: {}",
-            self.vtysh("show bgp summary")
-        );
-    }
-
-    fn vtysh(&self, command: &str) -> String {
-        let ds = self.dir.join("frr").display().to_string();
-        sh(&[
-            "ip",
-            "netns",
-            "exec",
-            &self.rtr,
-            "vtysh",
-            "--vty_socket",
-            &ds,
-            "-c",
-            command,
-        ])
-        .unwrap_or_else(|e| e)
     }
 
     /// Runs our session driver inside the node namespace: a thread enters it (sockets belong
@@ -294,37 +144,17 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for p in &self.pidfiles {
-            if let Some(pid) = std::fs::read_to_string(p)
-                .ok()
-                .and_then(|s| s.trim().parse::<i32>().ok())
+        // The router (its daemons, namespace and logs) is dropped after this.
+        if let Ok(pids) = sh(&["ip", "netns", "pids", &self.node]) {
+            for pid in pids
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
             {
-                // SAFETY: kill(2) on the pid the daemon we started wrote into its pidfile.
+                // SAFETY: kill(2) on a process inside a namespace this test created.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
-        // Anything else still in the namespaces (a daemon whose pidfile we never saw).
-        for ns in [&self.rtr, &self.node] {
-            if let Ok(pids) = sh(&["ip", "netns", "pids", ns]) {
-                for pid in pids
-                    .split_whitespace()
-                    .filter_map(|p| p.parse::<i32>().ok())
-                {
-                    // SAFETY: kill(2) on a process inside a namespace this test created.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
-                }
-            }
-            let _ = sh(&["ip", "netns", "del", ns]);
-        }
-        if !thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        } else {
-            eprintln!("BGP interop logs kept in {}", self.dir.display());
-        }
+        let _ = sh(&["ip", "netns", "del", &self.node]);
     }
 }
 
@@ -369,21 +199,6 @@ impl Drop for Speaker {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-    }
-}
-
-/// Polls `f` until it holds or `limit` passes; routers react in milliseconds, so no sleeps of
-/// guessed length, only a short poll interval.
-fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -433,7 +248,7 @@ fn bird_learns_withdraws_and_logs_our_shutdown() {
         return;
     }
     let mut lab = Lab::new("b");
-    lab.start_bird(BIRD_PEERS);
+    lab.router.start_bird(RTR4, BIRD_PEERS);
     let mut v4 = lab.speaker(settings(RTR4, None));
     let mut v6 = lab.speaker(settings(RTR6, None));
     // Routes set before the session is up go out with the full table.
@@ -447,39 +262,43 @@ fn bird_learns_withdraws_and_logs_our_shutdown() {
     ]));
     assert!(
         wait_until(Duration::from_secs(15), || {
-            let p = lab.birdc("show protocols");
+            let p = lab.router.birdc("show protocols");
             p.lines()
                 .filter(|l| l.starts_with("ffl") && l.contains("Established"))
                 .count()
                 == 2
         }),
         "sessions not Established:\n{}\nspeaker: {:?}",
-        lab.birdc("show protocols all"),
+        lab.router.birdc("show protocols all"),
         v4.status()
     );
     // The router's kernel gets the routes, next hop = our session address, family by family.
     assert!(
         wait_until(Duration::from_secs(5), || lab
+            .router
             .kernel_route("203.0.113.10")
             .contains(&format!("via {NODE4}"))
             && lab
+                .router
                 .kernel_route("2001:db8:100::10")
                 .contains(&format!("via {NODE6}"))),
         "kernel:\n{}\n{}\nbird:\n{}",
-        lab.kernel_route("203.0.113.10"),
-        lab.kernel_route("2001:db8:100::10"),
-        lab.birdc("show route all")
+        lab.router.kernel_route("203.0.113.10"),
+        lab.router.kernel_route("2001:db8:100::10"),
+        lab.router.birdc("show route all")
     );
-    let all = lab.birdc("show route all 203.0.113.10/32");
+    let all = lab.router.birdc("show route all 203.0.113.10/32");
     assert!(all.contains("BGP.as_path: 4200000000"), "{all}");
     assert!(all.contains(&format!("BGP.next_hop: {NODE4}")), "{all}");
     assert!(all.contains("(64512,100)"), "{all}");
     assert!(all.contains("(4200000000, 1, 2)"), "{all}");
     // The IPv4 prefix never went over the IPv6 session and vice versa.
     assert!(!lab
+        .router
         .birdc("show route protocol ffl6")
         .contains("203.0.113.10"));
     assert!(!lab
+        .router
         .birdc("show route protocol ffl4")
         .contains("2001:db8:100::10"));
 
@@ -487,11 +306,12 @@ fn bird_learns_withdraws_and_logs_our_shutdown() {
     v4.set_routes(table(&[("203.0.113.11", attrs())]));
     assert!(
         wait_until(Duration::from_secs(5), || !lab
+            .router
             .kernel_route("203.0.113.10")
             .contains("via")
-            && lab.kernel_route("203.0.113.11").contains("via")),
+            && lab.router.kernel_route("203.0.113.11").contains("via")),
         "withdraw not applied:\n{}",
-        lab.birdc("show route")
+        lab.router.birdc("show route")
     );
     let s = v4.status();
     assert_eq!(
@@ -506,15 +326,17 @@ fn bird_learns_withdraws_and_logs_our_shutdown() {
     v4.stop("ferrolb interop: node drained");
     assert!(
         wait_until(Duration::from_secs(5), || lab
+            .router
             .birdc("show protocols all ffl4")
             .contains("Administrative shutdown")),
         "{}",
-        lab.birdc("show protocols all ffl4")
+        lab.router.birdc("show protocols all ffl4")
     );
     assert!(wait_until(Duration::from_secs(5), || !lab
+        .router
         .kernel_route("203.0.113.11")
         .contains("via")));
-    let log = std::fs::read_to_string(lab.path("bird.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(lab.router.path("bird.log")).unwrap_or_default();
     assert!(
         log.contains("ferrolb interop: node drained"),
         "BIRD log lacks our message:\n{log}"
@@ -528,7 +350,7 @@ fn bird_md5_matching_key_establishes_wrong_key_never_does() {
         return;
     }
     let mut lab = Lab::new("m");
-    lab.start_bird(
+    lab.router.start_bird(RTR4,
         "protocol bgp ffl4 { local 192.0.2.1 as 64513; neighbor 192.0.2.11 as 4200000000; password \"s3cret\"; ipv4 { import all; export none; }; }",
     );
     let mut wrong = lab.speaker(settings(RTR4, Some(b"not-it")));
@@ -553,17 +375,21 @@ fn bird_md5_matching_key_establishes_wrong_key_never_does() {
         "{st:?}"
     );
     assert_eq!(st.counters.established, 0);
-    assert!(!lab.birdc("show protocols ffl4").contains("Established"));
+    assert!(!lab
+        .router
+        .birdc("show protocols ffl4")
+        .contains("Established"));
     wrong.stop("wrong key test over");
 
     let mut right = lab.speaker(settings(RTR4, Some(b"s3cret")));
     right.set_routes(table(&[("203.0.113.20", RouteAttrs::default())]));
     assert!(
         wait_until(Duration::from_secs(15), || lab
+            .router
             .kernel_route("203.0.113.20")
             .contains(&format!("via {NODE4}"))),
         "{}\n{:?}",
-        lab.birdc("show protocols all ffl4"),
+        lab.router.birdc("show protocols all ffl4"),
         right.status()
     );
     right.stop("done");
@@ -579,8 +405,8 @@ fn frr_learns_withdraws_and_sees_our_cease() {
         return;
     }
     let mut lab = Lab::new("f");
-    let ds = lab.dir.join("frr").display().to_string();
-    lab.start_frr(&format!(
+    let ds = lab.router.frr_dir();
+    lab.router.start_frr(&format!(
         "frr defaults traditional\nhostname rtr\nlog file {ds}/frr.log\n\
          router bgp 64513\n bgp router-id 192.0.2.1\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n\
          neighbor 192.0.2.11 remote-as 4200000000\n neighbor 192.0.2.11 timers 3 9\n\
@@ -590,36 +416,89 @@ fn frr_learns_withdraws_and_sees_our_cease() {
     sp.set_routes(table(&[("203.0.113.30", attrs())]));
     assert!(
         wait_until(Duration::from_secs(20), || lab
+            .router
             .kernel_route("203.0.113.30")
             .contains(&format!("via {NODE4}"))),
         "{}\n{}\n{:?}",
-        lab.vtysh("show bgp summary"),
-        lab.vtysh("show bgp ipv4 unicast"),
+        lab.router.vtysh("show bgp summary"),
+        lab.router.vtysh("show bgp ipv4 unicast"),
         sp.status()
     );
-    let route = lab.vtysh("show bgp ipv4 unicast 203.0.113.30/32");
+    let route = lab.router.vtysh("show bgp ipv4 unicast 203.0.113.30/32");
     assert!(route.contains("4200000000"), "{route}");
     assert!(route.contains("64512:100"), "{route}");
     // FRR negotiated hold 9 s (its own proposal); ours keepalives every 3 s.
     assert!(lab
+        .router
         .vtysh("show bgp neighbor 192.0.2.11")
         .contains("Hold time is 9"));
 
     sp.set_routes(BTreeMap::new());
     assert!(
         wait_until(Duration::from_secs(5), || !lab
+            .router
             .kernel_route("203.0.113.30")
             .contains("via")),
         "{}",
-        lab.vtysh("show bgp ipv4 unicast")
+        lab.router.vtysh("show bgp ipv4 unicast")
     );
     sp.stop("ferrolb interop: frr stop");
     assert!(
         wait_until(Duration::from_secs(5), || lab
+            .router
             .vtysh("show bgp neighbor 192.0.2.11")
             .to_lowercase()
             .contains("administrative shutdown")),
         "{}",
-        lab.vtysh("show bgp neighbor 192.0.2.11")
+        lab.router.vtysh("show bgp neighbor 192.0.2.11")
+    );
+}
+
+/// Issue 9's bulk benchmark, as a test with a generous deadline: 10,000 prefixes handed to the
+/// driver before the session is up all reach a freshly connected BIRD (packed UPDATEs). The
+/// time from starting the driver to BIRD holding all of them is printed for docs/benchmarks.md.
+#[test]
+fn ten_thousand_prefixes_reach_a_freshly_connected_bird() {
+    if !require(&[("bird", "bird2"), ("birdc", "bird2")]) {
+        return;
+    }
+    let mut lab = Lab::new("k");
+    lab.router.start_bird(
+        RTR4,
+        "protocol bgp ffl6 { local 2001:db8::1 as 64513; neighbor 2001:db8::11 as 4200000000; hold time 9; ipv6 { import all; export none; }; }",
+    );
+    let prefixes: BTreeMap<Prefix, RouteAttrs> = (0..10_000u32)
+        .map(|i| {
+            let ip =
+                std::net::Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, (i >> 16) as u16, i as u16);
+            (Prefix::host(IpAddr::V6(ip)), attrs())
+        })
+        .collect();
+    let t = std::time::Instant::now();
+    let sp = lab.speaker(settings(RTR6, None));
+    sp.set_routes(prefixes);
+    let all = wait_until(Duration::from_secs(30), || {
+        lab.router
+            .birdc("show route protocol ffl6 count")
+            .contains("10000 of 10000 routes")
+    });
+    let took = t.elapsed();
+    assert!(
+        all,
+        "{}\n{:?}",
+        lab.router.birdc("show route protocol ffl6 count"),
+        sp.status()
+    );
+    let status = sp.status();
+    eprintln!(
+        "BGP TIMING 10,000 prefixes to a fresh peer: all in BIRD after {} ms, {} UPDATEs",
+        took.as_millis(),
+        status.counters.updates_sent
+    );
+    assert_eq!(status.counters.prefixes_advertised, 10_000);
+    assert!(
+        status.counters.updates_sent < 100,
+        "packed: {} UPDATEs",
+        status.counters.updates_sent
     );
 }

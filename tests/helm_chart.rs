@@ -319,3 +319,37 @@ fn helm_lint_is_clean() {
         "{text}"
     );
 }
+
+#[test]
+fn bgp_password_secrets_grant_get_on_exactly_those_secrets() {
+    if !available("helm") {
+        return;
+    }
+    let rendered = objects(&template(Some(
+        "speaker:\n  bgpPasswordSecrets: [bgp-auth, tor2-key]\n",
+    )));
+    let role = rendered
+        .iter()
+        .find(|((kind, _), d)| {
+            kind == "Role" && d["metadata"]["name"] == "ferrolb-speaker-bgp-secrets"
+        })
+        .map(|(_, d)| d)
+        .expect("a Role for the BGP password Secrets");
+    assert_eq!(role["metadata"]["namespace"], json!("ferrolb-system"));
+    assert_eq!(
+        role["rules"],
+        json!([{"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["bgp-auth", "tor2-key"], "verbs": ["get"]}])
+    );
+    assert!(rendered.iter().any(|((kind, _), d)| kind == "RoleBinding"
+        && d["roleRef"]["name"] == "ferrolb-speaker-bgp-secrets"
+        && d["subjects"][0]["name"] == "ferrolb-speaker"));
+    // Without the value the speaker may read no Secret.
+    let defaults = template(None);
+    assert!(!defaults.contains("secrets"), "a Secret grant by default");
+    // The plain-manifest equivalent parses and grants the same single verb.
+    let optional = std::fs::read_to_string("deploy/optional/speaker-bgp-password-secret.yaml")
+        .expect("deploy/optional/speaker-bgp-password-secret.yaml");
+    let docs = docs(&optional);
+    assert_eq!(docs[0]["rules"][0]["verbs"], json!(["get"]));
+    assert_eq!(docs[0]["rules"][0]["resources"], json!(["secrets"]));
+}

@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use super::interfaces::parse_subnets_annotation;
+use crate::controller::service_view::ALLOCATED_FROM_POOL;
 
 /// The lease annotation listing the subnets a node can announce in.
 pub const SUBNETS_ANNOTATION: &str = "ferrolb.io/subnets";
@@ -40,7 +41,7 @@ fn key_of(svc: &Service) -> ServiceKey {
 }
 
 /// Nodes with a ready endpoint of each Service, from its EndpointSlices.
-fn endpoint_nodes(slices: &[Arc<EndpointSlice>]) -> BTreeMap<ServiceKey, BTreeSet<String>> {
+pub fn endpoint_nodes(slices: &[Arc<EndpointSlice>]) -> BTreeMap<ServiceKey, BTreeSet<String>> {
     let mut out: BTreeMap<ServiceKey, BTreeSet<String>> = BTreeMap::new();
     for slice in slices {
         let Some(svc) = slice
@@ -119,6 +120,37 @@ pub fn demands(
         out.services.insert(ip, keys);
     }
     out
+}
+
+/// Drops the demands for IPs whose pool is not announced with `l2` (`pools[].announce`): those
+/// are the BGP side's. An IP outside every pool is judged by the pool its Service was
+/// allocated from (`ferrolb.io/allocated-from-pool`).
+pub fn retain_l2(
+    demands: &mut Demands,
+    config: &ferrolb_core::config::Config,
+    services: &kube::runtime::reflector::Store<Service>,
+) {
+    let hint = |ip: &IpAddr| -> Option<String> {
+        let key = demands.services.get(ip)?.first()?;
+        let svc = services
+            .get(&kube::runtime::reflector::ObjectRef::new(&key.name).within(&key.namespace))?;
+        svc.metadata
+            .annotations
+            .as_ref()?
+            .get(ALLOCATED_FROM_POOL)
+            .cloned()
+    };
+    let drop: BTreeSet<IpAddr> = demands
+        .demands
+        .iter()
+        .map(|d| d.ip)
+        .filter(|ip| !config.announce_of_ip(ip, hint(ip).as_deref()).l2)
+        .collect();
+    if drop.is_empty() {
+        return;
+    }
+    demands.demands.retain(|d| !drop.contains(&d.ip));
+    demands.services.retain(|ip, _| !drop.contains(ip));
 }
 
 /// Every MAC some speaker announces from, with its node, from the leases'
@@ -242,6 +274,31 @@ mod tests {
             d.demands[1],
             IpDemand::local("203.0.113.11".parse().unwrap(), ["n1", "n3"])
         );
+    }
+
+    #[test]
+    fn the_l2_side_keeps_only_ips_of_pools_announced_with_l2() {
+        let data = [(
+            ferrolb_core::config::NATIVE_KEY.to_string(),
+            "pools:\n  - {name: lan, addresses: [203.0.113.0/28]}\n  - {name: edge, addresses: [203.0.113.16/28], announce: [bgp]}\n  - {name: both, addresses: [203.0.113.32/28], announce: [l2, bgp]}\n".to_string(),
+        )]
+        .into();
+        let config = ferrolb_core::config::parse_config_map_data(&data)
+            .unwrap()
+            .config;
+        let services = vec![
+            svc("a", "203.0.113.1", false, None),
+            svc("b", "203.0.113.17", false, None),
+            svc("c", "203.0.113.33", false, None),
+            svc("d", "10.0.0.1", false, None),
+        ];
+        let mut d = demands(&services, &[], None);
+        let (store, _writer) = kube::runtime::reflector::store::<Service>();
+        retain_l2(&mut d, &config, &store);
+        let ips: Vec<String> = d.demands.iter().map(|x| x.ip.to_string()).collect();
+        // The bgp-only pool's IP is gone; an IP outside every pool with no hint stays l2.
+        assert_eq!(ips, vec!["10.0.0.1", "203.0.113.1", "203.0.113.33"]);
+        assert!(!d.services.contains_key(&"203.0.113.17".parse().unwrap()));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use ferrolb_core::arp::MacAddr;
-use ferrolb_core::config::L2Config;
+use ferrolb_core::config::{Config, L2Config};
 use ferrolb_core::election::{
     lease_name, node_of_lease, Action, Announcer, AnnouncerParams, Claimant, Health, MonoTime,
     NodeFacts,
@@ -62,6 +62,8 @@ pub struct Decision {
     own_macs: BTreeSet<MacAddr>,
     /// The health last reported, to log its transitions.
     health: Health,
+    /// The pools and how each is announced: IPs of pools without `l2` are not ours to ARP for.
+    pools: Config,
 }
 
 impl Decision {
@@ -88,6 +90,7 @@ impl Decision {
             peer_macs: BTreeMap::new(),
             own_macs: BTreeSet::new(),
             health: Health::Starting,
+            pools: Config::default(),
         }
     }
 
@@ -134,6 +137,18 @@ impl Decision {
             &self.caches.slices.state(),
             self.lb_class.as_deref(),
         );
+        cluster_view::retain_l2(&mut self.demands, &self.pools, &self.caches.services);
+    }
+
+    /// A new config's pools (for `pools[].announce`); returns whether anything changed, in which
+    /// case the demands are recomputed.
+    pub fn set_pools(&mut self, config: &Config) -> bool {
+        if self.pools.pools == config.pools && self.pools.announce == config.announce {
+            return false;
+        }
+        self.pools = config.clone();
+        self.refresh_demands();
+        true
     }
 
     /// Leases or Nodes changed.

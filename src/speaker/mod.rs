@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrolb_core::arp::MacAddr;
-use ferrolb_core::config::{parse_config_map_data, L2Config};
+use ferrolb_core::config::{parse_config_map_data, Config};
 use ferrolb_core::election::{lease_name, AnnouncerParams, Health, LEASE_PREFIX};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -93,6 +93,7 @@ struct Speaker {
     published_tx: watch::Sender<BTreeMap<String, String>>,
     metrics: SpeakerMetrics,
     ready: Readiness,
+    bgp: bgp::BgpManager,
 }
 
 impl Speaker {
@@ -105,6 +106,7 @@ impl Speaker {
         self.metrics
             .degraded
             .set(i64::from(health == Health::Degraded));
+        self.bgp.reconcile(health, self.decision.ifaces());
     }
 
     fn claim(&mut self, ip: IpAddr, mac: MacAddr) {
@@ -113,6 +115,7 @@ impl Speaker {
     }
 
     fn refresh_demands(&mut self) {
+        self.bgp.mark_dirty();
         self.decision.refresh_demands();
         self.executor.sync_all_labels(&self.decision.world());
     }
@@ -153,16 +156,21 @@ impl Speaker {
     }
 
     fn on_config(&mut self, cm: Option<&ConfigMap>) {
-        let l2 = match cm {
-            None => L2Config::default(),
+        let config = match cm {
+            None => Config::default(),
             Some(cm) => match parse_config_map_data(&cm.data.clone().unwrap_or_default()) {
-                Ok(parsed) => parsed.config.l2,
+                Ok(parsed) => parsed.config,
                 Err(errors) => {
                     tracing::error!(configmap = %self.config_map, errors = %errors, "pool config rejected; the last good config stays in force");
                     return;
                 }
             },
         };
+        self.bgp.set_config(&config);
+        if self.decision.set_pools(&config) {
+            self.executor.sync_all_labels(&self.decision.world());
+        }
+        let l2 = config.l2;
         let garp = l2.garp.params();
         tracing::debug!(interfaces = ?l2.interfaces, ?garp, "l2 config seen");
         if self.decision.set_l2(l2) {
@@ -219,6 +227,7 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
     let client = kube_client::connect(args.cluster.kubeconfig.as_deref(), "speaker", &node).await?;
     let mut registry = Registry::default();
     let metrics = SpeakerMetrics::register(&mut registry);
+    let bgp_metrics = bgp::BgpMetrics::register(&mut registry);
     let ready = Readiness::default();
     let bound = http_server::serve(
         args.metrics_addr,
@@ -275,6 +284,19 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
         "ferrolb-speaker",
         node.clone(),
     ));
+    let bgp = bgp::BgpManager::new(
+        node.clone(),
+        args.lb_class.clone(),
+        bgp::BgpCaches {
+            services: services.clone(),
+            slices: slices.clone(),
+            nodes: nodes.clone(),
+        },
+        Api::namespaced(client.clone(), &ns),
+        ns.clone(),
+        events.clone(),
+        bgp_metrics,
+    );
     let families = Families {
         v4: arp.clone(),
         v6: None,
@@ -303,6 +325,7 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
         published_tx,
         metrics,
         ready,
+        bgp,
     };
     sp.sync_interfaces();
     let lease_task = lease::start(
@@ -382,7 +405,10 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
             },
             ev = node_events.next() => match ev {
                 None => break Err(SpeakerError::StreamEnded("Node")),
-                Some(Ok(_)) => sp.decision.refresh_peers(),
+                Some(Ok(_)) => {
+                    sp.bgp.mark_dirty();
+                    sp.decision.refresh_peers();
+                }
                 Some(Err(e)) => tracing::warn!(error = %e, "Node watch failed; retrying"),
             },
             ev = cm_events.next() => match ev {
@@ -396,6 +422,7 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
         sp.reconcile();
     };
     sp.graceful_stop();
+    sp.bgp.shutdown().await;
     lease_task.release(Duration::from_secs(2)).await;
     match result {
         Err(SpeakerError::StreamEnded(_)) if shutdown.is_cancelled() => Ok(()),

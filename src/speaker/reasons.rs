@@ -13,6 +13,11 @@ pub enum EventReason {
     IpConflict,
     /// Warning: a host that is not a speaker uses one of the Service's IPs; not announced.
     IpInUseByOtherHost,
+    /// Normal: this node advertises one of the Service's IPs to BGP peers (the message names
+    /// them), or the set of peers changed.
+    Advertising,
+    /// Normal: this node stopped advertising one of the Service's IPs over BGP.
+    AdvertisementWithdrawn,
 }
 
 impl EventReason {
@@ -22,12 +27,19 @@ impl EventReason {
             EventReason::Announcing => "Announcing",
             EventReason::IpConflict => "IPConflict",
             EventReason::IpInUseByOtherHost => "IPInUseByOtherHost",
+            EventReason::Advertising => "Advertising",
+            EventReason::AdvertisementWithdrawn => "AdvertisementWithdrawn",
         }
     }
 
     /// Whether the Event is a Warning (else Normal).
     pub const fn is_warning(self) -> bool {
-        !matches!(self, EventReason::Announcing)
+        !matches!(
+            self,
+            EventReason::Announcing
+                | EventReason::Advertising
+                | EventReason::AdvertisementWithdrawn
+        )
     }
 }
 
@@ -39,6 +51,9 @@ impl fmt::Display for EventReason {
 
 /// The Event's `action` field for everything the speaker reports.
 pub const ANNOUNCE_ACTION: &str = "Announce";
+
+/// The Event's `action` field for BGP advertisements.
+pub const ADVERTISE_ACTION: &str = "Advertise";
 
 #[cfg(test)]
 mod tests {
@@ -55,5 +70,11 @@ mod tests {
         assert!(!EventReason::Announcing.is_warning());
         assert!(EventReason::IpConflict.is_warning());
         assert!(EventReason::IpInUseByOtherHost.is_warning());
+        assert_eq!(EventReason::Advertising.to_string(), "Advertising");
+        assert_eq!(
+            EventReason::AdvertisementWithdrawn.to_string(),
+            "AdvertisementWithdrawn"
+        );
+        assert!(!EventReason::Advertising.is_warning());
     }
 }

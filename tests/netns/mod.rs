@@ -51,6 +51,7 @@ pub mod frames;
 pub mod inject;
 pub mod nsthread;
 pub mod pcap;
+pub mod router;
 pub mod serve;
 pub mod tools;
 

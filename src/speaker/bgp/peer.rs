@@ -77,6 +77,60 @@ pub fn spawn_peer(settings: PeerSettings) -> PeerHandle {
     }
 }
 
+/// Like [`spawn_peer`], but the TCP MD5 key comes from `key` first (a Secret read that retries
+/// until it succeeds). Until then the peer is Idle with `last_error` saying why, and a stop is
+/// obeyed at once.
+pub fn spawn_peer_with_key<F>(settings: PeerSettings, key: F) -> PeerHandle
+where
+    F: std::future::Future<Output = Vec<u8>> + Send + 'static,
+{
+    let (tx, mut rx) = mpsc::channel(16);
+    let (status_tx, status) = watch::channel(PeerStatus {
+        state: State::Idle,
+        counters: SessionCounters::default(),
+    });
+    let task = tokio::spawn(async move {
+        let mut settings = settings;
+        // Orders that arrive while the key is fetched are replayed to the session afterwards.
+        let mut early = Vec::new();
+        tokio::pin!(key);
+        loop {
+            tokio::select! {
+                k = &mut key => {
+                    settings.md5_key = Some(k);
+                    break;
+                }
+                cmd = rx.recv() => match cmd {
+                    Some(PeerCommand::Stop(_, done)) => {
+                        let _ = done.send(());
+                        return;
+                    }
+                    None => return,
+                    Some(other) => early.push(other),
+                },
+            }
+        }
+        let (replay_tx, replay_rx) = mpsc::channel(16 + early.len());
+        for cmd in early {
+            let _ = replay_tx.try_send(cmd);
+        }
+        // Forward later orders behind the replayed ones.
+        tokio::spawn(async move {
+            while let Some(cmd) = rx.recv().await {
+                if replay_tx.send(cmd).await.is_err() {
+                    return;
+                }
+            }
+        });
+        run(settings, replay_rx, status_tx).await;
+    });
+    PeerHandle {
+        commands: tx,
+        status,
+        task,
+    }
+}
+
 async fn connect(s: &PeerSettings) -> io::Result<TcpStream> {
     let socket = match s.remote {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,

@@ -17,6 +17,7 @@ mod message;
 mod notification;
 mod open;
 mod pack;
+mod peer_params;
 mod plan;
 mod prefix;
 mod rib;
@@ -39,7 +40,11 @@ pub use notification::{
 };
 pub use open::{Afi, Capability, Open, AS_TRANS, SAFI_UNICAST};
 pub use pack::{encode_end_of_rib, encode_updates, Outbound, PackStats};
-pub use plan::{plan, NodeInfo, PeerRoutes, ServiceInfo, TrafficPolicy, EXCLUDE_LABEL};
+pub use peer_params::{router_id, session_params};
+pub use plan::{
+    degraded_table, peers_advertising, plan, NodeInfo, PeerRoutes, ServiceInfo, TrafficPolicy,
+    EXCLUDE_LABEL,
+};
 pub use prefix::{Prefix, PrefixError};
 pub use rib::{AdjRibOut, RibDiff};
 pub use session::{

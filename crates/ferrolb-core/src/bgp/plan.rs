@@ -87,7 +87,12 @@ pub fn plan(
                 if !applies {
                     continue;
                 }
-                for ip in &svc.ips {
+                // A session carries its own family only (IPv4 over IPv4, IPv6 over IPv6).
+                for ip in svc
+                    .ips
+                    .iter()
+                    .filter(|ip| ip.is_ipv4() == peer.address.is_ipv4())
+                {
                     let len = if ip.is_ipv4() {
                         ad.aggregation_length
                     } else {
@@ -109,6 +114,26 @@ pub fn plan(
         out.insert(peer.name.clone(), routes);
     }
     out
+}
+
+/// What an API-degraded speaker sends a peer: what it already advertises, minus what it no
+/// longer plans, and nothing new (design.md: degraded speakers keep what they advertise and
+/// add nothing). Its view of the cluster may be stale, so it must not start attracting
+/// traffic on it; a withdrawal it still sees is older news than the outage and is honoured.
+pub fn degraded_table(advertised: &PeerRoutes, planned: PeerRoutes) -> PeerRoutes {
+    planned
+        .into_iter()
+        .filter(|(prefix, _)| advertised.contains_key(prefix))
+        .collect()
+}
+
+/// The peers whose table holds a prefix covering `ip`, for the Events that say which nodes
+/// advertise a Service to which peers.
+pub fn peers_advertising(plan: &BTreeMap<String, PeerRoutes>, ip: IpAddr) -> Vec<String> {
+    plan.iter()
+        .filter(|(_, routes)| routes.keys().any(|p| p.contains(ip)))
+        .map(|(peer, _)| peer.clone())
+        .collect()
 }
 
 /// Two advertisements covering one prefix: communities are united and the higher LOCAL_PREF
@@ -236,14 +261,71 @@ bgp:
         ];
         let plain = labels(&[]);
         let p = plan(&c, NodeInfo { labels: &plain }, &services);
-        assert_eq!(
-            prefixes(&p["ebgp"]),
-            vec!["192.0.2.0/24", "2001:db8:100::5/128"]
-        );
+        // The IPv6 IP is not planned for IPv4 peers: their sessions cannot carry it.
+        assert_eq!(prefixes(&p["ebgp"]), vec!["192.0.2.0/24"]);
         let excluded = labels(&[(EXCLUDE_LABEL, "")]);
         let p = plan(&c, NodeInfo { labels: &excluded }, &services);
         // Sessions stay up (so nothing flaps when the label is removed), tables are empty.
         assert!(p["ebgp"].is_empty() && p["ibgp"].is_empty());
+    }
+
+    #[test]
+    fn degraded_speaker_keeps_and_withdraws_but_adds_nothing() {
+        let a = Prefix::host("203.0.113.1".parse().unwrap());
+        let b = Prefix::host("203.0.113.2".parse().unwrap());
+        let c = Prefix::host("203.0.113.3".parse().unwrap());
+        let old = RouteAttrs::default();
+        let new = RouteAttrs {
+            local_pref: Some(200),
+            ..RouteAttrs::default()
+        };
+        let advertised: PeerRoutes = [(a, old.clone()), (b, old)].into();
+        let planned: PeerRoutes = [(a, new.clone()), (c, new.clone())].into();
+        let out = degraded_table(&advertised, planned);
+        // a stays (with its current attributes), b is withdrawn, c is never added.
+        assert_eq!(out, [(a, new)].into());
+    }
+
+    #[test]
+    fn peers_advertising_sees_aggregated_prefixes() {
+        let c = config();
+        let plain = labels(&[]);
+        let services = [
+            svc("192.0.2.77", "agg", TrafficPolicy::Cluster, true, false),
+            svc("203.0.113.1", "edge", TrafficPolicy::Cluster, true, false),
+        ];
+        let p = plan(&c, NodeInfo { labels: &plain }, &services);
+        assert_eq!(
+            peers_advertising(&p, "192.0.2.77".parse().unwrap()),
+            vec!["ebgp", "ibgp"]
+        );
+        assert_eq!(
+            peers_advertising(&p, "203.0.113.1".parse().unwrap()),
+            vec!["ebgp", "ibgp"]
+        );
+        assert!(peers_advertising(&p, "203.0.113.2".parse().unwrap()).is_empty());
+        assert!(peers_advertising(&p, "2001:db8::1".parse().unwrap()).is_empty());
+    }
+
+    #[test]
+    fn each_peer_gets_the_family_its_session_carries() {
+        let data = [(
+            NATIVE_KEY.to_string(),
+            "pools: [{name: e, addresses: [203.0.113.0/24, \"2001:db8:100::/120\"], announce: [bgp]}]\nbgp: {myASN: 64512, peers: [{name: v4, address: 192.0.2.1, asn: 64513}, {name: v6, address: \"2001:db8::1\", asn: 64513}]}\n".to_string(),
+        )]
+        .into();
+        let c = parse_config_map_data(&data).unwrap().config;
+        let plain = labels(&[]);
+        let dual = ServiceInfo {
+            ips: vec![
+                "203.0.113.9".parse().unwrap(),
+                "2001:db8:100::9".parse().unwrap(),
+            ],
+            ..svc("203.0.113.9", "e", TrafficPolicy::Cluster, true, false)
+        };
+        let p = plan(&c, NodeInfo { labels: &plain }, &[dual]);
+        assert_eq!(prefixes(&p["v4"]), vec!["203.0.113.9/32"]);
+        assert_eq!(prefixes(&p["v6"]), vec!["2001:db8:100::9/128"]);
     }
 
     #[test]

@@ -74,6 +74,11 @@ impl Prefix {
         self.len == 0
     }
 
+    /// Whether `ip` lies inside this prefix (an aggregated prefix covers many Service IPs).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        ip.is_ipv4() == self.is_ipv4() && Prefix::new(ip, self.len).is_ok_and(|p| p == *self)
+    }
+
     /// Whether the prefix is IPv4.
     pub fn is_ipv4(&self) -> bool {
         self.addr.is_ipv4()

@@ -374,3 +374,28 @@ fn summary_shows_peers_advertisements_and_modes() {
     // The password itself is never printed.
     assert!(!s.contains("s3cret"), "{s}");
 }
+
+#[test]
+fn announce_of_ip_follows_the_pool_holding_the_ip_then_the_hint() {
+    let c = ok(native(NATIVE_BGP)).config;
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    // By range, whatever the annotation says (a stale hint after a config edit loses).
+    assert!(c.announce_of_ip(&ip("203.0.113.7"), Some("lan")).bgp);
+    assert!(!c.announce_of_ip(&ip("203.0.113.7"), None).l2);
+    assert!(c.announce_of_ip(&ip("2001:db8:100::5"), None).bgp);
+    assert_eq!(
+        c.announce_of_ip(&ip("192.0.2.3"), None),
+        Announce {
+            l2: true,
+            bgp: true
+        }
+    );
+    // Kept outside every pool: the pool it came from decides; unknown: the default, l2 only.
+    assert!(c.announce_of_ip(&ip("10.1.2.3"), Some("edge")).bgp);
+    assert!(!c.announce_of_ip(&ip("10.1.2.3"), Some("edge")).l2);
+    assert_eq!(c.announce_of_ip(&ip("10.1.2.3"), None), Announce::default());
+    assert_eq!(
+        c.pool_of_ip(&ip("198.51.100.3")).map(|p| p.name.as_str()),
+        Some("lan")
+    );
+}

@@ -71,6 +71,26 @@ impl Config {
     pub fn announce_of(&self, pool: &str) -> Announce {
         self.announce.get(pool).copied().unwrap_or_default()
     }
+
+    /// The pool whose ranges hold `ip`, if any (pools never overlap outside the kube-vip
+    /// format; there the first one in config order is taken).
+    pub fn pool_of_ip(&self, ip: &std::net::IpAddr) -> Option<&Pool> {
+        self.pools
+            .iter()
+            .find(|p| p.ranges.iter().any(|r| r.contains(ip)))
+    }
+
+    /// How a Service IP is announced: by the pool whose ranges hold it in the config in force;
+    /// for an IP kept outside every pool, by the pool it was allocated from (`hint`, the
+    /// `ferrolb.io/allocated-from-pool` annotation); otherwise the default (`[l2]`), which is
+    /// what such an IP got before `announce` existed.
+    pub fn announce_of_ip(&self, ip: &std::net::IpAddr, hint: Option<&str>) -> Announce {
+        match (self.pool_of_ip(ip), hint) {
+            (Some(pool), _) => self.announce_of(&pool.name),
+            (None, Some(name)) => self.announce_of(name),
+            (None, None) => Announce::default(),
+        }
+    }
 }
 
 /// The config formats FerroLB reads, so users of MetalLB and kube-vip can switch without
