@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use super::family::Families;
 use super::interfaces::{Interface, Interfaces};
-use super::metrics::{AnnounceLabels, IpLabels, SpeakerMetrics};
+use super::metrics::{AnnounceLabels, FamilyLabels, IpLabels, SpeakerMetrics};
 use super::reasons::{EventReason, ANNOUNCE_ACTION};
 use crate::events::{EventPublisher, Notice};
 
@@ -200,7 +200,10 @@ impl Executor {
             return;
         };
         io.announce(ip, port.index);
-        self.metrics.takeovers.inc();
+        self.metrics
+            .takeovers
+            .get_or_create(&FamilyLabels::of(ip))
+            .inc();
         let send = io.unsolicited();
         let schedule = self.garp.schedule();
         let task = tokio::spawn(async move {
@@ -239,7 +242,10 @@ impl Executor {
     fn stop(&mut self, ip: IpAddr, reason: StopReason) {
         let was = self.forget(ip);
         if was == Some(Stage::Announcing) {
-            self.metrics.withdrawals.inc();
+            self.metrics
+                .withdrawals
+                .get_or_create(&FamilyLabels::of(ip))
+                .inc();
         }
         match reason {
             StopReason::ClaimedBy(mac) => {
@@ -292,8 +298,13 @@ impl Executor {
         }
         entry.last_conflict_event = Some(Instant::now());
         tracing::warn!(%ip, %mac, "another speaker keeps claiming an IP this node announces; re-announcing");
+        let resend = if ip.is_ipv4() {
+            "gratuitous ARP"
+        } else {
+            "unsolicited Neighbor Advertisements"
+        };
         let note = format!(
-            "{mac} also claims {ip}, which node {} announces; re-sending gratuitous ARP",
+            "{mac} also claims {ip}, which node {} announces; re-sending {resend}",
             self.node
         );
         self.publish(&world.services_of(ip), EventReason::IpConflict, note);

@@ -1,7 +1,8 @@
 //! `ferrolb speaker`: the per-node agent. It keeps its own lease alive, watches peers' leases,
 //! Services, EndpointSlices, Nodes and the pool ConfigMap, asks the pure
 //! [`Announcer`](ferrolb_core::election::Announcer) which IPs this node must announce, and
-//! answers ARP for exactly those on the interface whose subnet holds each IP.
+//! answers ARP (IPv4) or Neighbor Discovery (IPv6) for exactly those on the interface whose
+//! subnet holds each IP.
 //!
 //! Three parts, as MetalLB splits its speaker:
 //!
@@ -54,11 +55,12 @@ use crate::http_server::{self, BindError, Readiness};
 use crate::kube_client::{self, ClientError};
 use arp_io::{ArpIo, Claim};
 use decision::{Caches, Decision};
-use executor::Executor;
+use executor::{Executor, Stage};
 use family::Families;
 use interfaces::{InterfaceError, Interfaces};
 use lease::RenewResult;
 use metrics::SpeakerMetrics;
+use ndp_io::{NdpClaim, NdpIo, NdpMetrics};
 use watch_retry::{with_retry, ApiBack};
 
 /// How often the announcement is recomputed even without news: peers' leases expire with time.
@@ -90,6 +92,7 @@ struct Speaker {
     decision: Decision,
     executor: Executor,
     arp: Arc<ArpIo>,
+    ndp: Arc<NdpIo>,
     published_tx: watch::Sender<BTreeMap<String, String>>,
     metrics: SpeakerMetrics,
     ready: Readiness,
@@ -112,13 +115,27 @@ impl Speaker {
         self.executor.execute(actions, &self.decision.world());
     }
 
+    fn ndp_claim(&mut self, claim: NdpClaim) {
+        let ip = IpAddr::V6(claim.ip);
+        let announcing = self
+            .executor
+            .entry(ip)
+            .is_some_and(|e| e.stage == Stage::Announcing);
+        match family::ndp_claim_for_announcer(&claim, announcing) {
+            Some((ip, mac)) => self.claim(ip, mac),
+            None => {
+                tracing::warn!(%ip, mac = %claim.mac, "another host probed for an IP this node announces (duplicate address detection); defended it")
+            }
+        }
+    }
+
     fn refresh_demands(&mut self) {
         self.decision.refresh_demands();
         self.executor.sync_all_labels(&self.decision.world());
     }
 
-    /// Opens ARP ports on the eligible interfaces and publishes their subnets and MACs on our
-    /// lease.
+    /// Opens ARP ports on the eligible interfaces (NDP ports on those with IPv6 subnets) and
+    /// publishes their subnets and MACs on our lease.
     fn sync_interfaces(&mut self) {
         let l2 = self.decision.l2();
         let wanted: Vec<(u32, String, MacAddr)> = self
@@ -128,7 +145,17 @@ impl Speaker {
             .filter_map(|i| Some((i.index, i.name.clone(), i.mac?)))
             .collect();
         self.arp.sync_ports(&wanted);
-        let port_macs = self.arp.port_macs();
+        let wanted6: Vec<(u32, String, MacAddr)> = self
+            .decision
+            .ifaces()
+            .ipv6_capable(l2)
+            .filter_map(|i| Some((i.index, i.name.clone(), i.mac?)))
+            .collect();
+        self.ndp.sync_ports(&wanted6);
+        let mut port_macs = self.arp.port_macs();
+        port_macs.extend(self.ndp.port_macs());
+        port_macs.sort();
+        port_macs.dedup();
         let macs: Vec<String> = port_macs.iter().map(ToString::to_string).collect();
         let published: BTreeMap<String, String> = [
             (
@@ -219,6 +246,7 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
     let client = kube_client::connect(args.cluster.kubeconfig.as_deref(), "speaker", &node).await?;
     let mut registry = Registry::default();
     let metrics = SpeakerMetrics::register(&mut registry);
+    let ndp_metrics = NdpMetrics::register(&mut registry);
     let ready = Readiness::default();
     let bound = http_server::serve(
         args.metrics_addr,
@@ -232,6 +260,8 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
     let mut iface_rx = interfaces::monitor(shutdown.clone()).await?;
     let (claims_tx, mut claims_rx) = mpsc::unbounded_channel::<Claim>();
     let arp = Arc::new(ArpIo::new(claims_tx, metrics.clone()));
+    let (ndp_claims_tx, mut ndp_claims_rx) = mpsc::unbounded_channel::<NdpClaim>();
+    let ndp = Arc::new(NdpIo::new(ndp_claims_tx, ndp_metrics));
     let ns = args.cluster.namespace.clone();
     let api_back = ApiBack::new();
     let (services, svc_events) = watched(
@@ -277,7 +307,7 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
     ));
     let families = Families {
         v4: arp.clone(),
-        v6: None,
+        v6: Some(ndp.clone()),
     };
     let mut sp = Speaker {
         config_map: format!("{ns}/{}", args.cluster.config_map),
@@ -300,6 +330,7 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
             },
         ),
         arp,
+        ndp,
         published_tx,
         metrics,
         ready,
@@ -349,6 +380,10 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
             }
             Some(claim) = claims_rx.recv() => {
                 sp.claim(IpAddr::V4(claim.ip), claim.mac);
+                continue;
+            }
+            Some(claim) = ndp_claims_rx.recv() => {
+                sp.ndp_claim(claim);
                 continue;
             }
             _ = sleep_until(sp.decision.next_wakeup()) => {}

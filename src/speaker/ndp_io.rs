@@ -70,6 +70,9 @@ pub struct NdpMetrics {
     pub advertisements: Family<IpLabels, Counter>,
     /// Unsolicited Neighbor Advertisements sent (takeover bursts and refreshes).
     pub unsolicited: Family<IpLabels, Counter>,
+    /// Other hosts' duplicate-address-detection probes for IPs this node announces (each
+    /// defended with an advertisement, so the prober gives the address up).
+    pub dad_probes: Family<IpLabels, Counter>,
     /// NDP frames the kernel dropped before the speaker read them.
     pub receive_dropped: Family<InterfaceLabels, Counter>,
     /// Failed joins of solicited-node groups (solicitations may then not arrive).
@@ -95,6 +98,11 @@ impl NdpMetrics {
             "unsolicited_na",
             "Unsolicited IPv6 Neighbor Advertisements sent (takeover bursts and refreshes)",
             m.unsolicited.clone(),
+        );
+        r.register(
+            "ndp_dad_probes",
+            "Duplicate address detection probes by other hosts for IPs this node announces (defended)",
+            m.dad_probes.clone(),
         );
         r.register(
             "ndp_receive_dropped",
@@ -303,6 +311,7 @@ impl NdpIo {
                             if owned {
                                 // RFC 4862 §5.4.3: defend the address, so the prober does not
                                 // configure it; the answer goes to all-nodes.
+                                metrics.dad_probes.get_or_create(&NdpMetrics::ip(ip)).inc();
                                 metrics.solicitations.get_or_create(&NdpMetrics::ip(ip)).inc();
                                 let reply = build_advertisement_reply(
                                     &mut buf,
