@@ -94,6 +94,13 @@ impl SpeakerMetrics {
             foreign_claims: Family::default(),
             arp_receive_dropped: Family::default(),
         };
+        // Both families' series exist from the start, so the counters are exported (and
+        // dashboards' rates defined) before the first takeover, as unlabelled counters were.
+        for family in ["ipv4", "ipv6"] {
+            let labels = FamilyLabels { family };
+            let _ = m.takeovers.get_or_create(&labels);
+            let _ = m.withdrawals.get_or_create(&labels);
+        }
         let r = registry.sub_registry_with_prefix("ferrolb_speaker");
         r.register(
             "arp_requests",
