@@ -18,6 +18,7 @@
 pub mod arp_io;
 pub mod arp_socket;
 pub mod bgp;
+pub mod bpf;
 pub mod cluster_view;
 pub mod decision;
 pub mod executor;
@@ -27,6 +28,7 @@ pub mod lease;
 pub mod metrics;
 pub mod ndp_io;
 pub mod ndp_socket;
+pub mod raw_port;
 pub mod reasons;
 pub mod watch_retry;
 
