@@ -544,3 +544,53 @@ fn a_foreign_dad_probe_for_an_announced_ipv6_address_is_defended_not_yielded_to(
     );
     assert_eq!(c.curl6(vip, 80), Ok(format!("node-{owner}")));
 }
+
+/// `examples/dual-stack.yaml`, applied with `kubectl` as a user would, gets one address per
+/// family, and both are reachable from the LAN.
+#[test]
+fn the_dual_stack_example_works_end_to_end() {
+    if netns::require_ipv6().is_err()
+        || ferrolb_testkit::require("dual-stack example", &[("kubectl", "kubectl")]).is_err()
+    {
+        return;
+    }
+    let Some(c) = default_cluster() else {
+        return;
+    };
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/dual-stack.yaml");
+    let kubeconfig = c.server.kubeconfig_path().to_string_lossy().to_string();
+    let out = std::process::Command::new("kubectl")
+        .args(["--kubeconfig", &kubeconfig, "apply", "-f", example])
+        .output()
+        .expect("run kubectl");
+    assert!(
+        out.status.success(),
+        "kubectl apply -f {example}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut ips = Vec::new();
+    let both = poll(Duration::from_secs(15), || {
+        ips = c.ingress_ips("web-dual");
+        ips.iter().any(IpAddr::is_ipv4) && ips.iter().any(IpAddr::is_ipv6)
+    });
+    assert!(both, "web-dual got {ips:?}\n{}", c.controller.log());
+    for ip in &ips {
+        let owner = match ip {
+            IpAddr::V4(v4) => {
+                c.lan.add_vip_dnat(*v4, 80);
+                c.wait_announcer(*v4, Duration::from_secs(10), |_| true)
+            }
+            IpAddr::V6(v6) => {
+                c.lan.add_vip6_dnat(*v6, 80);
+                c.wait_announcer6(*v6, Duration::from_secs(10), |_| true)
+            }
+        }
+        .unwrap_or_else(|| panic!("nobody answers for {ip}\n{}", c.speaker_logs()));
+        assert_eq!(owner, expected_winner(*ip, &[1, 2, 3]), "{ip}");
+        let body = match ip {
+            IpAddr::V4(v4) => c.curl(*v4, 80),
+            IpAddr::V6(v6) => c.curl6(*v6, 80),
+        };
+        assert_eq!(body, Ok(format!("node-{owner}")), "curl through {ip}");
+    }
+}

@@ -36,15 +36,7 @@ impl Cluster {
         );
         let mut ips = Vec::new();
         poll(Duration::from_secs(15), || {
-            ips = self
-                .rt
-                .block_on(api.get(name))
-                .ok()
-                .and_then(|s| s.status?.load_balancer?.ingress)
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|i| i.ip?.parse().ok())
-                .collect();
+            ips = self.ingress_ips(name);
             ips.len() >= families
         });
         assert!(
@@ -53,6 +45,19 @@ impl Cluster {
             self.controller.log()
         );
         ips
+    }
+
+    /// The ingress IPs of Service `name` now (none if it has no status yet).
+    pub fn ingress_ips(&self, name: &str) -> Vec<IpAddr> {
+        let api: Api<Service> = Api::namespaced(self.client.clone(), "default");
+        self.rt
+            .block_on(api.get(name))
+            .ok()
+            .and_then(|s| s.status?.load_balancer?.ingress)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|i| i.ip?.parse().ok())
+            .collect()
     }
 
     /// A single-stack IPv6 LoadBalancer Service; returns its IP.
