@@ -258,12 +258,28 @@ fn ipv6_hard_failure_node_cut_off_the_lan_moves_the_ip() {
     let Some(mut c) = default_cluster() else {
         return;
     };
+    let adverts = c.lan.client().capture("icmp6 and ip6[40] == 136");
     let (vip, f) = c.measure_failover6(
         Duration::from_millis(50),
         Duration::from_secs(15),
         |c, owner| c.lan.cut_node(owner),
     );
     let old = f.old;
+    // The new owner announced the takeover with unsolicited advertisements, override set.
+    let new_mac = c.lan.node(f.new).mac();
+    let from_new = |frames: &[Frame]| {
+        unsolicited_for(frames, vip)
+            .iter()
+            .filter(|a| a.eth_src == new_mac && a.override_flag)
+            .count()
+    };
+    assert!(
+        adverts.wait_until(Duration::from_secs(5), |fr| from_new(fr) >= 3),
+        "three unsolicited advertisements from node-{} after the takeover:\n{}",
+        f.new,
+        adverts.decoded()
+    );
+    drop(adverts);
     eprintln!(
         "IPv6 hard failure (node-{old} cut off) -> node-{}: switch {:?}, longest curl gap {:?}",
         f.new, f.switch, f.gap
@@ -297,11 +313,22 @@ fn ipv6_graceful_handover_on_sigterm_is_fast() {
     let Some(mut c) = default_cluster() else {
         return;
     };
+    let adverts = c.lan.client().capture("icmp6 and ip6[40] == 136");
     let (vip, f) = c.measure_failover6(
         Duration::from_millis(50),
         Duration::from_secs(15),
         |c, owner| c.speaker(owner).term(),
     );
+    let new_mac = c.lan.node(f.new).mac();
+    assert!(
+        adverts.wait_until(Duration::from_secs(5), |fr| unsolicited_for(fr, vip)
+            .iter()
+            .any(|a| a.eth_src == new_mac && a.override_flag)),
+        "the new owner node-{} announced the takeover:\n{}",
+        f.new,
+        adverts.decoded()
+    );
+    drop(adverts);
     eprintln!(
         "IPv6 graceful handover (SIGTERM node-{}) -> node-{}: switch {:?}, longest curl gap {:?}",
         f.old, f.new, f.switch, f.gap
