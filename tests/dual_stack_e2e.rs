@@ -555,6 +555,18 @@ fn a_foreign_dad_probe_for_an_announced_ipv6_address_is_defended_not_yielded_to(
         None,
         "a defended probe is no reason to yield: {m}"
     );
+    let warned = poll(Duration::from_secs(5), || {
+        c.service_events("web6").iter().any(|(r, m)| {
+            r == "IPProbedByOtherHost"
+                && m.contains(&vip.to_string())
+                && m.contains(&netns::CLIENT_MAC.to_string())
+        })
+    });
+    assert!(
+        warned,
+        "Warning Event naming the prober: {:?}",
+        c.service_events("web6")
+    );
     // Remove the failed address so the client can talk to the VIP again.
     c.lan
         .client()

@@ -60,6 +60,8 @@ pub struct IpEntry {
     labels: Vec<AnnounceLabels>,
     /// When the last `IPConflict` Event about it went out.
     last_conflict_event: Option<Instant>,
+    /// When the last `IPProbedByOtherHost` Event about it went out.
+    last_probed_event: Option<Instant>,
 }
 
 impl IpEntry {
@@ -70,6 +72,7 @@ impl IpEntry {
             garp_task: None,
             labels: Vec::new(),
             last_conflict_event: None,
+            last_probed_event: None,
         }
     }
 
@@ -308,6 +311,28 @@ impl Executor {
             self.node
         );
         self.publish(&world.services_of(ip), EventReason::IpConflict, note);
+    }
+
+    /// A host that is not a speaker ran duplicate address detection for `ip`, which this node
+    /// announces, and the responder defended it: say so on the Services (at most one Event per
+    /// IP per [`CONFLICT_EVENT_EVERY`]), since that host is misconfigured with a Service IP.
+    pub fn probed_by_other_host(&mut self, ip: IpAddr, mac: MacAddr, world: &World<'_>) {
+        let Some(entry) = self.ips.get_mut(&ip) else {
+            return;
+        };
+        if entry
+            .last_probed_event
+            .is_some_and(|t| t.elapsed() < CONFLICT_EVENT_EVERY)
+        {
+            return;
+        }
+        entry.last_probed_event = Some(Instant::now());
+        let note = format!("host {mac} tried to configure {ip} (duplicate address detection); node {} announces it and defended it", self.node);
+        self.publish(
+            &world.services_of(ip),
+            EventReason::IpProbedByOtherHost,
+            note,
+        );
     }
 
     /// Services can join or leave an IP that is already announced (shared IPs): make

@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use ferrolb_core::arp::MacAddr;
 use ferrolb_core::config::{parse_config_map_data, L2Config};
-use ferrolb_core::election::{lease_name, AnnouncerParams, Health, LEASE_PREFIX};
+use ferrolb_core::election::{lease_name, AnnouncerParams, Claimant, Health, LEASE_PREFIX};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
@@ -126,7 +126,11 @@ impl Speaker {
         match family::ndp_claim_for_announcer(&claim, announcing) {
             Some((ip, mac)) => self.claim(ip, mac),
             None => {
-                tracing::warn!(%ip, mac = %claim.mac, "another host probed for an IP this node announces (duplicate address detection); defended it")
+                tracing::warn!(%ip, mac = %claim.mac, "another host probed for an IP this node announces (duplicate address detection); defended it");
+                if self.decision.claimant(claim.mac) == Claimant::Foreign {
+                    self.executor
+                        .probed_by_other_host(ip, claim.mac, &self.decision.world());
+                }
             }
         }
     }

@@ -13,6 +13,9 @@ pub enum EventReason {
     IpConflict,
     /// Warning: a host that is not a speaker uses one of the Service's IPs; not announced.
     IpInUseByOtherHost,
+    /// Warning: a host that is not a speaker ran IPv6 duplicate address detection for an IP
+    /// this node announces (it tried to configure it); the speaker defended the IP.
+    IpProbedByOtherHost,
 }
 
 impl EventReason {
@@ -22,6 +25,7 @@ impl EventReason {
             EventReason::Announcing => "Announcing",
             EventReason::IpConflict => "IPConflict",
             EventReason::IpInUseByOtherHost => "IPInUseByOtherHost",
+            EventReason::IpProbedByOtherHost => "IPProbedByOtherHost",
         }
     }
 
@@ -55,5 +59,10 @@ mod tests {
         assert!(!EventReason::Announcing.is_warning());
         assert!(EventReason::IpConflict.is_warning());
         assert!(EventReason::IpInUseByOtherHost.is_warning());
+        assert_eq!(
+            EventReason::IpProbedByOtherHost.to_string(),
+            "IPProbedByOtherHost"
+        );
+        assert!(EventReason::IpProbedByOtherHost.is_warning());
     }
 }
