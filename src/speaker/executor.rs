@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use super::family::Families;
 use super::interfaces::{Interface, Interfaces};
-use super::metrics::{AnnounceLabels, IpLabels, SpeakerMetrics};
+use super::metrics::{AnnounceLabels, FamilyLabels, IpLabels, SpeakerMetrics};
 use super::reasons::{EventReason, ANNOUNCE_ACTION};
 use crate::events::{EventPublisher, Notice};
 
@@ -60,6 +60,8 @@ pub struct IpEntry {
     labels: Vec<AnnounceLabels>,
     /// When the last `IPConflict` Event about it went out.
     last_conflict_event: Option<Instant>,
+    /// When the last `IPProbedByOtherHost` Event about it went out.
+    last_probed_event: Option<Instant>,
 }
 
 impl IpEntry {
@@ -70,6 +72,7 @@ impl IpEntry {
             garp_task: None,
             labels: Vec::new(),
             last_conflict_event: None,
+            last_probed_event: None,
         }
     }
 
@@ -200,7 +203,10 @@ impl Executor {
             return;
         };
         io.announce(ip, port.index);
-        self.metrics.takeovers.inc();
+        self.metrics
+            .takeovers
+            .get_or_create(&FamilyLabels::of(ip))
+            .inc();
         let send = io.unsolicited();
         let schedule = self.garp.schedule();
         let task = tokio::spawn(async move {
@@ -239,7 +245,10 @@ impl Executor {
     fn stop(&mut self, ip: IpAddr, reason: StopReason) {
         let was = self.forget(ip);
         if was == Some(Stage::Announcing) {
-            self.metrics.withdrawals.inc();
+            self.metrics
+                .withdrawals
+                .get_or_create(&FamilyLabels::of(ip))
+                .inc();
         }
         match reason {
             StopReason::ClaimedBy(mac) => {
@@ -292,11 +301,38 @@ impl Executor {
         }
         entry.last_conflict_event = Some(Instant::now());
         tracing::warn!(%ip, %mac, "another speaker keeps claiming an IP this node announces; re-announcing");
+        let resend = if ip.is_ipv4() {
+            "gratuitous ARP"
+        } else {
+            "unsolicited Neighbor Advertisements"
+        };
         let note = format!(
-            "{mac} also claims {ip}, which node {} announces; re-sending gratuitous ARP",
+            "{mac} also claims {ip}, which node {} announces; re-sending {resend}",
             self.node
         );
         self.publish(&world.services_of(ip), EventReason::IpConflict, note);
+    }
+
+    /// A host that is not a speaker ran duplicate address detection for `ip`, which this node
+    /// announces, and the responder defended it: say so on the Services (at most one Event per
+    /// IP per [`CONFLICT_EVENT_EVERY`]), since that host is misconfigured with a Service IP.
+    pub fn probed_by_other_host(&mut self, ip: IpAddr, mac: MacAddr, world: &World<'_>) {
+        let Some(entry) = self.ips.get_mut(&ip) else {
+            return;
+        };
+        if entry
+            .last_probed_event
+            .is_some_and(|t| t.elapsed() < CONFLICT_EVENT_EVERY)
+        {
+            return;
+        }
+        entry.last_probed_event = Some(Instant::now());
+        let note = format!("host {mac} tried to configure {ip} (duplicate address detection); node {} announces it and defended it", self.node);
+        self.publish(
+            &world.services_of(ip),
+            EventReason::IpProbedByOtherHost,
+            note,
+        );
     }
 
     /// Services can join or leave an IP that is already announced (shared IPs): make

@@ -1,5 +1,5 @@
 //! The executor's view of one address family's neighbour protocol on the wire: ARP for IPv4
-//! (`ArpIo`), NDP for IPv6 (to come). The executor decides *what* to do per IP; a
+//! (`ArpIo`), NDP for IPv6 (`NdpIo`). The executor decides *what* to do per IP; a
 //! [`NeighbourIo`] knows *how* for its family, so adding a family is one `impl` and one field
 //! in [`Families`].
 
@@ -7,6 +7,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::arp_io::ArpIo;
+use super::ndp_io::{ClaimKind, NdpClaim, NdpIo};
+use ferrolb_core::arp::MacAddr;
 
 /// Sends one unsolicited announcement (gratuitous ARP, or an unsolicited Neighbor
 /// Advertisement) for an IP from the port that answers for it; returns whether it went out.
@@ -70,13 +72,53 @@ impl NeighbourIo for ArpIo {
     }
 }
 
-/// The responders per address family. IPv6 is `None` until the NDP responder is wired in;
-/// the executor then logs that it cannot announce the IP instead of failing.
+impl NeighbourIo for NdpIo {
+    fn probe(&self, ip: IpAddr, index: u32) -> bool {
+        match ip {
+            IpAddr::V6(v6) => NdpIo::probe(self, v6, index),
+            IpAddr::V4(_) => false,
+        }
+    }
+
+    fn announce(&self, ip: IpAddr, index: u32) {
+        if let IpAddr::V6(v6) = ip {
+            NdpIo::announce(self, v6, index);
+        }
+    }
+
+    fn withdraw(&self, ip: IpAddr) {
+        if let IpAddr::V6(v6) = ip {
+            NdpIo::withdraw(self, v6);
+        }
+    }
+
+    fn unwatch(&self, ip: IpAddr) {
+        if let IpAddr::V6(v6) = ip {
+            NdpIo::unwatch(self, v6);
+        }
+    }
+
+    fn withdraw_all(&self) {
+        NdpIo::withdraw_all(self);
+    }
+
+    fn unsolicited(&self) -> UnsolicitedSender {
+        let na = self.na_sender();
+        Arc::new(move |ip| match ip {
+            IpAddr::V6(v6) => na.send(v6),
+            IpAddr::V4(_) => false,
+        })
+    }
+}
+
+/// The responders per address family. IPv6 is `None` only where no NDP responder was made
+/// (unit tests of the executor); the executor then logs that it cannot announce the IP
+/// instead of failing.
 #[derive(Clone)]
 pub struct Families {
     /// ARP.
     pub v4: Arc<dyn NeighbourIo>,
-    /// NDP, once it exists.
+    /// NDP.
     pub v6: Option<Arc<dyn NeighbourIo>>,
 }
 
@@ -92,5 +134,58 @@ impl Families {
     /// Every responder.
     pub fn all(&self) -> impl Iterator<Item = &dyn NeighbourIo> {
         std::iter::once(self.v4.as_ref()).chain(self.v6.as_deref())
+    }
+}
+
+/// What an NDP claim means to the announcer: `Some((ip, mac))` to feed it as a claim, `None`
+/// to leave it out. Another host's duplicate-address-detection probe for an IP this node
+/// *announces* is no claim: the reader thread has already defended the IP (RFC 4862 §5.4.3),
+/// so the prober gives it up, just as an RFC 5227 ARP probe is answered and not fought.
+/// Yielding to it would leave the IP answered by nobody. While the IP is only probed or held,
+/// a DAD probe is a claim like an advertisement: someone else is configuring the address.
+pub fn ndp_claim_for_announcer(claim: &NdpClaim, announcing: bool) -> Option<(IpAddr, MacAddr)> {
+    match claim.kind {
+        ClaimKind::DadProbe if announcing => None,
+        ClaimKind::DadProbe | ClaimKind::Advertisement => Some((IpAddr::V6(claim.ip), claim.mac)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv6Addr;
+
+    const VIP: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
+    const OTHER: MacAddr = MacAddr([2, 0, 0, 0, 0, 9]);
+
+    fn claim(kind: ClaimKind) -> NdpClaim {
+        NdpClaim {
+            ip: VIP,
+            mac: OTHER,
+            kind,
+        }
+    }
+
+    #[test]
+    fn a_defended_dad_probe_is_not_yielded_to() {
+        assert_eq!(
+            ndp_claim_for_announcer(&claim(ClaimKind::DadProbe), true),
+            None
+        );
+    }
+
+    #[test]
+    fn a_dad_probe_while_probing_or_held_and_every_advertisement_are_claims() {
+        let want = Some((IpAddr::V6(VIP), OTHER));
+        assert_eq!(
+            ndp_claim_for_announcer(&claim(ClaimKind::DadProbe), false),
+            want
+        );
+        for announcing in [true, false] {
+            assert_eq!(
+                ndp_claim_for_announcer(&claim(ClaimKind::Advertisement), announcing),
+                want
+            );
+        }
     }
 }

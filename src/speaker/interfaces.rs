@@ -52,18 +52,30 @@ impl Interfaces {
         })
     }
 
-    /// The subnets this node can announce in, for its lease's `ferrolb.io/subnets`. IPv4
-    /// only: the speaker answers ARP, and claiming IPv6 subnets without an NDP responder would
-    /// win elections for addresses it cannot serve.
+    /// The subnets this node can announce in, for its lease's `ferrolb.io/subnets`: IPv4
+    /// (answered with ARP) and global or unique-local IPv6 (answered with NDP). Link-local
+    /// IPv6 never qualifies: every interface has one, so it would make every node a candidate
+    /// for addresses no LAN routes to it.
     pub fn subnets(&self, l2: &L2Config) -> Vec<IpNetwork> {
         let mut nets: Vec<IpNetwork> = self
             .eligible(l2)
             .flat_map(|i| i.networks.iter().copied())
-            .filter(IpNetwork::is_ipv4)
+            .filter(announceable)
             .collect();
         nets.sort();
         nets.dedup();
         nets
+    }
+
+    /// The eligible interfaces with an announceable IPv6 subnet: where the NDP responder
+    /// listens. An interface with only a link-local address gets none, as it can never be
+    /// elected for an IPv6 Service IP.
+    pub fn ipv6_capable<'a>(
+        &'a self,
+        l2: &'a L2Config,
+    ) -> impl Iterator<Item = &'a Interface> + 'a {
+        self.eligible(l2)
+            .filter(|i| i.networks.iter().any(|n| n.is_ipv6() && announceable(n)))
     }
 
     /// The eligible interface whose subnet holds `ip` (the first by index if several do).
@@ -71,6 +83,18 @@ impl Interfaces {
         self.eligible(l2)
             .filter(|i| i.networks.iter().any(|n| n.contains(IpAddr::V4(ip))))
             .min_by_key(|i| i.index)
+    }
+}
+
+/// Whether a Service IP can be announced in `net`: IPv4, or IPv6 outside link-local
+/// `fe80::/10` (and outside multicast and loopback, which no interface subnet should be).
+fn announceable(net: &IpNetwork) -> bool {
+    match net {
+        IpNetwork::V4(_) => true,
+        IpNetwork::V6(n) => {
+            let ip = n.network();
+            !(ip.is_unicast_link_local() || ip.is_multicast() || ip.is_loopback())
+        }
     }
 }
 
@@ -242,7 +266,12 @@ mod tests {
         lo.unsuitable = true;
         let set = Interfaces(vec![
             lo,
-            iface(2, "eth0", true, &["198.51.100.0/24", "2001:db8::/64"]),
+            iface(
+                2,
+                "eth0",
+                true,
+                &["198.51.100.0/24", "2001:db8::/64", "fe80::/64"],
+            ),
             iface(3, "eth1", false, &["203.0.113.0/24"]),
             iface(4, "veth12", true, &["192.0.2.0/24"]),
         ]);
@@ -252,7 +281,11 @@ mod tests {
             ["eth0"],
             "down, loopback and excluded (^veth) interfaces are not eligible"
         );
-        assert_eq!(subnets_annotation(&set.subnets(&l2)), "198.51.100.0/24");
+        assert_eq!(
+            subnets_annotation(&set.subnets(&l2)),
+            "198.51.100.0/24,2001:db8::/64",
+            "IPv4 and global IPv6 subnets; never link-local"
+        );
         assert_eq!(
             set.for_ip("198.51.100.7".parse().unwrap(), &l2)
                 .map(|i| i.index),
@@ -261,6 +294,22 @@ mod tests {
         assert!(
             set.for_ip("203.0.113.7".parse().unwrap(), &l2).is_none(),
             "eth1 is down"
+        );
+    }
+
+    #[test]
+    fn link_local_only_interfaces_get_no_ndp_responder() {
+        let l2 = L2Config::default();
+        let set = Interfaces(vec![
+            iface(2, "eth0", true, &["198.51.100.0/24", "fe80::/64"]),
+            iface(3, "eth1", true, &["fd00:1::/64", "fe80::/64"]),
+            iface(4, "eth2", true, &["2001:db8:1::/64"]),
+        ]);
+        let names: Vec<&str> = set.ipv6_capable(&l2).map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["eth1", "eth2"], "ULA and global IPv6 qualify");
+        assert_eq!(
+            subnets_annotation(&set.subnets(&l2)),
+            "198.51.100.0/24,2001:db8:1::/64,fd00:1::/64"
         );
     }
 

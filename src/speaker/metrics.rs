@@ -1,7 +1,7 @@
 //! The speaker's Prometheus metrics (prefixed `ferrolb_speaker_`; see docs/operations.md).
 //! Per-IP counters answer "is anyone asking for my IP, and are we answering?".
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -27,6 +27,22 @@ pub struct AnnounceLabels {
     pub interface: String,
 }
 
+/// Labels of per-address-family counters (`ipv4` answered with ARP, `ipv6` with NDP).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FamilyLabels {
+    /// `ipv4` or `ipv6`.
+    pub family: &'static str,
+}
+
+impl FamilyLabels {
+    /// The family of `ip`.
+    pub fn of(ip: IpAddr) -> Self {
+        FamilyLabels {
+            family: if ip.is_ipv4() { "ipv4" } else { "ipv6" },
+        }
+    }
+}
+
 /// Labels of per-interface counters.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct InterfaceLabels {
@@ -45,10 +61,10 @@ pub struct SpeakerMetrics {
     pub garp_sent: Family<IpLabels, Counter>,
     /// 1 per (Service, IP) this node announces.
     pub announcing: Family<AnnounceLabels, Gauge>,
-    /// IPs this node took over.
-    pub takeovers: Counter,
-    /// IPs this node gave up.
-    pub withdrawals: Counter,
+    /// IPs this node took over, per family.
+    pub takeovers: Family<FamilyLabels, Counter>,
+    /// IPs this node gave up, per family.
+    pub withdrawals: Family<FamilyLabels, Counter>,
     /// Lease renewals that failed.
     pub lease_renew_failures: Counter,
     /// Claims by other MACs on IPs this node announces.
@@ -70,14 +86,21 @@ impl SpeakerMetrics {
             arp_replies: Family::default(),
             garp_sent: Family::default(),
             announcing: Family::default(),
-            takeovers: Counter::default(),
-            withdrawals: Counter::default(),
+            takeovers: Family::default(),
+            withdrawals: Family::default(),
             lease_renew_failures: Counter::default(),
             conflicts: Family::default(),
             degraded: Gauge::default(),
             foreign_claims: Family::default(),
             arp_receive_dropped: Family::default(),
         };
+        // Both families' series exist from the start, so the counters are exported (and
+        // dashboards' rates defined) before the first takeover, as unlabelled counters were.
+        for family in ["ipv4", "ipv6"] {
+            let labels = FamilyLabels { family };
+            let _ = m.takeovers.get_or_create(&labels);
+            let _ = m.withdrawals.get_or_create(&labels);
+        }
         let r = registry.sub_registry_with_prefix("ferrolb_speaker");
         r.register(
             "arp_requests",

@@ -1,7 +1,8 @@
 //! `ferrolb speaker`: the per-node agent. It keeps its own lease alive, watches peers' leases,
 //! Services, EndpointSlices, Nodes and the pool ConfigMap, asks the pure
 //! [`Announcer`](ferrolb_core::election::Announcer) which IPs this node must announce, and
-//! answers ARP for exactly those on the interface whose subnet holds each IP.
+//! answers ARP (IPv4) or Neighbor Discovery (IPv6) for exactly those on the interface whose
+//! subnet holds each IP.
 //!
 //! Three parts, as MetalLB splits its speaker:
 //!
@@ -17,6 +18,7 @@
 pub mod arp_io;
 pub mod arp_socket;
 pub mod bgp;
+pub mod bpf;
 pub mod cluster_view;
 pub mod decision;
 pub mod executor;
@@ -26,6 +28,7 @@ pub mod lease;
 pub mod metrics;
 pub mod ndp_io;
 pub mod ndp_socket;
+pub mod raw_port;
 pub mod reasons;
 pub mod watch_retry;
 
@@ -36,7 +39,7 @@ use std::time::Duration;
 
 use ferrolb_core::arp::MacAddr;
 use ferrolb_core::config::{parse_config_map_data, Config};
-use ferrolb_core::election::{lease_name, AnnouncerParams, Health, LEASE_PREFIX};
+use ferrolb_core::election::{lease_name, AnnouncerParams, Claimant, Health, LEASE_PREFIX};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
@@ -54,11 +57,12 @@ use crate::http_server::{self, BindError, Readiness};
 use crate::kube_client::{self, ClientError};
 use arp_io::{ArpIo, Claim};
 use decision::{Caches, Decision};
-use executor::Executor;
+use executor::{Executor, Stage};
 use family::Families;
 use interfaces::{InterfaceError, Interfaces};
 use lease::RenewResult;
 use metrics::SpeakerMetrics;
+use ndp_io::{NdpClaim, NdpIo, NdpMetrics};
 use watch_retry::{with_retry, ApiBack};
 
 /// How often the announcement is recomputed even without news: peers' leases expire with time.
@@ -90,6 +94,7 @@ struct Speaker {
     decision: Decision,
     executor: Executor,
     arp: Arc<ArpIo>,
+    ndp: Arc<NdpIo>,
     published_tx: watch::Sender<BTreeMap<String, String>>,
     metrics: SpeakerMetrics,
     ready: Readiness,
@@ -114,14 +119,32 @@ impl Speaker {
         self.executor.execute(actions, &self.decision.world());
     }
 
+    fn ndp_claim(&mut self, claim: NdpClaim) {
+        let ip = IpAddr::V6(claim.ip);
+        let announcing = self
+            .executor
+            .entry(ip)
+            .is_some_and(|e| e.stage == Stage::Announcing);
+        match family::ndp_claim_for_announcer(&claim, announcing) {
+            Some((ip, mac)) => self.claim(ip, mac),
+            None => {
+                tracing::warn!(%ip, mac = %claim.mac, "another host probed for an IP this node announces (duplicate address detection); defended it");
+                if self.decision.claimant(claim.mac) == Claimant::Foreign {
+                    self.executor
+                        .probed_by_other_host(ip, claim.mac, &self.decision.world());
+                }
+            }
+        }
+    }
+
     fn refresh_demands(&mut self) {
         self.bgp.mark_dirty();
         self.decision.refresh_demands();
         self.executor.sync_all_labels(&self.decision.world());
     }
 
-    /// Opens ARP ports on the eligible interfaces and publishes their subnets and MACs on our
-    /// lease.
+    /// Opens ARP ports on the eligible interfaces (NDP ports on those with IPv6 subnets) and
+    /// publishes their subnets and MACs on our lease.
     fn sync_interfaces(&mut self) {
         let l2 = self.decision.l2();
         let wanted: Vec<(u32, String, MacAddr)> = self
@@ -131,7 +154,17 @@ impl Speaker {
             .filter_map(|i| Some((i.index, i.name.clone(), i.mac?)))
             .collect();
         self.arp.sync_ports(&wanted);
-        let port_macs = self.arp.port_macs();
+        let wanted6: Vec<(u32, String, MacAddr)> = self
+            .decision
+            .ifaces()
+            .ipv6_capable(l2)
+            .filter_map(|i| Some((i.index, i.name.clone(), i.mac?)))
+            .collect();
+        self.ndp.sync_ports(&wanted6);
+        let mut port_macs = self.arp.port_macs();
+        port_macs.extend(self.ndp.port_macs());
+        port_macs.sort();
+        port_macs.dedup();
         let macs: Vec<String> = port_macs.iter().map(ToString::to_string).collect();
         let published: BTreeMap<String, String> = [
             (
@@ -228,6 +261,7 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
     let mut registry = Registry::default();
     let metrics = SpeakerMetrics::register(&mut registry);
     let bgp_metrics = bgp::BgpMetrics::register(&mut registry);
+    let ndp_metrics = NdpMetrics::register(&mut registry);
     let ready = Readiness::default();
     let bound = http_server::serve(
         args.metrics_addr,
@@ -241,6 +275,8 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
     let mut iface_rx = interfaces::monitor(shutdown.clone()).await?;
     let (claims_tx, mut claims_rx) = mpsc::unbounded_channel::<Claim>();
     let arp = Arc::new(ArpIo::new(claims_tx, metrics.clone()));
+    let (ndp_claims_tx, mut ndp_claims_rx) = mpsc::unbounded_channel::<NdpClaim>();
+    let ndp = Arc::new(NdpIo::new(ndp_claims_tx, ndp_metrics));
     let ns = args.cluster.namespace.clone();
     let api_back = ApiBack::new();
     let (services, svc_events) = watched(
@@ -299,7 +335,7 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
     );
     let families = Families {
         v4: arp.clone(),
-        v6: None,
+        v6: Some(ndp.clone()),
     };
     let mut sp = Speaker {
         config_map: format!("{ns}/{}", args.cluster.config_map),
@@ -322,6 +358,7 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
             },
         ),
         arp,
+        ndp,
         published_tx,
         metrics,
         ready,
@@ -372,6 +409,10 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
             }
             Some(claim) = claims_rx.recv() => {
                 sp.claim(IpAddr::V4(claim.ip), claim.mac);
+                continue;
+            }
+            Some(claim) = ndp_claims_rx.recv() => {
+                sp.ndp_claim(claim);
                 continue;
             }
             _ = sleep_until(sp.decision.next_wakeup()) => {}

@@ -8,27 +8,23 @@
 //! Replies are sent from the reader thread itself, so NDP keeps being answered whatever the API
 //! server or the main loop is doing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::Ipv6Addr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use ferrolb_core::arp::MacAddr;
 use ferrolb_core::ndp::{
     build_advertisement_reply, build_dad_probe, build_unsolicited_advertisement, classify,
     parse_frame, NdpBuf, Observation, NDP_FRAME_LEN,
 };
-use pnet_datalink::{Channel, DataLinkSender};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 
-use super::arp_io::PortError;
 use super::metrics::{InterfaceLabels, IpLabels};
 use super::ndp_socket::SolicitedNodeGroups;
+use super::raw_port::{self, port_at, send_on, Port, PortError, Ports, ReaderSpec};
 
 /// How another host showed that it uses one of our IPv6 IPs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +66,9 @@ pub struct NdpMetrics {
     pub advertisements: Family<IpLabels, Counter>,
     /// Unsolicited Neighbor Advertisements sent (takeover bursts and refreshes).
     pub unsolicited: Family<IpLabels, Counter>,
+    /// Other hosts' duplicate-address-detection probes for IPs this node announces (each
+    /// defended with an advertisement, so the prober gives the address up).
+    pub dad_probes: Family<IpLabels, Counter>,
     /// NDP frames the kernel dropped before the speaker read them.
     pub receive_dropped: Family<InterfaceLabels, Counter>,
     /// Failed joins of solicited-node groups (solicitations may then not arrive).
@@ -97,6 +96,11 @@ impl NdpMetrics {
             m.unsolicited.clone(),
         );
         r.register(
+            "ndp_dad_probes",
+            "Duplicate address detection probes by other hosts for IPs this node announces (defended)",
+            m.dad_probes.clone(),
+        );
+        r.register(
             "ndp_receive_dropped",
             "NDP frames dropped by the kernel because the speaker read them too slowly",
             m.receive_dropped.clone(),
@@ -113,39 +117,6 @@ impl NdpMetrics {
         IpLabels { ip: ip.to_string() }
     }
 }
-
-type Sender = Arc<Mutex<Box<dyn DataLinkSender>>>;
-
-struct Port {
-    name: String,
-    mac: MacAddr,
-    /// Shared with the reader thread, which sends replies itself.
-    tx: Sender,
-    stop: Arc<AtomicBool>,
-    reader: Option<JoinHandle<()>>,
-}
-
-impl Port {
-    fn send(&self, frame: &[u8]) -> bool {
-        send_on(&self.tx, frame)
-    }
-}
-
-fn send_on(tx: &Sender, frame: &[u8]) -> bool {
-    let mut tx = tx.lock().unwrap_or_else(|p| p.into_inner());
-    matches!(tx.send_to(frame, None), Some(Ok(())))
-}
-
-impl Drop for Port {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.reader.take() {
-            let _ = h.join();
-        }
-    }
-}
-
-type Ports = Arc<RwLock<BTreeMap<u32, Arc<Port>>>>;
 
 /// The open NDP ports, the shared announce table and the group memberships.
 pub struct NdpIo {
@@ -175,17 +146,7 @@ impl NdpIo {
     /// Opens ports for `wanted` (index, name, MAC) and closes the others, leaving their groups.
     pub fn sync_ports(&self, wanted: &[(u32, String, MacAddr)]) {
         let mut ports = self.ports.write().unwrap_or_else(|p| p.into_inner());
-        let mut closed = Vec::new();
-        ports.retain(|idx, port| {
-            let keep = wanted
-                .iter()
-                .any(|(i, n, m)| i == idx && *n == port.name && *m == port.mac);
-            if !keep {
-                tracing::info!(interface = %port.name, "closing NDP port");
-                closed.push(*idx);
-            }
-            keep
-        });
+        let closed = raw_port::close_unwanted(&mut ports, wanted, "NDP");
         if !closed.is_empty() {
             let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
             for idx in closed {
@@ -217,132 +178,108 @@ impl NdpIo {
     }
 
     fn open(&self, index: u32, name: &str, mac: MacAddr) -> Result<Port, PortError> {
-        let iface = pnet_datalink::interfaces()
-            .into_iter()
-            .find(|i| i.index == index)
-            .ok_or_else(|| PortError::Gone(name.to_string(), index))?;
-        let socket =
-            super::ndp_socket::untagged_ndp_socket().map_err(|source| PortError::Open {
-                name: name.to_string(),
-                source,
-            })?;
-        let config = pnet_datalink::Config {
-            read_timeout: Some(Duration::from_millis(200)),
-            promiscuous: false,
-            // pnet binds this socket to the interface and owns (closes) it from here on.
-            socket_fd: Some(socket),
-            ..pnet_datalink::Config::default()
-        };
-        let (tx, mut rx) = match pnet_datalink::channel(&iface, config) {
-            Ok(Channel::Ethernet(tx, rx)) => (tx, rx),
-            Ok(_) => return Err(PortError::NotEthernet(name.to_string())),
-            Err(source) => {
-                return Err(PortError::Open {
-                    name: name.to_string(),
-                    source,
-                })
-            }
-        };
-        let stop = Arc::new(AtomicBool::new(false));
-        let port_tx: Sender = Arc::new(Mutex::new(tx));
-        let (table, watched, claims, metrics, stop_r, port_name) = (
+        let (table, watched, claims, metrics) = (
             self.table.clone(),
             self.watched.clone(),
             self.claims.clone(),
             self.metrics.clone(),
-            stop.clone(),
-            name.to_string(),
         );
-        let reply_tx = port_tx.clone();
-        let reader = std::thread::Builder::new()
-            .name(format!("ndp-{name}"))
-            .spawn(move || {
-                let mut buf: NdpBuf = [0; NDP_FRAME_LEN];
-                // pnet owns the socket now; its number stays valid while this thread holds `rx`.
-                let mut drops = DropWatch::new(socket, port_name.clone());
-                while !stop_r.load(Ordering::Relaxed) {
-                    drops.poll(&metrics);
-                    let frame = match rx.next() {
-                        Ok(f) => f,
-                        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => continue,
-                        Err(e) => {
-                            tracing::warn!(interface = %port_name, error = %e, "NDP receive failed");
-                            std::thread::sleep(Duration::from_millis(100));
-                            continue;
-                        }
-                    };
-                    let Ok(ndp) = parse_frame(frame) else { continue };
-                    let (obs, owned) = {
-                        let t = table.read().unwrap_or_else(|p| p.into_inner());
-                        let w = watched.read().unwrap_or_else(|p| p.into_inner());
-                        let obs = classify(&ndp, mac, |ip| {
-                            t.get(&ip) == Some(&index) || w.get(&ip) == Some(&index)
-                        });
-                        let owned = match obs {
-                            Observation::Solicitation { ip, .. }
-                            | Observation::DadProbe { ip, .. } => t.get(&ip) == Some(&index),
-                            _ => false,
-                        };
-                        (obs, owned)
-                    };
-                    match obs {
-                        // Solicitations for IPs only being watched get no answer: not ours yet.
-                        Observation::Solicitation { .. } if !owned => {}
-                        Observation::Solicitation {
-                            ip,
-                            from_mac,
-                            from_ip,
-                        } => {
-                            metrics.solicitations.get_or_create(&NdpMetrics::ip(ip)).inc();
-                            let reply = build_advertisement_reply(&mut buf, mac, ip, from_mac, from_ip);
-                            if send_on(&reply_tx, reply) {
-                                metrics.advertisements.get_or_create(&NdpMetrics::ip(ip)).inc();
-                            }
-                        }
-                        Observation::DadProbe { ip, mac: other } => {
-                            if owned {
-                                // RFC 4862 §5.4.3: defend the address, so the prober does not
-                                // configure it; the answer goes to all-nodes.
-                                metrics.solicitations.get_or_create(&NdpMetrics::ip(ip)).inc();
-                                let reply = build_advertisement_reply(
-                                    &mut buf,
-                                    mac,
-                                    ip,
-                                    other,
-                                    Ipv6Addr::UNSPECIFIED,
-                                );
-                                if send_on(&reply_tx, reply) {
-                                    metrics.advertisements.get_or_create(&NdpMetrics::ip(ip)).inc();
-                                }
-                            }
-                            let _ = claims.send(NdpClaim {
-                                ip,
-                                mac: other,
-                                kind: ClaimKind::DadProbe,
-                            });
-                        }
-                        Observation::Claim { ip, mac: other } => {
-                            let _ = claims.send(NdpClaim {
-                                ip,
-                                mac: other,
-                                kind: ClaimKind::Advertisement,
-                            });
-                        }
-                        Observation::Unrelated => {}
-                    }
-                }
-            })
-            .map_err(|source| PortError::Open {
-                name: name.to_string(),
-                source,
-            })?;
-        Ok(Port {
-            name: name.to_string(),
+        let dropped = self.metrics.receive_dropped.clone();
+        let spec = ReaderSpec {
+            thread_prefix: "ndp",
+            protocol: "NDP",
+            unanswered: "solicitations",
+            count_drops: Box::new(move |interface, n| {
+                dropped
+                    .get_or_create(&InterfaceLabels {
+                        interface: interface.to_string(),
+                    })
+                    .inc_by(u64::from(n));
+            }),
+        };
+        let mut buf: NdpBuf = [0; NDP_FRAME_LEN];
+        raw_port::open(
+            index,
+            name,
             mac,
-            tx: port_tx,
-            stop,
-            reader: Some(reader),
-        })
+            super::ndp_socket::untagged_ndp_socket(),
+            spec,
+            move |frame, reply_tx| {
+                let Ok(ndp) = parse_frame(frame) else { return };
+                let (obs, owned) = {
+                    let t = table.read().unwrap_or_else(|p| p.into_inner());
+                    let w = watched.read().unwrap_or_else(|p| p.into_inner());
+                    let obs = classify(&ndp, mac, |ip| {
+                        t.get(&ip) == Some(&index) || w.get(&ip) == Some(&index)
+                    });
+                    let owned = match obs {
+                        Observation::Solicitation { ip, .. } | Observation::DadProbe { ip, .. } => {
+                            t.get(&ip) == Some(&index)
+                        }
+                        _ => false,
+                    };
+                    (obs, owned)
+                };
+                match obs {
+                    // Solicitations for IPs only being watched get no answer: not ours yet.
+                    Observation::Solicitation { .. } if !owned => {}
+                    Observation::Solicitation {
+                        ip,
+                        from_mac,
+                        from_ip,
+                    } => {
+                        metrics
+                            .solicitations
+                            .get_or_create(&NdpMetrics::ip(ip))
+                            .inc();
+                        let reply = build_advertisement_reply(&mut buf, mac, ip, from_mac, from_ip);
+                        if send_on(reply_tx, reply) {
+                            metrics
+                                .advertisements
+                                .get_or_create(&NdpMetrics::ip(ip))
+                                .inc();
+                        }
+                    }
+                    Observation::DadProbe { ip, mac: other } => {
+                        if owned {
+                            // RFC 4862 §5.4.3: defend the address, so the prober does not
+                            // configure it; the answer goes to all-nodes.
+                            metrics.dad_probes.get_or_create(&NdpMetrics::ip(ip)).inc();
+                            metrics
+                                .solicitations
+                                .get_or_create(&NdpMetrics::ip(ip))
+                                .inc();
+                            let reply = build_advertisement_reply(
+                                &mut buf,
+                                mac,
+                                ip,
+                                other,
+                                Ipv6Addr::UNSPECIFIED,
+                            );
+                            if send_on(reply_tx, reply) {
+                                metrics
+                                    .advertisements
+                                    .get_or_create(&NdpMetrics::ip(ip))
+                                    .inc();
+                            }
+                        }
+                        let _ = claims.send(NdpClaim {
+                            ip,
+                            mac: other,
+                            kind: ClaimKind::DadProbe,
+                        });
+                    }
+                    Observation::Claim { ip, mac: other } => {
+                        let _ = claims.send(NdpClaim {
+                            ip,
+                            mac: other,
+                            kind: ClaimKind::Advertisement,
+                        });
+                    }
+                    Observation::Unrelated => {}
+                }
+            },
+        )
     }
 
     /// Joins or leaves `ip`'s solicited-node group so that it is held exactly on the
@@ -408,13 +345,9 @@ impl NdpIo {
             .unwrap_or_else(|p| p.into_inner())
             .insert(ip, index);
         self.refresh_group(ip);
-        let port = self
-            .ports
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&index)
-            .cloned();
-        let Some(port) = port else { return false };
+        let Some(port) = port_at(&self.ports, index) else {
+            return false;
+        };
         let mut buf: NdpBuf = [0; NDP_FRAME_LEN];
         port.send(build_dad_probe(&mut buf, port.mac, ip, rand::random()))
     }
@@ -431,12 +364,7 @@ impl NdpIo {
 
     /// The MACs of the open ports.
     pub fn port_macs(&self) -> Vec<MacAddr> {
-        self.ports
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .map(|p| p.mac)
-            .collect()
+        raw_port::port_macs(&self.ports)
     }
 
     /// Stops answering for every IP at once (graceful shutdown). Groups are left too, so an
@@ -474,68 +402,6 @@ impl Drop for NdpIo {
     }
 }
 
-/// Moves the kernel's count of frames dropped on a port's socket into the metrics about once a
-/// second, and warns at most once a minute while frames are being lost. (The same as
-/// `arp_io`'s, with the NDP metric.)
-struct DropWatch {
-    fd: std::os::fd::RawFd,
-    interface: String,
-    last_read: Instant,
-    last_warning: Option<Instant>,
-    since_warning: u64,
-}
-
-impl DropWatch {
-    const READ_EVERY: Duration = Duration::from_secs(1);
-    const WARN_EVERY: Duration = Duration::from_secs(60);
-
-    fn new(fd: std::os::fd::RawFd, interface: String) -> Self {
-        Self {
-            fd,
-            interface,
-            last_read: Instant::now(),
-            last_warning: None,
-            since_warning: 0,
-        }
-    }
-
-    fn poll(&mut self, metrics: &NdpMetrics) {
-        if self.last_read.elapsed() < Self::READ_EVERY {
-            return;
-        }
-        self.last_read = Instant::now();
-        let n = match super::arp_socket::take_receive_drops(self.fd) {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::debug!(interface = %self.interface, error = %e, "cannot read the NDP socket's drop counter");
-                return;
-            }
-        };
-        if n == 0 {
-            return;
-        }
-        metrics
-            .receive_dropped
-            .get_or_create(&InterfaceLabels {
-                interface: self.interface.clone(),
-            })
-            .inc_by(u64::from(n));
-        self.since_warning += u64::from(n);
-        if self
-            .last_warning
-            .is_none_or(|at| at.elapsed() >= Self::WARN_EVERY)
-        {
-            tracing::warn!(
-                interface = %self.interface,
-                dropped = self.since_warning,
-                "NDP frames arrive faster than the speaker reads them; the kernel dropped some (solicitations among them go unanswered)"
-            );
-            self.last_warning = Some(Instant::now());
-            self.since_warning = 0;
-        }
-    }
-}
-
 /// Sends unsolicited Neighbor Advertisements; cheap to clone into per-IP schedule tasks, which
 /// follow the `l2.garp` schedule (`ferrolb_core::arp::GarpParams`) as gratuitous ARP does.
 #[derive(Clone)]
@@ -555,13 +421,7 @@ impl UnsolicitedSender {
             .unwrap_or_else(|p| p.into_inner())
             .get(&ip)
             .copied();
-        let port = index.and_then(|i| {
-            self.ports
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&i)
-                .cloned()
-        });
+        let port = index.and_then(|i| port_at(&self.ports, i));
         let Some(port) = port else {
             return false;
         };

@@ -33,36 +33,13 @@ use std::net::Ipv6Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use ferrolb_core::ndp::solicited_node;
+
+use super::bpf::{
+    filtered_packet_socket, jump, stmt, SockFilter, AND_K, JEQ_K, LD_B_ABS, LD_H_ABS, LD_W_ABS,
+    RET_K, VLAN_ID_MASK, VLAN_TAG, VLAN_TAG_PRESENT,
+};
 use thiserror::Error;
 
-/// A classic BPF instruction, as `struct sock_filter` in `<linux/filter.h>`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-struct SockFilter {
-    code: u16,
-    jt: u8,
-    jf: u8,
-    k: u32,
-}
-
-/// `struct sock_fprog`.
-#[repr(C)]
-struct SockFprog {
-    len: u16,
-    filter: *const SockFilter,
-}
-
-const BPF_LD_B_ABS: u16 = 0x30; // BPF_LD | BPF_B | BPF_ABS
-const BPF_LD_H_ABS: u16 = 0x28; // BPF_LD | BPF_H | BPF_ABS
-const BPF_LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
-const BPF_AND_K: u16 = 0x54; // BPF_ALU | BPF_AND | BPF_K
-const BPF_JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
-const BPF_RET_K: u16 = 0x06; // BPF_RET | BPF_K
-/// `SKF_AD_OFF + SKF_AD_VLAN_TAG_PRESENT` (see `arp_socket`).
-const VLAN_TAG_PRESENT: u32 = 0xffff_f000 + 48;
-/// `SKF_AD_OFF + SKF_AD_VLAN_TAG`.
-const VLAN_TAG: u32 = 0xffff_f000 + 44;
-const VLAN_ID_MASK: u32 = 0x0fff;
 const ETHERTYPE_IPV6: u32 = 0x86dd;
 /// Offsets in an untagged frame: the IPv6 next header and hop limit, and the ICMPv6 type.
 const AT_NEXT_HEADER: u32 = 14 + 6;
@@ -75,70 +52,29 @@ const AT_ICMP_TYPE: u32 = 14 + 40;
 /// (advertisement). Everything else, runts included (a load past the end drops), is dropped
 /// in the kernel.
 static UNTAGGED_NDP_ONLY: [SockFilter; 16] = [
-    stmt(BPF_LD_H_ABS, 12),                 // 0: A = EtherType
-    jump(BPF_JEQ_K, ETHERTYPE_IPV6, 0, 13), // 1: not IPv6 -> 15
-    stmt(BPF_LD_W_ABS, VLAN_TAG_PRESENT),   // 2: A = tag present?
-    jump(BPF_JEQ_K, 0, 3, 0),               // 3: no tag -> 7
-    stmt(BPF_LD_W_ABS, VLAN_TAG),           // 4: A = TCI
-    stmt(BPF_AND_K, VLAN_ID_MASK),          // 5: A = VLAN ID
-    jump(BPF_JEQ_K, 0, 0, 8),               // 6: VLAN != 0 -> 15
-    stmt(BPF_LD_B_ABS, AT_NEXT_HEADER),     // 7: A = next header
-    jump(BPF_JEQ_K, 58, 0, 6),              // 8: not ICMPv6 -> 15
-    stmt(BPF_LD_B_ABS, AT_HOP_LIMIT),       // 9: A = hop limit
-    jump(BPF_JEQ_K, 255, 0, 4),             // 10: not 255 -> 15
-    stmt(BPF_LD_B_ABS, AT_ICMP_TYPE),       // 11: A = ICMPv6 type
-    jump(BPF_JEQ_K, 135, 1, 0),             // 12: solicitation -> 14
-    jump(BPF_JEQ_K, 136, 0, 1),             // 13: advertisement -> 14, else -> 15
-    stmt(BPF_RET_K, 0xffff),                // 14: accept
-    stmt(BPF_RET_K, 0),                     // 15: drop
+    stmt(LD_H_ABS, 12),                 // 0: A = EtherType
+    jump(JEQ_K, ETHERTYPE_IPV6, 0, 13), // 1: not IPv6 -> 15
+    stmt(LD_W_ABS, VLAN_TAG_PRESENT),   // 2: A = tag present?
+    jump(JEQ_K, 0, 3, 0),               // 3: no tag -> 7
+    stmt(LD_W_ABS, VLAN_TAG),           // 4: A = TCI
+    stmt(AND_K, VLAN_ID_MASK),          // 5: A = VLAN ID
+    jump(JEQ_K, 0, 0, 8),               // 6: VLAN != 0 -> 15
+    stmt(LD_B_ABS, AT_NEXT_HEADER),     // 7: A = next header
+    jump(JEQ_K, 58, 0, 6),              // 8: not ICMPv6 -> 15
+    stmt(LD_B_ABS, AT_HOP_LIMIT),       // 9: A = hop limit
+    jump(JEQ_K, 255, 0, 4),             // 10: not 255 -> 15
+    stmt(LD_B_ABS, AT_ICMP_TYPE),       // 11: A = ICMPv6 type
+    jump(JEQ_K, 135, 1, 0),             // 12: solicitation -> 14
+    jump(JEQ_K, 136, 0, 1),             // 13: advertisement -> 14, else -> 15
+    stmt(RET_K, 0xffff),                // 14: accept
+    stmt(RET_K, 0),                     // 15: drop
 ];
-
-/// `BPF_STMT` of `<linux/filter.h>`.
-const fn stmt(code: u16, k: u32) -> SockFilter {
-    SockFilter {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
-    }
-}
-
-/// `BPF_JUMP`: on true skip `jt` instructions, on false `jf`.
-const fn jump(code: u16, k: u32, jt: u8, jf: u8) -> SockFilter {
-    SockFilter { code, jt, jf, k }
-}
 
 /// Opens an `AF_PACKET` raw socket that receives nothing until it is bound (protocol 0), with
 /// the untagged-NDP filter attached, for pnet to bind to one interface and own. Needs
 /// CAP_NET_RAW.
 pub fn untagged_ndp_socket() -> io::Result<RawFd> {
-    // SAFETY: plain socket(2) call with constant arguments; the result is checked.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let prog = SockFprog {
-        len: UNTAGGED_NDP_ONLY.len() as u16,
-        filter: UNTAGGED_NDP_ONLY.as_ptr(),
-    };
-    // SAFETY: `prog` points at a static array of `len` instructions laid out as the kernel's
-    // `struct sock_filter`; the kernel copies the program during the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            (&prog as *const SockFprog).cast(),
-            std::mem::size_of::<SockFprog>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        let err = io::Error::last_os_error();
-        // SAFETY: `fd` is ours and not shared yet.
-        unsafe { libc::close(fd) };
-        return Err(err);
-    }
-    Ok(fd)
+    filtered_packet_socket(&UNTAGGED_NDP_ONLY)
 }
 
 /// A solicited-node group could not be joined or left.
@@ -345,38 +281,8 @@ fn membership(fd: RawFd, op: libc::c_int, group: Ipv6Addr, ifindex: u32) -> io::
 mod tests {
     use super::*;
 
-    /// Runs the classic BPF program the way the kernel does for the instructions it uses, so
-    /// the jump offsets are checked without a network; the netns e2e test checks the kernel.
     fn verdict(frame: &[u8], vlan_tci: Option<u16>) -> u32 {
-        let mut acc: u32 = 0;
-        let mut pc = 0usize;
-        loop {
-            let ins = UNTAGGED_NDP_ONLY[pc];
-            pc += 1;
-            match ins.code {
-                BPF_LD_H_ABS => {
-                    let at = ins.k as usize;
-                    let Some(b) = frame.get(at..at + 2) else {
-                        return 0;
-                    };
-                    acc = u32::from(u16::from_be_bytes([b[0], b[1]]));
-                }
-                BPF_LD_B_ABS => {
-                    let Some(b) = frame.get(ins.k as usize) else {
-                        return 0;
-                    };
-                    acc = u32::from(*b);
-                }
-                BPF_LD_W_ABS if ins.k == VLAN_TAG_PRESENT => acc = u32::from(vlan_tci.is_some()),
-                BPF_LD_W_ABS if ins.k == VLAN_TAG => acc = u32::from(vlan_tci.unwrap_or(0)),
-                BPF_AND_K => acc &= ins.k,
-                BPF_JEQ_K => {
-                    pc += usize::from(if acc == ins.k { ins.jt } else { ins.jf });
-                }
-                BPF_RET_K => return ins.k,
-                other => panic!("instruction {other:#x} not modelled"),
-            }
-        }
+        crate::speaker::bpf::verdict(&UNTAGGED_NDP_ONLY, frame, vlan_tci)
     }
 
     fn frame(ethertype: u16, next_header: u8, hop_limit: u8, icmp_type: u8) -> Vec<u8> {

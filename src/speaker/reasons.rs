@@ -18,6 +18,9 @@ pub enum EventReason {
     Advertising,
     /// Normal: this node stopped advertising one of the Service's IPs over BGP.
     AdvertisementWithdrawn,
+    /// Warning: a host that is not a speaker ran IPv6 duplicate address detection for an IP
+    /// this node announces (it tried to configure it); the speaker defended the IP.
+    IpProbedByOtherHost,
 }
 
 impl EventReason {
@@ -29,6 +32,7 @@ impl EventReason {
             EventReason::IpInUseByOtherHost => "IPInUseByOtherHost",
             EventReason::Advertising => "Advertising",
             EventReason::AdvertisementWithdrawn => "AdvertisementWithdrawn",
+            EventReason::IpProbedByOtherHost => "IPProbedByOtherHost",
         }
     }
 
@@ -76,5 +80,10 @@ mod tests {
             "AdvertisementWithdrawn"
         );
         assert!(!EventReason::Advertising.is_warning());
+        assert_eq!(
+            EventReason::IpProbedByOtherHost.to_string(),
+            "IPProbedByOtherHost"
+        );
+        assert!(EventReason::IpProbedByOtherHost.is_warning());
     }
 }

@@ -21,6 +21,8 @@ use serde_json::{json, Value};
 
 use crate::netns::{ApiEndpoint, Lan, MacAddr, NsChild};
 
+pub mod ipv6;
+
 /// The ferrolb binary under test.
 ///
 /// Cargo sets `CARGO_BIN_EXE_ferrolb` when it compiles integration tests and benches, but not
@@ -85,6 +87,8 @@ pub struct ClusterSpec {
     pub ferrolb: PathBuf,
     /// The API server (default kube-sim).
     pub backend: ApiBackend,
+    /// Dual-stack LAN: IPv6 addresses, IPv6 stand-in pods and [`ipv6::POOL6`] in the pool.
+    pub ipv6: bool,
 }
 
 impl Default for ClusterSpec {
@@ -95,6 +99,7 @@ impl Default for ClusterSpec {
             speaker_args: Vec::new(),
             ferrolb: default_ferrolb(),
             backend: ApiBackend::Sim,
+            ipv6: false,
         }
     }
 }
@@ -140,6 +145,10 @@ impl Cluster {
             ok("client", server.client())
         };
         let lan = Lan::builder().nodes(spec.nodes).build();
+        if spec.ipv6 {
+            lan.add_ipv6();
+            lan.add_ipv6_backends();
+        }
         let scheme = match spec.backend {
             ApiBackend::Sim => "http",
             ApiBackend::Real => "https",
@@ -436,8 +445,13 @@ pub async fn seed(client: &kube::Client, spec: &ClusterSpec) -> Result<(), kube:
         &from_json(json!({"metadata": {"name": "ferrolb-system"}})),
     )
     .await?;
+    let pool6 = if spec.ipv6 {
+        format!(", \"{}\"", ipv6::POOL6)
+    } else {
+        String::new()
+    };
     let config = format!(
-        "pools:\n  - name: lan\n    addresses: [\"{POOL}\"]\nl2:\n  garp: {}\n",
+        "pools:\n  - name: lan\n    addresses: [\"{POOL}\"{pool6}]\nl2:\n  garp: {}\n",
         spec.garp
     );
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "ferrolb-system");

@@ -47,6 +47,7 @@
 
 pub mod child;
 pub mod cmd;
+pub mod dual_stack;
 pub mod frames;
 pub mod inject;
 pub mod nsthread;

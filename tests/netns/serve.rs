@@ -187,3 +187,13 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
     let _ = to.shutdown(Shutdown::Write);
     let _ = from.shutdown(Shutdown::Read);
 }
+
+/// Like [`http_name_server`], on one address (an IPv6 node address, say, next to the IPv4
+/// wildcard listener on the same port).
+pub fn http_name_server_at(ns: &str, addr: SocketAddr, body: &str) -> io::Result<Server> {
+    let listener = in_netns(ns, move || TcpListener::bind(addr))?;
+    let body = body.to_string();
+    Server::start(listener, move |mut stream, _| {
+        let _ = answer(&mut stream, &body);
+    })
+}

@@ -1,0 +1,265 @@
+//! Neighbor Discovery floods against a real speaker on a dual-stack namespace LAN (needs root
+//! and `ndisc6`), the IPv6 twin of `benches/arp_flood.rs`: how many solicitations per second
+//! one speaker answers, what it costs in CPU, and what ignoring junk, other IPv6 traffic and
+//! other VLANs costs. A raw socket in the client namespace sends hand-made solicitations (built
+//! here, checksum included, without the product's codec) at fixed offered rates and flat out;
+//! a second thread on the same socket counts the advertisements that come back. The speaker's
+//! CPU comes from /proc/<pid>/stat.
+//!
+//! Run: `cargo bench --bench ndp_flood` (`FERROLB_FLOOD_SECS`, default 5, per step).
+
+#[path = "../tests/cluster/mod.rs"]
+mod cluster;
+#[path = "../tests/netns/mod.rs"]
+mod netns;
+
+use std::net::Ipv6Addr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cluster::{Cluster, ClusterSpec};
+use netns::MacAddr;
+use serde_json::json;
+
+const FLOOD_MAC: MacAddr = MacAddr([0x02, 0xfe, 0, 0, 0x0a, 0xf6]);
+const FLOOD_IP: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x210);
+
+fn secs() -> Duration {
+    Duration::from_secs(
+        std::env::var("FERROLB_FLOOD_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5),
+    )
+}
+
+fn solicited_node(ip: Ipv6Addr) -> Ipv6Addr {
+    let o = ip.octets();
+    Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(o[13]),
+        u16::from_be_bytes([o[14], o[15]]),
+    )
+}
+
+fn checksum(src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) -> u16 {
+    let mut data = Vec::with_capacity(40 + msg.len());
+    data.extend_from_slice(&src.octets());
+    data.extend_from_slice(&dst.octets());
+    data.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    data.extend_from_slice(&[0, 0, 0, 58]);
+    data.extend_from_slice(msg);
+    if data.len() % 2 == 1 {
+        data.push(0);
+    }
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// A multicast Neighbor Solicitation for `target` from the flooder, with its source
+/// link-layer option; `hop_limit` 255 and `bad_checksum` false make it valid.
+fn solicitation(target: Ipv6Addr, hop_limit: u8, bad_checksum: bool) -> Vec<u8> {
+    let group = solicited_node(target);
+    let g = group.octets();
+    let mut msg = vec![135, 0, 0, 0, 0, 0, 0, 0];
+    msg.extend_from_slice(&target.octets());
+    msg.extend_from_slice(&[1, 1]);
+    msg.extend_from_slice(&FLOOD_MAC.0);
+    let sum = checksum(FLOOD_IP, group, &msg).wrapping_add(u16::from(bad_checksum));
+    msg[2..4].copy_from_slice(&sum.to_be_bytes());
+    let mut f = vec![0x33, 0x33, g[12], g[13], g[14], g[15]];
+    f.extend_from_slice(&FLOOD_MAC.0);
+    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+    f.extend_from_slice(&(msg.len() as u16).to_be_bytes());
+    f.extend_from_slice(&[58, hop_limit]);
+    f.extend_from_slice(&FLOOD_IP.octets());
+    f.extend_from_slice(&g);
+    f.extend_from_slice(&msg);
+    f
+}
+
+/// `Some(target)` if `f` is a Neighbor Advertisement to the flooder's MAC.
+fn advert_to_flooder(f: &[u8]) -> Option<Ipv6Addr> {
+    if f.len() < 78 || f[..6] != FLOOD_MAC.0 || f[12..14] != [0x86, 0xdd] || f[54] != 136 {
+        return None;
+    }
+    let mut t = [0u8; 16];
+    t.copy_from_slice(&f[62..78]);
+    Some(Ipv6Addr::from(t))
+}
+
+struct Step {
+    offered: f64,
+    answered: f64,
+    counted_solicitations: f64,
+    counted_adverts: f64,
+    cpu_pct: f64,
+    rss_mib: f64,
+}
+
+/// Sends `frame(n)` for `dur` at `rate` frames/s (`None`: as fast as possible) and measures.
+fn step(
+    c: &Cluster,
+    vip: Ipv6Addr,
+    rate: Option<u64>,
+    dur: Duration,
+    frame: &dyn Fn(u64) -> Vec<u8>,
+) -> Step {
+    let (mut tx, mut rx) = c.lan.client().injector("eth0").split();
+    let stop = Arc::new(AtomicBool::new(false));
+    let replies = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let (stop, replies) = (stop.clone(), replies.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(f) = rx.next() {
+                    if advert_to_flooder(f) == Some(vip) {
+                        replies.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        })
+    };
+    let speaker = c.speakers[0].as_ref().expect("speaker running");
+    let sol0 = c.speaker_metric_sum(1, "ferrolb_speaker_ndp_solicitations_total");
+    let adv0 = c.speaker_metric_sum(1, "ferrolb_speaker_ndp_advertisements_total");
+    let cpu0 = speaker.cpu_time().unwrap_or_default();
+    let t = Instant::now();
+    let mut sent = 0u64;
+    while t.elapsed() < dur {
+        let due = match rate {
+            Some(r) => (t.elapsed().as_secs_f64() * r as f64) as u64,
+            None => sent + 512,
+        };
+        while sent < due {
+            if matches!(tx.send_to(&frame(sent), None), Some(Ok(()))) {
+                sent += 1;
+            } else {
+                break;
+            }
+        }
+        if rate.is_some() {
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+    let wall = t.elapsed();
+    let cpu = speaker.cpu_time().unwrap_or_default().saturating_sub(cpu0);
+    std::thread::sleep(Duration::from_millis(300)); // replies in flight
+    stop.store(true, Ordering::Relaxed);
+    let _ = reader.join();
+    let secs = wall.as_secs_f64();
+    Step {
+        offered: sent as f64 / secs,
+        answered: replies.load(Ordering::Relaxed) as f64 / secs,
+        counted_solicitations: (c.speaker_metric_sum(1, "ferrolb_speaker_ndp_solicitations_total")
+            - sol0)
+            / secs,
+        counted_adverts: (c.speaker_metric_sum(1, "ferrolb_speaker_ndp_advertisements_total")
+            - adv0)
+            / secs,
+        cpu_pct: 100.0 * cpu.as_secs_f64() / secs,
+        rss_mib: speaker.rss_bytes().unwrap_or_default() as f64 / (1024.0 * 1024.0),
+    }
+}
+
+fn print(name: &str, s: &Step) {
+    println!(
+        "{name:<44} offered {:>9.0}/s  replies seen {:>9.0}/s  speaker counted {:>9.0} NS/s {:>9.0} NA/s  CPU {:>5.1}%  RSS {:>5.1} MiB",
+        s.offered, s.answered, s.counted_solicitations, s.counted_adverts, s.cpu_pct, s.rss_mib
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return; // nothing for `cargo test --benches` to run
+    }
+    if netns::require_ipv6().is_err() {
+        return;
+    }
+    let dur = secs();
+    println!(
+        "NDP flood against one speaker, {dur:?} per step, on {} cores (shared: figures are lower bounds)",
+        std::thread::available_parallelism().map_or(0, |p| p.get())
+    );
+    let c = Cluster::start(ClusterSpec {
+        nodes: 1,
+        ipv6: true,
+        ..ClusterSpec::default()
+    });
+    let vip = c.create_service6("web6", json!({}));
+    assert_eq!(
+        c.wait_announcer6(vip, Duration::from_secs(10), |_| true),
+        Some(1),
+        "node-1 announces {vip}"
+    );
+    let speaker = c.speakers[0].as_ref().expect("speaker running");
+    let idle0 = speaker.cpu_time().unwrap_or_default();
+    std::thread::sleep(dur);
+    let idle = speaker.cpu_time().unwrap_or_default().saturating_sub(idle0);
+    println!(
+        "{:<44} CPU {:>5.1}%",
+        "idle (one IPv6 IP announced)",
+        100.0 * idle.as_secs_f64() / dur.as_secs_f64()
+    );
+    let valid = move |_: u64| solicitation(vip, 255, false);
+    for rate in [1_000u64, 10_000, 50_000] {
+        let s = step(&c, vip, Some(rate), dur, &valid);
+        print(&format!("valid solicitations for the VIP, {rate}/s"), &s);
+    }
+    let s = step(&c, vip, None, dur, &valid);
+    print("valid solicitations for the VIP, flat out", &s);
+    // The same solicited-node group as the VIP (the last 24 bits agree), so the frames reach
+    // the speaker, but for addresses nobody announces.
+    let unowned = move |n: u64| {
+        let mut o = vip.octets();
+        o[8] = 1 + (n % 200) as u8;
+        solicitation(Ipv6Addr::from(o), 255, false)
+    };
+    let s = step(&c, vip, None, dur, &unowned);
+    print("solicitations for unannounced IPs, flat out", &s);
+    let bad_sum = move |_: u64| solicitation(vip, 255, true);
+    let s = step(&c, vip, None, dur, &bad_sum);
+    print("bad checksum, flat out", &s);
+    // What the socket filter keeps out of user space: hop limit below 255 (off-link), other
+    // IPv6 traffic, and solicitations tagged for another VLAN.
+    let off_link = move |_: u64| solicitation(vip, 254, false);
+    let s = step(&c, vip, None, dur, &off_link);
+    print("hop limit 254 (off-link), flat out", &s);
+    let udp = move |n: u64| {
+        let mut f = solicitation(vip, 255, false);
+        f[20] = 17; // next header UDP: not Neighbor Discovery
+        f[54..56].copy_from_slice(&(n as u16).to_be_bytes());
+        f
+    };
+    let s = step(&c, vip, None, dur, &udp);
+    print("IPv6 multicast UDP (not NDP), flat out", &s);
+    let tagged = move |_: u64| {
+        let b = solicitation(vip, 255, false);
+        let mut t = b[..12].to_vec();
+        t.extend_from_slice(&[0x81, 0x00, 0x00, 0x64]);
+        t.extend_from_slice(&b[12..]);
+        t
+    };
+    let s = step(&c, vip, None, dur, &tagged);
+    print("VLAN-100 solicitations for the VIP, flat out", &s);
+    let alive = c.speaker_healthz(1);
+    println!("speaker /healthz after the floods: {alive:?}");
+    assert_eq!(alive, Some(200), "the speaker survives the floods");
+    assert_eq!(
+        c.lan.client().ndisc6_mac(vip, 3),
+        Some(c.lan.node(1).mac()),
+        "and still answers"
+    );
+}
