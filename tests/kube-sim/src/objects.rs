@@ -263,6 +263,9 @@ pub fn prepare_update(
         // Only .status changes through /status; everything else is the stored object's.
         let mut out = old.clone();
         out["status"] = new.get("status").cloned().unwrap_or(json!({}));
+        if def.kind == "Service" {
+            services::validate_status(&out).map_err(|e| ApiError::invalid(def, &name, &e))?;
+        }
         return Ok(out);
     }
     {
@@ -306,6 +309,7 @@ pub fn prepare_update(
     if def.kind == "Service" {
         services::prepare(&mut new, Some(old), ctx.services)
             .map_err(|e| ApiError::invalid(def, &name, &e))?;
+        services::clear_status_on_type_change(&mut new, old);
     }
     if def.kind == "Secret" {
         secrets::normalize(&mut new)?;
