@@ -105,3 +105,76 @@ async fn leaving_load_balancer_clears_the_status_and_ingress_needs_the_type() {
     })
     .await;
 }
+
+/// An events.k8s.io/v1 Event's `note` is limited to 1 kB; a longer one is refused whole, so a
+/// publisher must shorten what it says (the controller quotes user input in its Events).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_note_over_1024_bytes_is_refused() {
+    use k8s_openapi::api::events::v1::Event;
+    for_each_backend(|backend| async move {
+        let api = TestApi::start(backend).await.expect("API server starts");
+        let client = api.client().expect("admin client");
+        let events: Api<Event> = Api::namespaced(client, "default");
+        let event = |name: &str, note: String| -> Event {
+            serde_json::from_value(json!({
+                "metadata": {"name": name},
+                "eventTime": "2026-12-02T04:00:00.000000Z",
+                "action": "Allocate", "reason": "AllocationFailed", "type": "Warning",
+                "reportingController": "ferrolb-controller", "reportingInstance": "t",
+                "regarding": {"apiVersion": "v1", "kind": "Service", "namespace": "default",
+                              "name": "web"},
+                "note": note,
+            }))
+            .expect("literal Event")
+        };
+        events
+            .create(&PostParams::default(), &event("fits", "x".repeat(1024)))
+            .await
+            .expect("a 1024-byte note is accepted");
+        let err = events
+            .create(&PostParams::default(), &event("too-long", "x".repeat(1025)))
+            .await
+            .expect_err("a 1025-byte note must be refused");
+        let kube::Error::Api(status) = err else {
+            panic!("expected an API error, got {err:?}");
+        };
+        assert_eq!(status.code, 422, "{status:?}");
+        assert!(
+            status.message.contains(
+                "Event \"too-long\" is invalid: message: Invalid value: \"\": can have at most \
+                 1024 characters"
+            ),
+            "{}",
+            status.message
+        );
+    })
+    .await;
+}
+
+/// A request body over 3 MiB is refused with 413 before anything else looks at it (a hostile
+/// pool config can be that large).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_body_over_3_mib_is_refused_with_413() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    for_each_backend(|backend| async move {
+        let api = TestApi::start(backend).await.expect("API server starts");
+        let client = api.client().expect("admin client");
+        let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+        let big: ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": "big"},
+            "data": {"config.yaml": " ".repeat(3 * 1024 * 1024 + 1)},
+        }))
+        .expect("literal ConfigMap");
+        let err = cms
+            .create(&PostParams::default(), &big)
+            .await
+            .expect_err("a body over 3 MiB must be refused");
+        let kube::Error::Api(status) = err else {
+            panic!("expected an API error, got {err:?}");
+        };
+        assert_eq!(status.code, 413, "{status:?}");
+        assert_eq!(status.reason, "RequestEntityTooLarge");
+        assert_eq!(status.message, "Request entity too large: limit is 3145728");
+    })
+    .await;
+}
