@@ -85,6 +85,15 @@ impl FieldError {
         }
     }
 
+    /// A `Too long` error for `field` (`[]` when the limit is on the object as a whole).
+    pub fn too_long(field: impl Into<String>, max_bytes: usize) -> Self {
+        Self {
+            reason: "FieldValueTooLong",
+            field: field.into(),
+            message: format!("Too long: may not be more than {max_bytes} bytes"),
+        }
+    }
+
     /// A `Forbidden` error for `field`.
     pub fn forbidden(field: impl Into<String>, why: &str) -> Self {
         Self {

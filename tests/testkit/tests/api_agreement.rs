@@ -178,3 +178,37 @@ async fn a_request_body_over_3_mib_is_refused_with_413() {
     })
     .await;
 }
+
+/// A ConfigMap's values may hold at most 1 MiB together (keys do not count); more is a 422.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_map_over_1_mib_is_refused() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    for_each_backend(|backend| async move {
+        let api = TestApi::start(backend).await.expect("API server starts");
+        let client = api.client().expect("admin client");
+        let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+        let cm = |name: &str, len: usize| -> ConfigMap {
+            serde_json::from_value(json!({
+                "metadata": {"name": name},
+                "data": {"config.yaml": "x".repeat(len)},
+            }))
+            .expect("literal ConfigMap")
+        };
+        cms.create(&PostParams::default(), &cm("fits", 1024 * 1024))
+            .await
+            .expect("1 MiB of data is accepted");
+        let err = cms
+            .create(&PostParams::default(), &cm("too-big", 1024 * 1024 + 1))
+            .await
+            .expect_err("1 MiB + 1 byte of data must be refused");
+        let kube::Error::Api(status) = err else {
+            panic!("expected an API error, got {err:?}");
+        };
+        assert_eq!(status.code, 422, "{status:?}");
+        assert_eq!(
+            status.message,
+            "ConfigMap \"too-big\" is invalid: []: Too long: may not be more than 1048576 bytes"
+        );
+    })
+    .await;
+}
