@@ -3,7 +3,12 @@
 //! ```sh
 //! cargo run --release --example sandbox            # interactive: keeps running until Ctrl-C
 //! cargo run --release --example sandbox -- --once  # do everything, print, exit (also FERROLB_SANDBOX_ONCE=1)
+//! cargo run --release --example sandbox -- --api real  # against a real kube-apiserver + etcd
 //! ```
+//!
+//! `--api real` runs the same steps against a real kube-apiserver v1.32 and etcd instead of
+//! kube-sim (built by `tests/real-api/build.sh`, or taken from `$FERROLB_REAL_API_DIR`; the
+//! first build takes many minutes, later runs start in seconds).
 //!
 //! It starts kube-sim (the API server emulator in `tests/kube-sim`), the real controller and,
 //! when it can, three real speakers on a LAN built from network namespaces (the end-to-end test
@@ -46,6 +51,7 @@ use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
 use cluster::{Cluster, ClusterSpec};
+use ferrolb_testkit::{ApiBackend, TestApi};
 
 /// The demo Service (the same name as `examples/basic.yaml`).
 const SERVICE: &str = "web";
@@ -56,14 +62,17 @@ const NODES: usize = 3;
 const USAGE: &str = "\
 FerroLB sandbox: kube-sim, the controller and three speakers on one machine.
 
-Usage: cargo run --release --example sandbox [-- --once]
+Usage: cargo run --release --example sandbox [-- [--once] [--api sim|real]]
 
-  --once     do everything, print it, clean up and exit (0 = every step worked);
-             the same as FERROLB_SANDBOX_ONCE=1. Without it the sandbox keeps running
-             until Ctrl-C so you can use kubectl against it.
+  --once       do everything, print it, clean up and exit (0 = every step worked);
+               the same as FERROLB_SANDBOX_ONCE=1. Without it the sandbox keeps running
+               until Ctrl-C so you can use kubectl against it.
+  --api real   use a real kube-apiserver v1.32 and etcd instead of kube-sim (default: sim);
+               built by tests/real-api/build.sh (needs Go; slow the first time only)
 
 Environment:
   FERROLB_BIN        the ferrolb binary to run (default: found or built next to this example)
+  FERROLB_REAL_API_DIR   where kube-apiserver and etcd are (default: tests/real-api/build.sh)
   CI=true / FERROLB_E2E=1   the data plane (root, ip, nft, arping, curl) is required";
 
 fn main() -> ExitCode {
@@ -72,10 +81,13 @@ fn main() -> ExitCode {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
-    if let Some(bad) = args.iter().find(|a| *a != "--once") {
-        eprintln!("sandbox: unknown argument `{bad}`\n\n{USAGE}");
-        return ExitCode::from(2);
-    }
+    let backend = match parse_args(&args) {
+        Ok(b) => b,
+        Err(bad) => {
+            eprintln!("sandbox: {bad}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
     let once = args.iter().any(|a| a == "--once")
         || std::env::var("FERROLB_SANDBOX_ONCE").is_ok_and(|v| v == "1");
 
@@ -99,7 +111,7 @@ fn main() -> ExitCode {
         eprintln!("\nsandbox: step failed: {msg}{at}");
     }));
 
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| run(once)));
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| run(once, backend)));
     // Everything run() created has been dropped (and so removed) by now.
     match outcome {
         _ if signals::stopped() => {
@@ -120,13 +132,53 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(once: bool) -> Result<()> {
+/// The API backend `--api` names (default kube-sim); any other argument but `--once` is an
+/// error naming it.
+fn parse_args(args: &[String]) -> Result<ApiBackend, String> {
+    let mut backend = ApiBackend::Sim;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let value = match a.as_str() {
+            "--once" => continue,
+            "--api" => it.next().map(String::as_str),
+            other => match other.strip_prefix("--api=") {
+                Some(v) => Some(v),
+                None => return Err(format!("unknown argument `{other}`")),
+            },
+        };
+        backend = match value {
+            Some("sim") => ApiBackend::Sim,
+            Some("real") => ApiBackend::Real,
+            Some(v) => return Err(format!("--api takes `sim` or `real`, not `{v}`")),
+            None => return Err("--api needs a value: `sim` or `real`".into()),
+        };
+    }
+    Ok(backend)
+}
+
+/// What the API server is called in the sandbox's output.
+fn server_name(backend: ApiBackend) -> &'static str {
+    match backend {
+        ApiBackend::Sim => "kube-sim",
+        ApiBackend::Real => "kube-apiserver",
+    }
+}
+
+/// Where the API server listens (root namespace).
+fn server_url(api: &TestApi) -> String {
+    match api {
+        TestApi::Sim(s) => s.url(),
+        TestApi::Real(r) => r.url(),
+    }
+}
+
+fn run(once: bool, backend: ApiBackend) -> Result<()> {
     println!("FerroLB sandbox: the whole system on one machine, no cluster needed.\n");
     let ferrolb = locate_ferrolb()?;
     println!("ferrolb binary: {}", ferrolb.display());
     signals::check()?;
     match data_plane_prerequisites() {
-        Ok(()) => data_plane(ferrolb, once),
+        Ok(()) => data_plane(ferrolb, once, backend),
         Err(why) => {
             if strict() {
                 bail!(
@@ -142,7 +194,7 @@ fn run(once: bool) -> Result<()> {
                  kube-sim and the controller, and a Service getting its EXTERNAL-IP.\n\
                  To also see ARP announcement, curl and failover, run it as root: sudo {exe}\n"
             );
-            allocation_only(ferrolb, once)
+            allocation_only(ferrolb, once, backend)
         }
     }
 }
@@ -281,15 +333,19 @@ fn data_plane_prerequisites() -> Result<(), String> {
 // Full mode: the data plane on a namespace LAN
 // ---------------------------------------------------------------------------------------------
 
-fn data_plane(ferrolb: PathBuf, once: bool) -> Result<()> {
+fn data_plane(ferrolb: PathBuf, once: bool, backend: ApiBackend) -> Result<()> {
+    let server = server_name(backend);
     step(
         1,
-        "Starting kube-sim, a LAN of network namespaces, the controller and three speakers",
+        &format!(
+            "Starting {server}, a LAN of network namespaces, the controller and three speakers"
+        ),
     );
     let t = Instant::now();
     let mut c = Cluster::start(ClusterSpec {
         nodes: NODES,
         ferrolb: ferrolb.clone(),
+        backend,
         ..ClusterSpec::default()
     });
     signals::check()?;
@@ -298,8 +354,8 @@ fn data_plane(ferrolb: PathBuf, once: bool) -> Result<()> {
         secs(t)
     ));
     detail(&format!(
-        "kube-sim        {} (root namespace; nodes reach it at {})",
-        c.sim().url(),
+        "{server:<14} {} (root namespace; nodes reach it at {})",
+        server_url(&c.server),
         c.api.url
     ));
     detail(&format!(
@@ -342,7 +398,7 @@ fn data_plane(ferrolb: PathBuf, once: bool) -> Result<()> {
     // What kube-proxy would do on a real node: send VIP:80 to the Service's pods; here each
     // node's own HTTP server, which answers with the node's name.
     c.lan.add_vip_dnat(vip, 80);
-    show_services(&c.rt, &c.client, c.sim().kubeconfig_path());
+    show_services(&c.rt, &c.client, c.server.kubeconfig_path());
     signals::check()?;
 
     step(3, &format!("Who announces {vip}? (arping from the client)"));
@@ -409,12 +465,12 @@ fn data_plane(ferrolb: PathBuf, once: bool) -> Result<()> {
     signals::check()?;
 
     step(7, "What the cluster shows now");
-    show_services(&c.rt, &c.client, c.sim().kubeconfig_path());
+    show_services(&c.rt, &c.client, c.server.kubeconfig_path());
     show_announcers(&c);
     show_events(&c.rt, &c.client);
-    show_leases(c.sim().kubeconfig_path());
-    show_status(&ferrolb, c.sim().kubeconfig_path());
-    show_how_to_poke(c.sim().kubeconfig_path(), Some((&c, vip)));
+    show_leases(c.server.kubeconfig_path());
+    show_status(&ferrolb, c.server.kubeconfig_path());
+    show_how_to_poke(c.server.kubeconfig_path(), Some((&c, vip)));
 
     if once {
         println!("\nDone (--once): cleaning up.");
@@ -551,25 +607,26 @@ impl Drop for TempDir {
     }
 }
 
-fn allocation_only(ferrolb: PathBuf, once: bool) -> Result<()> {
-    step(1, "Starting kube-sim and the controller");
+fn allocation_only(ferrolb: PathBuf, once: bool, backend: ApiBackend) -> Result<()> {
+    let server = server_name(backend);
+    step(1, &format!("Starting {server} and the controller"));
     let t = Instant::now();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("tokio runtime")?;
-    // Field order = drop order: the controller stops before kube-sim, then the files go.
+    // Field order = drop order: the controller stops before the API server, then the files go.
     struct Parts {
         controller: cluster::RootChild,
         client: kube::Client,
-        sim: kube_sim::KubeSim,
+        sim: TestApi,
         dir: TempDir,
     }
     let dir = TempDir::new()?;
     let sim = rt
-        .block_on(kube_sim::KubeSim::start())
-        .context("start kube-sim")?;
+        .block_on(TestApi::start(backend))
+        .with_context(|| format!("start {server}"))?;
     let client = {
         let _inside = rt.enter(); // the client spawns its worker on the current runtime
         sim.client().context("kube client")?
@@ -593,7 +650,7 @@ fn allocation_only(ferrolb: PathBuf, once: bool) -> Result<()> {
         dir,
     };
     detail(&format!("ready in {:.1} s", secs(t)));
-    detail(&format!("kube-sim        {}", p.sim.url()));
+    detail(&format!("{server:<14} {}", server_url(&p.sim)));
     detail(&format!(
         "controller     pid {} (log {})",
         p.controller.pid(),

@@ -76,6 +76,25 @@ struct Series {
     last: Instant,
 }
 
+/// The longest note the API server accepts on an Event created through events.k8s.io/v1, in
+/// bytes; a longer one gets the whole Event refused (422), so the user would see nothing.
+pub const NOTE_LIMIT: usize = 1024;
+
+/// `note` cut to [`NOTE_LIMIT`] bytes at a character boundary, ending in "…" when cut. Notes
+/// quote user input (a 10,000-character annotation value), and the start of a note says what
+/// is wrong and where, so the end is what goes.
+pub fn fit_note(note: &str) -> String {
+    if note.len() <= NOTE_LIMIT {
+        return note.to_string();
+    }
+    const ELLIPSIS: &str = "…";
+    let mut end = NOTE_LIMIT - ELLIPSIS.len();
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ELLIPSIS}", &note[..end])
+}
+
 /// Publishes Events as one component and instance (`reportingController`/`reportingInstance`).
 pub struct EventPublisher {
     client: Client,
@@ -151,7 +170,7 @@ impl EventPublisher {
             event_time: Some(now()),
             action: Some(notice.action.into()),
             reason: Some(notice.reason.into()),
-            note: Some(notice.note.clone()),
+            note: Some(fit_note(&notice.note)),
             type_: Some(if notice.warning { "Warning" } else { "Normal" }.into()),
             regarding: Some(ObjectReference {
                 resource_version: None,
@@ -175,5 +194,33 @@ impl EventPublisher {
                 },
             );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notes_are_cut_to_what_the_api_server_accepts() {
+        assert_eq!(fit_note("short"), "short");
+        let exact = "x".repeat(NOTE_LIMIT);
+        assert_eq!(fit_note(&exact), exact);
+        let long = format!(
+            "bad annotation ferrolb.io/loadBalancerIPs: {}",
+            "x".repeat(10_000)
+        );
+        let cut = fit_note(&long);
+        assert_eq!(cut.len(), NOTE_LIMIT);
+        assert!(cut.starts_with("bad annotation ferrolb.io/loadBalancerIPs: "));
+        assert!(cut.ends_with('…'));
+        // Never in the middle of a character.
+        let wide = "é".repeat(NOTE_LIMIT);
+        let cut = fit_note(&wide);
+        assert!(
+            cut.len() <= NOTE_LIMIT && cut.ends_with('…'),
+            "{}",
+            cut.len()
+        );
     }
 }

@@ -363,13 +363,7 @@ async fn lb_class_flag_handles_only_that_class() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn type_change_to_cluster_ip_releases_the_ip() {
-    // The real kube-apiserver clears `status.loadBalancer` itself when `spec.type` leaves
-    // LoadBalancer (kube-sim keeps it). The controller then never writes that status, so its
-    // record of what it last wrote keeps `web` as a holder of the IP and `next` waits forever
-    // ("waiting for another Service's status to drop a shared-out IP"). A controller bug that
-    // only the real server shows; see docs/verification.md.
-    const WHY: &str = "the controller keeps a released IP when the server clears the status";
-    for_each_backend_except(ApiBackend::Real, WHY, |backend| async move {
+    for_each_backend(|backend| async move {
         let c = cluster_with(
             backend,
             "pools:\n  - name: one\n    addresses: [\"198.51.100.10/32\"]\n",

@@ -10,7 +10,8 @@ const LAN: &str = "pools:\n  - name: lan\n    addresses: [\"198.51.100.10-198.51
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metallb_legacy_config_allocates() {
-    let c = Cluster::start().await;
+    for_each_backend(|backend| async move {
+    let c = Cluster::start_on(backend).await;
     let legacy = "address-pools:\n- name: legacy\n  protocol: layer2\n  addresses:\n  - 203.0.113.20-203.0.113.21\n";
     c.put_config_data(&[("config", legacy)]).await;
     let mut ctl = c.controller(&["--leader-elect", "false"]);
@@ -30,36 +31,42 @@ async fn metallb_legacy_config_allocates() {
     assert_eq!(pool, "legacy");
     c.wait_event(NS, CONFIG_MAP, "ConfigLoaded", "").await;
     assert_eq!(ctl.metric("ferrolb_config_valid").await, Some(1.0));
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kube_vip_config_allocates_per_namespace_and_globally() {
-    let c = Cluster::start().await;
-    c.namespace("team-a").await;
-    c.put_config_data(&[
-        ("cidr-global", "198.51.100.8/29"),
-        ("range-team-a", "203.0.113.5-203.0.113.6"),
-    ])
+    for_each_backend(|backend| async move {
+        let c = Cluster::start_on(backend).await;
+        c.namespace("team-a").await;
+        c.put_config_data(&[
+            ("cidr-global", "198.51.100.8/29"),
+            ("range-team-a", "203.0.113.5-203.0.113.6"),
+        ])
+        .await;
+        let _ctl = c.controller(&["--leader-elect", "false"]);
+        c.create_lb("default", "web", json!({})).await;
+        c.create_lb("team-a", "web", json!({})).await;
+        let global = c.wait_ingress("default", "web").await;
+        let ip: std::net::Ipv4Addr = global[0].parse().expect("IPv4");
+        assert!(
+            (8..16).contains(&ip.octets()[3]) && ip.octets()[..3] == [198, 51, 100],
+            "{global:?}"
+        );
+        let team = c.wait_ingress("team-a", "web").await;
+        assert!(
+            ["203.0.113.5", "203.0.113.6"].contains(&team[0].as_str()),
+            "kube-vip prefers the namespace's own range: {team:?}"
+        );
+    })
     .await;
-    let _ctl = c.controller(&["--leader-elect", "false"]);
-    c.create_lb("default", "web", json!({})).await;
-    c.create_lb("team-a", "web", json!({})).await;
-    let global = c.wait_ingress("default", "web").await;
-    let ip: std::net::Ipv4Addr = global[0].parse().expect("IPv4");
-    assert!(
-        (8..16).contains(&ip.octets()[3]) && ip.octets()[..3] == [198, 51, 100],
-        "{global:?}"
-    );
-    let team = c.wait_ingress("team-a", "web").await;
-    assert!(
-        ["203.0.113.5", "203.0.113.6"].contains(&team[0].as_str()),
-        "kube-vip prefers the namespace's own range: {team:?}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn broken_edit_is_rejected_and_the_old_config_stays_in_force() {
-    let c = Cluster::start().await;
+    for_each_backend(|backend| async move {
+    let c = Cluster::start_on(backend).await;
     c.put_config(LAN).await;
     let mut ctl = c.controller(&["--leader-elect", "false"]);
     c.create_lb("default", "before", json!({})).await;
@@ -92,11 +99,14 @@ async fn broken_edit_is_rejected_and_the_old_config_stays_in_force() {
     // Fixing the config is accepted again.
     c.edit_config_data(&[("config.yaml", LAN)]).await;
     ctl.wait_metric("ferrolb_config_valid", 1.0).await;
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn removing_a_pool_keeps_its_ips_and_new_pools_apply_at_once() {
-    let c = Cluster::start().await;
+    for_each_backend(|backend| async move {
+    let c = Cluster::start_on(backend).await;
     c.put_config(LAN).await;
     let mut ctl = c.controller(&["--leader-elect", "false"]);
     c.create_lb("default", "old", json!({})).await;
@@ -134,33 +144,39 @@ async fn removing_a_pool_keeps_its_ips_and_new_pools_apply_at_once() {
     c.wait_event("default", "thief", "AllocationFailed", "in use")
         .await;
     assert_eq!(c.ingress("default", "old").await, kept);
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn missing_config_map_allocates_nothing_and_stays_healthy() {
-    let c = Cluster::start().await;
-    let mut ctl = c.controller(&["--leader-elect", "false"]);
-    // Ready means synced (leader election is off): the controller has seen there is no config.
-    let addr = ctl.metrics_addr().await;
-    eventually("/readyz to answer 200", DEADLINE, || async move {
-        http_get(addr, "/readyz").ok().filter(|(s, _)| *s == 200)
+    for_each_backend(|backend| async move {
+        let c = Cluster::start_on(backend).await;
+        let mut ctl = c.controller(&["--leader-elect", "false"]);
+        // Ready means synced (leader election is off): the controller has seen there is no config.
+        let addr = ctl.metrics_addr().await;
+        eventually("/readyz to answer 200", DEADLINE, || async move {
+            http_get(addr, "/readyz").ok().filter(|(s, _)| *s == 200)
+        })
+        .await;
+        c.create_lb("default", "web", json!({})).await;
+        c.wait_event("default", "web", "AllocationFailed", "no pool")
+            .await;
+        assert!(c.ingress("default", "web").await.is_empty());
+        assert_eq!(ctl.http_get("/healthz").await.0, 200);
+        assert_eq!(ctl.http_get("/readyz").await.0, 200);
+        assert!(ctl.running());
+        // The Service was waiting, not forgotten: creating the ConfigMap serves it.
+        c.put_config(LAN).await;
+        c.wait_ingress("default", "web").await;
     })
     .await;
-    c.create_lb("default", "web", json!({})).await;
-    c.wait_event("default", "web", "AllocationFailed", "no pool")
-        .await;
-    assert!(c.ingress("default", "web").await.is_empty());
-    assert_eq!(ctl.http_get("/healthz").await.0, 200);
-    assert_eq!(ctl.http_get("/readyz").await.0, 200);
-    assert!(ctl.running());
-    // The Service was waiting, not forgotten: creating the ConfigMap serves it.
-    c.put_config(LAN).await;
-    c.wait_ingress("default", "web").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn invalid_config_at_start_allocates_nothing_and_says_why() {
-    let c = Cluster::start().await;
+    for_each_backend(|backend| async move {
+    let c = Cluster::start_on(backend).await;
     c.put_config("pools:\n  - name: lan\n    addresses: [\"198.51.100.0/24\"]\n  - name: lan\n    addresses: [\"203.0.113.0/24\"]\n")
         .await;
     let mut ctl = c.controller(&["--leader-elect", "false"]);
@@ -171,4 +187,6 @@ async fn invalid_config_at_start_allocates_nothing_and_says_why() {
     c.wait_event("default", "web", "AllocationFailed", "").await;
     assert!(c.ingress("default", "web").await.is_empty());
     assert!(ctl.running());
+    })
+    .await;
 }

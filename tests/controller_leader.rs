@@ -17,48 +17,54 @@ async fn lease(c: &Cluster) -> Option<Lease> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lease_on_the_wire_is_never_shorter_than_the_configured_duration() {
-    let c = Cluster::start().await;
-    c.put_config(POOL).await;
-    // 1.5s must not become "1" on the wire: the others would take over after one second,
-    // while this leader keeps writing until its 1.2s renew deadline.
-    let mut ctl = c.controller(&[
-        "--leader-lease-duration",
-        "1500ms",
-        "--leader-renew-deadline",
-        "1200ms",
-        "--leader-retry-period",
-        "200ms",
-    ]);
-    ctl.wait_metric("ferrolb_leader", 1.0).await;
-    let secs = lease(&c)
-        .await
-        .and_then(|l| l.spec?.lease_duration_seconds)
-        .expect("lease written");
-    assert!(
-        secs >= 2,
-        "leaseDurationSeconds {secs} is shorter than the configured 1.5s"
-    );
+    for_each_backend(|backend| async move {
+        let c = Cluster::start_on(backend).await;
+        c.put_config(POOL).await;
+        // 1.5s must not become "1" on the wire: the others would take over after one second,
+        // while this leader keeps writing until its 1.2s renew deadline.
+        let mut ctl = c.controller(&[
+            "--leader-lease-duration",
+            "1500ms",
+            "--leader-renew-deadline",
+            "1200ms",
+            "--leader-retry-period",
+            "200ms",
+        ]);
+        ctl.wait_metric("ferrolb_leader", 1.0).await;
+        let secs = lease(&c)
+            .await
+            .and_then(|l| l.spec?.lease_duration_seconds)
+            .expect("lease written");
+        assert!(
+            secs >= 2,
+            "leaseDurationSeconds {secs} is shorter than the configured 1.5s"
+        );
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn timings_that_could_make_two_leaders_are_refused_at_start() {
-    let c = Cluster::start().await;
-    let mut ctl = c.controller(&[
-        "--leader-lease-duration",
-        "2s",
-        "--leader-renew-deadline",
-        "3s",
-    ]);
-    assert!(!ctl.wait_exit().await, "the controller must refuse to run");
-    let log = ctl.log();
-    assert!(
-        log.contains("must be shorter than --leader-lease-duration"),
-        "{log}"
-    );
-    assert!(
-        lease(&c).await.is_none(),
-        "it must not have touched the lease"
-    );
+    for_each_backend(|backend| async move {
+        let c = Cluster::start_on(backend).await;
+        let mut ctl = c.controller(&[
+            "--leader-lease-duration",
+            "2s",
+            "--leader-renew-deadline",
+            "3s",
+        ]);
+        assert!(!ctl.wait_exit().await, "the controller must refuse to run");
+        let log = ctl.log();
+        assert!(
+            log.contains("must be shorter than --leader-lease-duration"),
+            "{log}"
+        );
+        assert!(
+            lease(&c).await.is_none(),
+            "it must not have touched the lease"
+        );
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -116,75 +122,81 @@ async fn a_leader_that_cannot_renew_stops_before_the_standby_takes_over() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_leader_killed_and_restarted_in_its_pod_leads_again_at_once() {
-    let c = Cluster::start().await;
-    c.put_config(POOL).await;
-    // A lease far longer than the test deadline: the restarted process can only lead in time
-    // if it recognises the lease as its own, and the standby can only take over by expiry.
-    let long = [
-        "--leader-lease-duration",
-        "300s",
-        "--leader-renew-deadline",
-        "200s",
-        "--leader-retry-period",
-        "200ms",
-    ];
-    let mut a = c.named_controller("leader-a", &long);
-    a.wait_metric("ferrolb_leader", 1.0).await;
-    let mut b = c.named_controller("standby-b", &long);
-    b.wait_metric("ferrolb_leader", 0.0).await;
+    for_each_backend(|backend| async move {
+        let c = Cluster::start_on(backend).await;
+        c.put_config(POOL).await;
+        // A lease far longer than the test deadline: the restarted process can only lead in time
+        // if it recognises the lease as its own, and the standby can only take over by expiry.
+        let long = [
+            "--leader-lease-duration",
+            "300s",
+            "--leader-renew-deadline",
+            "200s",
+            "--leader-retry-period",
+            "200ms",
+        ];
+        let mut a = c.named_controller("leader-a", &long);
+        a.wait_metric("ferrolb_leader", 1.0).await;
+        let mut b = c.named_controller("standby-b", &long);
+        b.wait_metric("ferrolb_leader", 0.0).await;
 
-    a.kill();
-    let mut a_again = c.named_controller("leader-a", &long);
-    a_again.wait_metric("ferrolb_leader", 1.0).await;
-    let holder = lease(&c).await.and_then(|l| l.spec?.holder_identity);
-    assert_eq!(holder.as_deref(), Some("leader-a"));
-    assert!(a_again.log().contains("became leader"), "{}", a_again.log());
-    // It really works as the leader, and the standby never took over.
-    c.create_lb("default", "after-restart", json!({})).await;
-    c.wait_ingress("default", "after-restart").await;
-    assert_eq!(b.metric("ferrolb_leader").await, Some(0.0));
-    assert!(!b.log().contains("became leader"), "{}", b.log());
+        a.kill();
+        let mut a_again = c.named_controller("leader-a", &long);
+        a_again.wait_metric("ferrolb_leader", 1.0).await;
+        let holder = lease(&c).await.and_then(|l| l.spec?.holder_identity);
+        assert_eq!(holder.as_deref(), Some("leader-a"));
+        assert!(a_again.log().contains("became leader"), "{}", a_again.log());
+        // It really works as the leader, and the standby never took over.
+        c.create_lb("default", "after-restart", json!({})).await;
+        c.wait_ingress("default", "after-restart").await;
+        assert_eq!(b.metric("ferrolb_leader").await, Some(0.0));
+        assert!(!b.log().contains("became leader"), "{}", b.log());
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_standby_reports_a_bad_config_too_and_only_the_leader_writes_the_event() {
-    let c = Cluster::start().await;
-    c.put_config(POOL).await;
-    let mut a = c.named_controller("leader-a", FAST_LEADER);
-    a.wait_metric("ferrolb_leader", 1.0).await;
-    let mut b = c.named_controller("standby-b", FAST_LEADER);
-    b.wait_metric("ferrolb_leader", 0.0).await;
-    b.wait_metric("ferrolb_config_valid", 1.0).await;
+    for_each_backend(|backend| async move {
+        let c = Cluster::start_on(backend).await;
+        c.put_config(POOL).await;
+        let mut a = c.named_controller("leader-a", FAST_LEADER);
+        a.wait_metric("ferrolb_leader", 1.0).await;
+        let mut b = c.named_controller("standby-b", FAST_LEADER);
+        b.wait_metric("ferrolb_leader", 0.0).await;
+        b.wait_metric("ferrolb_config_valid", 1.0).await;
 
-    c.put_config("pools:\n  - name: lan\n    addresses: [\"not-a-range\"]\n")
+        c.put_config("pools:\n  - name: lan\n    addresses: [\"not-a-range\"]\n")
+            .await;
+        b.wait_metric("ferrolb_config_valid", 0.0).await;
+        a.wait_metric("ferrolb_config_valid", 0.0).await;
+        assert!(
+            b.log().contains("pool config rejected"),
+            "the standby says why in its log: {}",
+            b.log()
+        );
+        let invalid = eventually("the leader's ConfigInvalid Event", DEADLINE, || async {
+            let evs: Vec<_> = c
+                .events_for(NS, CONFIG_MAP)
+                .await
+                .into_iter()
+                .filter(|e| e.reason.as_deref() == Some("ConfigInvalid"))
+                .collect();
+            (!evs.is_empty()).then_some(evs)
+        })
         .await;
-    b.wait_metric("ferrolb_config_valid", 0.0).await;
-    a.wait_metric("ferrolb_config_valid", 0.0).await;
-    assert!(
-        b.log().contains("pool config rejected"),
-        "the standby says why in its log: {}",
-        b.log()
-    );
-    let invalid = eventually("the leader's ConfigInvalid Event", DEADLINE, || async {
-        let evs: Vec<_> = c
-            .events_for(NS, CONFIG_MAP)
-            .await
-            .into_iter()
-            .filter(|e| e.reason.as_deref() == Some("ConfigInvalid"))
-            .collect();
-        (!evs.is_empty()).then_some(evs)
+        for e in &invalid {
+            assert_eq!(
+                e.reporting_instance.as_deref(),
+                Some("leader-a"),
+                "only the leader publishes config Events: {e:?}"
+            );
+        }
+
+        // Fixed again: both replicas say so.
+        c.put_config(POOL).await;
+        b.wait_metric("ferrolb_config_valid", 1.0).await;
+        a.wait_metric("ferrolb_config_valid", 1.0).await;
     })
     .await;
-    for e in &invalid {
-        assert_eq!(
-            e.reporting_instance.as_deref(),
-            Some("leader-a"),
-            "only the leader publishes config Events: {e:?}"
-        );
-    }
-
-    // Fixed again: both replicas say so.
-    c.put_config(POOL).await;
-    b.wait_metric("ferrolb_config_valid", 1.0).await;
-    a.wait_metric("ferrolb_config_valid", 1.0).await;
 }

@@ -7,7 +7,8 @@ use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_report_pools_allocations_failures_config_reconciles_and_leadership() {
-    let c = Cluster::start().await;
+    for_each_backend(|backend| async move {
+    let c = Cluster::start_on(backend).await;
     c.put_config("pools:\n  - name: small\n    addresses: [\"198.51.100.10-198.51.100.11\", \"2001:db8::/126\"]\n").await;
     let mut ctl = c.controller(FAST_LEADER);
     ctl.wait_metric("ferrolb_leader", 1.0).await;
@@ -83,4 +84,6 @@ async fn metrics_report_pools_allocations_failures_config_reconciles_and_leaders
     )
     .await;
     ctl.wait_metric("ferrolb_allocations_total", 3.0).await;
+    })
+    .await;
 }

@@ -160,93 +160,110 @@ async fn sigkill_restart_changes_no_ip_and_the_standby_never_writes_before_leadi
 
 #[tokio::test(flavor = "multi_thread")]
 async fn duplicate_ips_at_start_keep_the_older_service_and_move_the_newer() {
-    let c = Cluster::start().await;
-    c.put_config(POOL).await;
-    // Named so that name order would favour the newer one: only age may decide.
-    c.create_lb("default", "z-older", json!({})).await;
-    c.write_ingress("default", "z-older", &["198.51.100.10"])
+    for_each_backend(|backend| async move {
+        let c = Cluster::start_on(backend).await;
+        c.put_config(POOL).await;
+        // Named so that name order would favour the newer one: only age may decide.
+        c.create_lb("default", "z-older", json!({})).await;
+        c.write_ingress("default", "z-older", &["198.51.100.10"])
+            .await;
+        let created = |s: k8s_openapi::api::core::v1::Service| {
+            s.metadata.creation_timestamp.map(|t| t.0.as_second())
+        };
+        let older =
+            created(c.service("default", "z-older").await.expect("exists")).expect("timestamp");
+        // creationTimestamp has one-second resolution: wait until the clock has moved past it.
+        eventually("the next second", DEADLINE, || async {
+            (jiff::Timestamp::now().as_second() > older).then_some(())
+        })
         .await;
-    let created = |s: k8s_openapi::api::core::v1::Service| {
-        s.metadata.creation_timestamp.map(|t| t.0.as_second())
-    };
-    let older = created(c.service("default", "z-older").await.expect("exists")).expect("timestamp");
-    // creationTimestamp has one-second resolution: wait until the clock has moved past it.
-    eventually("the next second", DEADLINE, || async {
-        (jiff::Timestamp::now().as_second() > older).then_some(())
-    })
-    .await;
-    c.create_lb("default", "a-newer", json!({})).await;
-    c.write_ingress("default", "a-newer", &["198.51.100.10"])
-        .await;
-    assert!(
-        created(c.service("default", "a-newer").await.expect("exists")).expect("timestamp") > older
-    );
+        c.create_lb("default", "a-newer", json!({})).await;
+        c.write_ingress("default", "a-newer", &["198.51.100.10"])
+            .await;
+        assert!(
+            created(c.service("default", "a-newer").await.expect("exists")).expect("timestamp")
+                > older
+        );
 
-    let mut ctl = c.controller(&["--leader-elect", "false"]);
-    let (ty, msg) = c
-        .wait_event("default", "a-newer", "IPConflict", "198.51.100.10")
+        let mut ctl = c.controller(&["--leader-elect", "false"]);
+        let (ty, msg) = c
+            .wait_event("default", "a-newer", "IPConflict", "198.51.100.10")
+            .await;
+        assert_eq!(ty, "Warning", "{msg}");
+        let moved = eventually("a-newer to get a new IP", DEADLINE, || async {
+            let ips = c.ingress("default", "a-newer").await;
+            (!ips.is_empty() && ips != ["198.51.100.10"]).then_some(ips)
+        })
         .await;
-    assert_eq!(ty, "Warning", "{msg}");
-    let moved = eventually("a-newer to get a new IP", DEADLINE, || async {
-        let ips = c.ingress("default", "a-newer").await;
-        (!ips.is_empty() && ips != ["198.51.100.10"]).then_some(ips)
+        assert_eq!(moved.len(), 1);
+        assert_eq!(c.ingress("default", "z-older").await, ["198.51.100.10"]);
+        assert!(!c.has_event("default", "z-older", "IPConflict").await);
+        assert!(
+            ctl.metric("ferrolb_ip_conflicts_total")
+                .await
+                .unwrap_or(0.0)
+                >= 1.0
+        );
     })
     .await;
-    assert_eq!(moved.len(), 1);
-    assert_eq!(c.ingress("default", "z-older").await, ["198.51.100.10"]);
-    assert!(!c.has_event("default", "z-older", "IPConflict").await);
-    assert!(
-        ctl.metric("ferrolb_ip_conflicts_total")
-            .await
-            .unwrap_or(0.0)
-            >= 1.0
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_releases_the_lease_so_the_standby_takes_over() {
-    let c = Cluster::start_with(kube_sim::SimOptions {
-        keep_full_history: true,
-        ..Default::default()
+    for_each_backend(|backend| async move {
+        // kube-sim keeps every stored version, so the release itself can be seen there; on the
+        // real server the take-over within the deadline (far shorter than the lease) proves it.
+        let c = match backend {
+            ApiBackend::Sim => {
+                Cluster::start_with(kube_sim::SimOptions {
+                    keep_full_history: true,
+                    ..Default::default()
+                })
+                .await
+            }
+            ApiBackend::Real => Cluster::start_on(backend).await,
+        };
+        c.put_config(POOL).await;
+        // A lease far longer than the test deadline: the standby can only take over in time if
+        // the leader really releases the lease on SIGTERM.
+        let long = [
+            "--leader-lease-duration",
+            "300s",
+            "--leader-renew-deadline",
+            "200s",
+            "--leader-retry-period",
+            "200ms",
+        ];
+        let mut a = c.named_controller("leader-a", &long);
+        a.wait_metric("ferrolb_leader", 1.0).await;
+        let mut b = c.named_controller("standby-b", &long);
+        b.wait_metric("ferrolb_leader", 0.0).await;
+        assert!(lease_holder(&c).await.is_some_and(|h| h == "leader-a"));
+
+        a.sigterm();
+        assert!(a.wait_exit().await, "a graceful stop exits with success");
+        b.wait_metric("ferrolb_leader", 1.0).await;
+        assert!(lease_holder(&c).await.is_some_and(|h| h == "standby-b"));
+        // The lease went through a state with no holder: released, not expired.
+        if backend == ApiBackend::Sim {
+            let leases = kube_sim::resources::find("coordination.k8s.io", "v1", "leases")
+                .expect("leases resource");
+            let released = c
+                .sim()
+                .store()
+                .full_history()
+                .expect("full history enabled")
+                .iter()
+                .any(|ch| {
+                    ch.resource == leases
+                        && ch.object["metadata"]["name"] == "ferrolb-controller"
+                        && ch.object["spec"]["holderIdentity"].is_null()
+                });
+            assert!(released, "the leader never cleared holderIdentity");
+        }
+        // And the new leader allocates.
+        c.create_lb("default", "after", json!({})).await;
+        c.wait_ingress("default", "after").await;
     })
     .await;
-    c.put_config(POOL).await;
-    // A lease far longer than the test deadline: the standby can only take over in time if
-    // the leader really releases the lease on SIGTERM.
-    let long = [
-        "--leader-lease-duration",
-        "300s",
-        "--leader-renew-deadline",
-        "200s",
-        "--leader-retry-period",
-        "200ms",
-    ];
-    let mut a = c.named_controller("leader-a", &long);
-    a.wait_metric("ferrolb_leader", 1.0).await;
-    let mut b = c.named_controller("standby-b", &long);
-    b.wait_metric("ferrolb_leader", 0.0).await;
-    assert!(lease_holder(&c).await.is_some_and(|h| h == "leader-a"));
-
-    a.sigterm();
-    assert!(a.wait_exit().await, "a graceful stop exits with success");
-    b.wait_metric("ferrolb_leader", 1.0).await;
-    assert!(lease_holder(&c).await.is_some_and(|h| h == "standby-b"));
-    // The lease went through a state with no holder: released, not expired.
-    let leases =
-        kube_sim::resources::find("coordination.k8s.io", "v1", "leases").expect("leases resource");
-    let released = c
-        .sim()
-        .store()
-        .full_history()
-        .expect("full history enabled")
-        .iter()
-        .any(|ch| {
-            ch.resource == leases
-                && ch.object["metadata"]["name"] == "ferrolb-controller"
-                && ch.object["spec"]["holderIdentity"].is_null()
-        });
-    assert!(released, "the leader never cleared holderIdentity");
-    // And the new leader allocates.
-    c.create_lb("default", "after", json!({})).await;
-    c.wait_ingress("default", "after").await;
 }

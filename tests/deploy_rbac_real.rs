@@ -2,7 +2,8 @@
 //! grants it, against the real kube-apiserver, whose RBAC authorizer judges every request.
 //! Its token comes from the real TokenRequest API. The scenario covers what the controller
 //! does in a cluster: leader election (Lease create/get/update), reading the pool ConfigMap,
-//! watching Services, writing the annotation and `services/status`, and publishing Events.
+//! watching Services, writing the annotation and `services/status`, publishing Events, and
+//! creating the speakers' heartbeat Secret (get on that one name, create in its namespace).
 //! The server's audit log must show no request of the controller's refused.
 //!
 //! `tests/deploy_rbac.rs` proves the converse against kube-sim (every granted rule is used).
@@ -18,7 +19,7 @@ use std::process::{Command, Stdio};
 use common::*;
 use ferrolb_testkit::TestApi;
 use k8s_openapi::api::authentication::v1::TokenRequest;
-use k8s_openapi::api::core::v1::ServiceAccount;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::api::{Api, PostParams};
 use serde_json::{json, Value};
 
@@ -64,6 +65,18 @@ async fn controller_works_with_exactly_the_deploy_roles_on_a_real_server() {
     // Deleting frees the IP for the waiting Service.
     c.delete_service("default", "web").await;
     assert_eq!(c.wait_ingress("default", "taken").await, ips);
+    // The heartbeat Secret was missing, so the leader created it.
+    let secrets: Api<Secret> = Api::namespaced(c.client.clone(), NS);
+    let secret = eventually("the heartbeat Secret", DEADLINE, || async {
+        secrets.get_opt("ferrolb-heartbeat").await.ok().flatten()
+    })
+    .await;
+    let key_len = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("key"))
+        .map(|k| k.0.len());
+    assert_eq!(key_len, Some(32));
 
     let refused = refused_controller_requests(&c);
     assert!(
@@ -103,13 +116,13 @@ async fn removing_any_single_controller_rule_gets_a_request_refused() {
         }
     }
     assert!(
-        variants.len() >= 6,
+        variants.len() >= 8,
         "{} has fewer rules than expected: {variants:?}",
         path.display()
     );
     // The scenario that uses every rule: start (ConfigMap list/watch, Lease get/create/update,
-    // Service list/watch) and one allocation (Service patch, services/status patch, Event
-    // create). The first refused request is enough; the deadline bounds a rule nothing needs.
+    // Service list/watch, heartbeat Secret get and create) and one allocation (Service patch,
+    // services/status patch, Event create). The first refused request is enough; the deadline bounds a rule nothing needs.
     for (name, without) in variants {
         eprintln!("minimality: without {name}");
         let list = json!({"apiVersion": "v1", "kind": "List", "items": without});

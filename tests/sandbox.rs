@@ -3,7 +3,8 @@
 //!
 //! With root and the tools (ip, nft, arping, curl) the whole data plane must run: EXTERNAL-IP,
 //! curl through the elected node, failover. Without them the sandbox must explain why and still
-//! show allocation. Under `CI=true` or `FERROLB_E2E=1` the data plane is required.
+//! show allocation. Under `CI=true` or `FERROLB_E2E=1` the data plane is required. It runs once
+//! per backend `FERROLB_API` selects (`--api sim`, `--api real`).
 //!
 //! Cargo gives tests no `CARGO_BIN_EXE_*` for examples, but `cargo test` builds every example
 //! into `target/<profile>/examples/`, next to the `ferrolb` binary it does give us.
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use ferrolb_testkit::{on_path, strict};
+use ferrolb_testkit::{for_each_backend_blocking, on_path, strict, ApiBackend};
 
 /// Generous: the run itself takes a few seconds, but kubectl's first start can be slow.
 const TIMEOUT: Duration = Duration::from_secs(300);
@@ -68,12 +69,18 @@ fn example_binary() -> Result<PathBuf, String> {
 
 #[test]
 fn sandbox_once_shows_allocation_announcement_and_failover() {
+    // `--api real` on the real backend: the same steps against kube-apiserver and etcd.
+    for_each_backend_blocking(sandbox_once);
+}
+
+fn sandbox_once(backend: ApiBackend) {
     let exe = match example_binary() {
         Ok(exe) => exe,
         Err(why) => return skip(&why),
     };
     let mut child = Command::new(&exe)
         .arg("--once")
+        .args(["--api", &backend.to_string()])
         .env("FERROLB_BIN", env!("CARGO_BIN_EXE_ferrolb"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -3,6 +3,7 @@
 //! Wiring only: the cluster client, the metrics server, leader election, the watches, and the
 //! [`worker::Worker`] loop that drives the pure decision core, `ferrolb_core::reconcile`.
 
+pub mod heartbeat_secret;
 pub mod metrics;
 pub mod service_view;
 pub mod standby;
@@ -86,7 +87,7 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
         "ferrolb-controller",
         identity.clone(),
     ));
-    let writer = Writer::new(client.clone(), events, metrics.clone());
+    let writer = Writer::new(client.clone(), events.clone(), metrics.clone());
     let elector = args.leader_elect.then(|| {
         LeaderElector::new(
             Api::<Lease>::namespaced(client.clone(), &args.cluster.namespace),
@@ -148,6 +149,11 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
         metrics.clone(),
     );
     let work_stop = shutdown.child_token();
+    // Only the leader keeps the speakers' heartbeat Secret, so replicas never race to create it.
+    let heartbeat_secret = tokio::spawn(
+        heartbeat_secret::HeartbeatSecret::new(client.clone(), &args.cluster.namespace, events)
+            .run(work_stop.clone()),
+    );
     let worker_ready = ready.clone();
     let work = worker.run(
         services.boxed(),
@@ -174,6 +180,8 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
             }
         }
     };
+    work_stop.cancel();
+    let _ = heartbeat_secret.await;
     metrics.leader.set(0);
     if let Some(elector) = &elector {
         match elector.release().await {

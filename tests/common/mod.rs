@@ -118,16 +118,22 @@ impl Cluster {
 
     /// Replaces the data of the existing pool ConfigMap in place (an edit, not a re-create).
     pub async fn edit_config_data(&self, data: &[(&str, &str)]) {
+        self.try_edit_config_data(data)
+            .await
+            .expect("replace ConfigMap");
+    }
+
+    /// [`Cluster::edit_config_data`] for input the API server may refuse (too large, say).
+    pub async fn try_edit_config_data(&self, data: &[(&str, &str)]) -> Result<(), kube::Error> {
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), NS);
-        let mut cm = api.get(CONFIG_MAP).await.expect("get ConfigMap");
+        let mut cm = api.get(CONFIG_MAP).await?;
         cm.data = Some(
             data.iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         );
-        api.replace(CONFIG_MAP, &PostParams::default(), &cm)
-            .await
-            .expect("replace ConfigMap");
+        api.replace(CONFIG_MAP, &PostParams::default(), &cm).await?;
+        Ok(())
     }
 
     /// Creates or replaces the native-format pool ConfigMap.

@@ -135,6 +135,16 @@ enum Op {
     Restart(bool),
 }
 
+/// What became of a write that reached the API server.
+enum Landing {
+    /// The object it was decided for is gone.
+    Gone,
+    /// Every patch landed.
+    Landed,
+    /// The annotation landed; the status refused an ingress on a non-LoadBalancer Service.
+    StatusRefused,
+}
+
 /// The API server, the controller's cache of it, and the controller.
 struct World {
     api: BTreeMap<String, Object>,
@@ -198,15 +208,18 @@ impl World {
     }
 
     /// Carries out `w` as the writer does: bound to the uid, annotation before IPs, and
-    /// after them when clearing. Returns whether the object existed with that uid.
-    fn land(&mut self, w: &Write, halfway: bool) -> bool {
+    /// after them when clearing. Like the real kube-apiserver, the status subresource refuses
+    /// an ingress on a Service that is not of type LoadBalancer (422), after the annotation
+    /// has landed.
+    fn land(&mut self, w: &Write, halfway: bool) -> Landing {
         let Some(obj) = self.api.get_mut(&w.key.name) else {
-            return false;
+            return Landing::Gone;
         };
         if w.uid.as_deref() != Some(obj.uid.to_string().as_str()) {
-            return false;
+            return Landing::Gone;
         }
         let releasing = w.ingress.as_ref().is_some_and(Vec::is_empty);
+        let mut landing = Landing::Landed;
         if releasing {
             obj.ingress.clear();
             if !halfway {
@@ -220,13 +233,17 @@ impl World {
             }
             if !halfway {
                 if let Some(ips) = &w.ingress {
-                    obj.ingress = ips.clone();
+                    if obj.spec.load_balancer {
+                        obj.ingress = ips.clone();
+                    } else {
+                        landing = Landing::StatusRefused;
+                    }
                 }
             }
         }
         let name = w.key.name.clone();
         self.changed(&name);
-        true
+        landing
     }
 
     fn finish(&mut self, i: usize, fate: Fate) {
@@ -235,28 +252,28 @@ impl World {
         }
         let w = self.in_flight.remove(i % self.in_flight.len());
         let result = match fate {
-            Fate::Done => {
-                if self.land(&w, false) {
-                    WriteResult::Done
-                } else {
-                    WriteResult::Gone
-                }
-            }
+            Fate::Done => match self.land(&w, false) {
+                Landing::Landed => WriteResult::Done,
+                Landing::Gone => WriteResult::Gone,
+                Landing::StatusRefused => WriteResult::Failed {
+                    failure: WriteFailure::Other,
+                    status_written: false,
+                },
+            },
             Fate::Fails(failure) => WriteResult::Failed {
                 failure,
                 status_written: false,
             },
-            Fate::FailsHalfway(failure) => {
-                if !self.land(&w, true) {
-                    WriteResult::Gone
-                } else {
+            Fate::FailsHalfway(failure) => match self.land(&w, true) {
+                Landing::Gone => WriteResult::Gone,
+                Landing::Landed | Landing::StatusRefused => {
                     let releasing = w.ingress.as_ref().is_some_and(Vec::is_empty);
                     WriteResult::Failed {
                         failure,
                         status_written: releasing && w.pool_annotation.is_some(),
                     }
                 }
-            }
+            },
         };
         self.core.write_finished(&w.key, result, self.now);
     }
@@ -284,6 +301,12 @@ impl World {
                 let name = format!("s{i}");
                 if let Some(o) = self.api.get_mut(&name) {
                     o.spec.load_balancer = !o.spec.load_balancer;
+                    // The real kube-apiserver clears `status.loadBalancer` when `spec.type`
+                    // leaves LoadBalancer: the status our writes left is gone without a write
+                    // of ours.
+                    if !o.spec.load_balancer {
+                        o.ingress.clear();
+                    }
                     self.changed(&name);
                 }
             }

@@ -195,6 +195,9 @@ pub fn create(
     objects::check_type(t.def(), &obj)?;
     let name = objects::name_for_create(&mut obj)?;
     let obj = to_storage(t.resource, obj);
+    if is_events_v1(t.resource) {
+        events::validate_v1_create(&obj, &name)?;
+    }
     namespace_must_exist(store, t)?;
     let target = Target {
         name: Some(name.clone()),

@@ -48,6 +48,33 @@ fn convert(
     Value::Object(out)
 }
 
+/// The longest `note` an Event created through events.k8s.io/v1 may have, in bytes (the real
+/// server's `NoteLengthLimit`; core/v1 creates are exempt for backward compatibility).
+pub const NOTE_LENGTH_LIMIT: usize = 1024;
+
+/// The strict checks the real server applies to an Event created through events.k8s.io/v1
+/// (`ValidateEventCreate`), on its storage form: a note over [`NOTE_LENGTH_LIMIT`] bytes is a
+/// 422 naming the core field, `message`, exactly as the real server words it.
+pub fn validate_v1_create(core: &Value, name: &str) -> Result<(), crate::status::ApiError> {
+    let len = core
+        .get("message")
+        .and_then(Value::as_str)
+        .map_or(0, str::len);
+    if len > NOTE_LENGTH_LIMIT {
+        return Err(crate::status::ApiError::invalid_group_kind(
+            "",
+            "Event",
+            name,
+            &[crate::status::FieldError::invalid(
+                "message",
+                "\"\"",
+                &format!("can have at most {NOTE_LENGTH_LIMIT} characters"),
+            )],
+        ));
+    }
+    Ok(())
+}
+
 /// An events.k8s.io/v1 Event in its core/v1 storage form.
 pub fn to_core(ev: &Value) -> Value {
     let mut core = convert(ev, "v1", RENAMED.iter().copied());
@@ -89,6 +116,19 @@ pub fn from_core(core: &Value) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_v1_note_over_1024_bytes_is_refused_naming_the_core_field() {
+        let fits = json!({"message": "x".repeat(NOTE_LENGTH_LIMIT)});
+        assert!(validate_v1_create(&fits, "e").is_ok());
+        let long = json!({"message": "x".repeat(NOTE_LENGTH_LIMIT + 1)});
+        let err = validate_v1_create(&long, "e").unwrap_err();
+        assert_eq!(err.code, 422);
+        assert_eq!(
+            err.message,
+            "Event \"e\" is invalid: message: Invalid value: \"\": can have at most 1024 characters"
+        );
+    }
 
     #[test]
     fn recorder_event_is_visible_in_core_form_and_round_trips() {

@@ -220,10 +220,35 @@ pub fn prepare_create(
         "Pod" => obj["status"] = json!({"phase": "Pending"}),
         "Namespace" => obj["status"] = json!({"phase": "Active"}),
         "Secret" => secrets::normalize(&mut obj)?,
+        "ConfigMap" => check_config_map_size(def, name, &obj)?,
         "Deployment" | "ReplicaSet" | "DaemonSet" => workloads::prepare_create(def.kind, &mut obj),
         _ => {}
     }
     Ok(obj)
+}
+
+/// The most a ConfigMap's values may hold together, in bytes (the real server's
+/// `MaxSecretSize`, which `ValidateConfigMap` also applies; keys do not count).
+pub const MAX_CONFIG_MAP_DATA: usize = 1024 * 1024;
+
+/// 422 for a ConfigMap whose `data` and `binaryData` values add up to more than
+/// [`MAX_CONFIG_MAP_DATA`] bytes, worded as the real server words it.
+fn check_config_map_size(def: &ResourceDef, name: &str, obj: &Value) -> Result<(), ApiError> {
+    let strings = |field: &str| -> usize {
+        obj.get(field).and_then(Value::as_object).map_or(0, |m| {
+            m.values().filter_map(Value::as_str).map(str::len).sum()
+        })
+    };
+    // binaryData travels as base64; its limit is on the decoded bytes (4 chars -> 3 bytes).
+    let total = strings("data") + strings("binaryData") / 4 * 3;
+    if total > MAX_CONFIG_MAP_DATA {
+        return Err(ApiError::invalid(
+            def,
+            name,
+            &[FieldError::too_long("[]", MAX_CONFIG_MAP_DATA)],
+        ));
+    }
+    Ok(())
 }
 
 /// Turns an update (PUT body, or the result of a patch) into the object to store, keeping
@@ -263,6 +288,9 @@ pub fn prepare_update(
         // Only .status changes through /status; everything else is the stored object's.
         let mut out = old.clone();
         out["status"] = new.get("status").cloned().unwrap_or(json!({}));
+        if def.kind == "Service" {
+            services::validate_status(&out).map_err(|e| ApiError::invalid(def, &name, &e))?;
+        }
         return Ok(out);
     }
     {
@@ -306,9 +334,13 @@ pub fn prepare_update(
     if def.kind == "Service" {
         services::prepare(&mut new, Some(old), ctx.services)
             .map_err(|e| ApiError::invalid(def, &name, &e))?;
+        services::clear_status_on_type_change(&mut new, old);
     }
     if def.kind == "Secret" {
         secrets::normalize(&mut new)?;
+    }
+    if def.kind == "ConfigMap" {
+        check_config_map_size(def, &name, &new)?;
     }
     if new.get("spec") != old.get("spec") {
         if let Some(g) = old.pointer("/metadata/generation").and_then(Value::as_i64) {

@@ -109,6 +109,9 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
         Ok(b) => b.to_bytes(),
         Err(_) => return error_response(&ApiError::bad_request("could not read the request body")),
     };
+    if body.len() > crate::status::MAX_REQUEST_BODY {
+        return error_response(&ApiError::entity_too_large());
+    }
 
     if let Some(admin) = path.strip_prefix("/admin/") {
         return handle_admin(&shared, &parts.method, admin, &q);

@@ -214,6 +214,35 @@ pub fn prepare(
     allocate(spec, &old_spec, &ty, allocs)
 }
 
+/// A Service leaving `type: LoadBalancer` loses its `status.loadBalancer`, as on the real
+/// server (checked against kube-apiserver v1.32 by `tests/testkit/tests/api_agreement.rs`):
+/// the load balancer's status is not the user's to keep, and a controller waiting for that
+/// status to change must see it change without anyone writing it.
+pub fn clear_status_on_type_change(new: &mut Value, old: &Value) {
+    let was_lb = old.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer");
+    let is_lb = new.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer");
+    if was_lb && !is_lb {
+        new["status"]["loadBalancer"] = json!({});
+    }
+}
+
+/// What the status subresource refuses on a Service: an ingress on a Service that is not of
+/// type LoadBalancer (the real server's `ValidateServiceStatusUpdate`; clearing stays allowed).
+pub fn validate_status(svc: &Value) -> Result<(), Vec<FieldError>> {
+    let is_lb = svc.pointer("/spec/type").and_then(Value::as_str) == Some("LoadBalancer");
+    let has_ingress = svc
+        .pointer("/status/loadBalancer/ingress")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    if has_ingress && !is_lb {
+        return Err(vec![FieldError::forbidden(
+            "status.loadBalancer.ingress",
+            "may only be used when `spec.type` is 'LoadBalancer'",
+        )]);
+    }
+    Ok(())
+}
+
 /// When the type changes, the real server drops the fields the new type cannot have, if the
 /// client left them as they were (`dropTypeDependentFields`).
 fn drop_type_dependent_fields(
@@ -818,6 +847,34 @@ mod tests {
         assert_eq!(
             prepare(&mut u, Some(&s), &mut a).unwrap_err()[0].field,
             "spec.loadBalancerClass"
+        );
+    }
+
+    #[test]
+    fn leaving_load_balancer_clears_its_status_and_only_load_balancers_take_an_ingress() {
+        let ingress = json!({"loadBalancer": {"ingress": [{"ip": "198.51.100.10"}]}});
+        let mut old = svc(json!({"type": "LoadBalancer"}));
+        old["status"] = ingress.clone();
+        assert!(validate_status(&old).is_ok());
+
+        let mut node_port = old.clone();
+        node_port["spec"]["type"] = json!("NodePort");
+        clear_status_on_type_change(&mut node_port, &old);
+        assert_eq!(node_port["status"], json!({"loadBalancer": {}}));
+        let mut lb_again = old.clone();
+        clear_status_on_type_change(&mut lb_again, &old);
+        assert_eq!(
+            lb_again["status"], ingress,
+            "an unchanged type keeps the status"
+        );
+
+        node_port["status"] = ingress;
+        let errs = validate_status(&node_port).unwrap_err();
+        assert_eq!(errs[0].field, "status.loadBalancer.ingress");
+        node_port["status"] = json!({"loadBalancer": {"ingress": []}});
+        assert!(
+            validate_status(&node_port).is_ok(),
+            "clearing stays allowed"
         );
     }
 }

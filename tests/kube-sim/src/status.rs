@@ -5,6 +5,10 @@ use serde_json::{json, Value};
 
 use crate::resources::ResourceDef;
 
+/// The largest request body the real kube-apiserver reads (3 MiB, its
+/// `MaxRequestBodyBytes`); anything larger is a 413 before any decoding or validation.
+pub const MAX_REQUEST_BODY: usize = 3 * 1024 * 1024;
+
 /// An API error: the HTTP status, the `reason` string and the rest of the `Status` body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
@@ -78,6 +82,15 @@ impl FieldError {
                 "Unsupported value: {value}: supported values: {}",
                 allowed.join(", ")
             ),
+        }
+    }
+
+    /// A `Too long` error for `field` (`[]` when the limit is on the object as a whole).
+    pub fn too_long(field: impl Into<String>, max_bytes: usize) -> Self {
+        Self {
+            reason: "FieldValueTooLong",
+            field: field.into(),
+            message: format!("Too long: may not be more than {max_bytes} bytes"),
         }
     }
 
@@ -218,6 +231,16 @@ impl ApiError {
     /// 400 for a request the server cannot make sense of.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message.into(), None)
+    }
+
+    /// 413 for a request body over [`MAX_REQUEST_BODY`], worded as the real server words it.
+    pub fn entity_too_large() -> Self {
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {MAX_REQUEST_BODY}"),
+            None,
+        )
     }
 
     /// 405 for a verb the resource does not support.

@@ -295,6 +295,13 @@ impl Reconciler {
             .map(|s| s.written.clone())
             .unwrap_or_default();
         let mut d = decide(&mut self.allocator, &facts, &written);
+        // A new IP under a sharing key is room for every Service of that key that failed for
+        // lack of capacity: they may share it now.
+        let opened_sharing = d.allocated
+            && self
+                .allocator
+                .get(key)
+                .is_some_and(|a| a.sharing_key.is_some());
         if let Some(new) = &d.ingress {
             let dropped: Vec<IpAddr> = may_show
                 .iter()
@@ -303,6 +310,18 @@ impl Reconciler {
                 .collect();
             self.quarantine(key, &facts, &dropped);
         }
+        // An IP it gave up and now holds again (a type toggled back, a shared IP re-taken)
+        // is held by the Service itself; a placeholder beside it would never be let go, since
+        // the status keeps showing the IP.
+        let held: BTreeSet<IpAddr> = self
+            .allocator
+            .get(key)
+            .map(|a| a.addresses())
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let still_quarantined: BTreeSet<IpAddr> = may_show.difference(&held).copied().collect();
+        self.end_quarantine_except(key, &still_quarantined);
         let waiting_for = d
             .ingress
             .as_deref()
@@ -324,7 +343,7 @@ impl Reconciler {
             let at = self.services.get(key).and_then(|s| s.retry_at);
             self.set_retry(key, Some(at.map_or(soon, |at| at.min(soon))));
         }
-        if d.released {
+        if d.released || opened_sharing {
             self.capacity_freed();
         }
         self.stats_stale = true;

@@ -352,3 +352,161 @@ fn config_verdicts_say_what_the_controller_will_do() {
         .note
         .starts_with("config rejected, the last good config stays in force: "));
 }
+
+/// `a` left LoadBalancer as the real kube-apiserver shows it: `status.loadBalancer` cleared
+/// by the server itself, our annotation still there.
+fn left_lb_cleared_by_server(name: &str) -> ServiceFacts {
+    let mut f = lb(name, &[]);
+    f.handling = Handling::NotLoadBalancer;
+    f.pool_annotation = Some("lan".into());
+    f
+}
+
+#[test]
+fn a_status_the_server_cleared_on_a_type_change_frees_the_ip_for_a_waiting_service() {
+    let mut r = started("198.51.100.10/32", vec![lb("a", &[])]);
+    let now = MonoTime::ZERO;
+    let w = writes(&mut r, now);
+    assert_eq!(w[0].ingress, Some(vec![ip("198.51.100.10")]));
+    r.write_finished(&key("a"), WriteResult::Done, now);
+    r.service_seen(lb("a", &["198.51.100.10"]));
+    // `b` waits: the only IP is taken.
+    r.service_seen(lb("b", &[]));
+    let w = writes(&mut r, now);
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].ingress, None);
+    assert_eq!(w[0].events[0].reason, EventReason::AllocationFailed);
+    r.write_finished(&key("b"), WriteResult::Done, now);
+    // The type change reaches the cache with the status already empty. The controller still
+    // clears it and drops the annotation: its own record says the status showed the IP.
+    let later = now + Duration::from_secs(20);
+    r.service_seen(left_lb_cleared_by_server("a"));
+    let w = writes(&mut r, later);
+    let wa = w.iter().find(|w| w.key == key("a")).unwrap();
+    assert_eq!(wa.ingress, Some(vec![]));
+    assert_eq!(wa.pool_annotation, Some(None));
+    assert_eq!(wa.events[0].reason, EventReason::IpReleased);
+    assert!(
+        w.iter().all(|w| w.key != key("b")),
+        "b must wait for a's write"
+    );
+    r.write_finished(&key("a"), WriteResult::Done, later);
+    let w = writes(&mut r, later);
+    let wb = w.iter().find(|w| w.key == key("b")).unwrap();
+    assert_eq!(wb.ingress, Some(vec![ip("198.51.100.10")]));
+}
+
+#[test]
+fn a_type_change_seen_while_our_write_is_expected_still_releases() {
+    // The server cleared the status before the cache delivered our own write: the expectation
+    // says "shows .10", the cache says "cleared, not a LoadBalancer". Release, never keep.
+    let mut r = started("198.51.100.10/32", vec![lb("a", &[])]);
+    let now = MonoTime::ZERO;
+    writes(&mut r, now);
+    r.write_finished(&key("a"), WriteResult::Done, now);
+    r.service_seen(left_lb_cleared_by_server("a"));
+    r.service_seen(lb("b", &[]));
+    let w = writes(&mut r, now);
+    let wa = w.iter().find(|w| w.key == key("a")).unwrap();
+    assert_eq!(wa.ingress, Some(vec![]));
+    // Until that clearing write lands, the IP is not b's: it may only fail for now.
+    let wb = w.iter().find(|w| w.key == key("b")).unwrap();
+    assert_eq!(wb.ingress, None);
+    r.write_finished(&key("b"), WriteResult::Done, now);
+    r.write_finished(&key("a"), WriteResult::Done, now);
+    let w = writes(&mut r, now);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0].key, key("b"));
+    assert_eq!(w[0].ingress, Some(vec![ip("198.51.100.10")]));
+}
+
+#[test]
+fn an_ip_given_up_and_taken_back_is_not_left_in_quarantine() {
+    // Found by reconcile_props once its API model cleared statuses like the real server: a
+    // Service that gave up a shared IP (type toggled away) and took it back (toggled again)
+    // while its status kept showing it held the IP twice, once through a placeholder that
+    // nothing would ever let go.
+    let shared = |name: &str, port: u16, ingress: &[&str]| {
+        let mut f = with_annotation(lb(name, ingress), "ferrolb.io/allow-shared-ip", "k");
+        f.info.ports = vec![ServicePort {
+            port,
+            protocol: Protocol::Tcp,
+        }];
+        f
+    };
+    let now = MonoTime::ZERO;
+    let mut r = started(
+        "198.51.100.10/32",
+        vec![shared("a", 80, &["198.51.100.10"]), shared("b", 443, &[])],
+    );
+    let w = writes(&mut r, now);
+    assert_eq!(w.len(), 1);
+    r.write_finished(&key("b"), WriteResult::Done, now);
+    // b leaves LoadBalancer in the cache; the clearing write fails.
+    let mut left = shared("b", 443, &[]);
+    left.handling = Handling::NotLoadBalancer;
+    r.service_seen(left);
+    let w = writes(&mut r, now);
+    assert_eq!(w[0].ingress, Some(vec![]));
+    r.write_finished(
+        &key("b"),
+        WriteResult::Failed {
+            failure: WriteFailure::Conflict,
+            status_written: false,
+        },
+        now,
+    );
+    // b is back, its status still showing the shared IP: it holds the IP itself again.
+    r.service_seen(shared("b", 443, &["198.51.100.10"]));
+    let later = now + Duration::from_secs(1);
+    r.wake(later);
+    for w in writes(&mut r, later) {
+        r.write_finished(&w.key, WriteResult::Done, later);
+    }
+    let holders: Vec<ServiceKey> = r.allocator().services().map(|(k, _)| k.clone()).collect();
+    assert_eq!(holders, vec![key("a"), key("b")], "no placeholder is left");
+    assert!(r.state(&key("b")).unwrap().quarantined.is_empty());
+}
+
+#[test]
+fn a_new_shared_ip_wakes_services_of_that_key_waiting_for_capacity() {
+    // Found by reconcile_props: a Service re-created under the same name keeps the old
+    // object's allocation, now under a sharing key, without any capacity being freed. A
+    // Service of that key waiting for capacity could share the IP and must be decided again
+    // (a restart would otherwise be what hands it the IP).
+    let shared = |name: &str, port: u16| {
+        let mut f = with_annotation(lb(name, &[]), "ferrolb.io/allow-shared-ip", "k");
+        f.info.ports = vec![ServicePort {
+            port,
+            protocol: Protocol::Tcp,
+        }];
+        f
+    };
+    let now = MonoTime::ZERO;
+    let mut r = started("198.51.100.10/32", vec![lb("web", &["198.51.100.10"])]);
+    assert!(writes(&mut r, now).is_empty());
+    r.service_seen(shared("b", 443));
+    let w = writes(&mut r, now);
+    assert_eq!(w[0].events[0].reason, EventReason::AllocationFailed);
+    r.write_finished(&key("b"), WriteResult::Done, now);
+    // web is deleted and re-created with the sharing key before the controller decides.
+    r.service_deleted(&key("web"));
+    let mut again = shared("web", 80);
+    again.uid = Some("uid-web-2".into());
+    r.service_seen(again);
+    let mut ingress = BTreeMap::new();
+    for _ in 0..3 {
+        for w in writes(&mut r, now) {
+            if let Some(ips) = &w.ingress {
+                ingress.insert(w.key.name.clone(), ips.clone());
+            }
+            r.write_finished(&w.key, WriteResult::Done, now);
+        }
+    }
+    assert_eq!(ingress.get("web"), Some(&vec![ip("198.51.100.10")]));
+    assert_eq!(
+        ingress.get("b"),
+        Some(&vec![ip("198.51.100.10")]),
+        "{ingress:?}"
+    );
+}
