@@ -86,6 +86,17 @@ impl HeartbeatKey {
     fn mac(&self) -> HmacSha256 {
         self.keyed.clone()
     }
+
+    /// A short value that changes when the key changes and reveals nothing about it (the key's
+    /// HMAC of a fixed label, truncated): to notice a rotation, and to compare keys in logs.
+    pub fn fingerprint(&self) -> [u8; 8] {
+        let mut mac = self.mac();
+        mac.update(b"ferrolb heartbeat key fingerprint");
+        let full = mac.finalize().into_bytes();
+        let mut out = [0u8; 8];
+        out.copy_from_slice(&full[..8]);
+        out
+    }
 }
 
 /// One heartbeat, decoded and authenticated.
@@ -326,5 +337,8 @@ mod tests {
         );
         let k = HeartbeatKey::new(b"super-secret-key-material").unwrap();
         assert!(!format!("{k:?}").contains("secret"));
+        let other = HeartbeatKey::new(b"super-secret-key-materiaL").unwrap();
+        assert_ne!(k.fingerprint(), other.fingerprint());
+        assert_eq!(k.fingerprint(), k.clone().fingerprint());
     }
 }
