@@ -249,6 +249,11 @@ impl Decision {
                 if let Some(node) = l.metadata.name.as_deref().and_then(node_of_lease) {
                     self.announcer
                         .lease_seen(node, &cluster_view::snapshot(l), now);
+                    if matches!(ev, watcher::Event::Apply(_)) {
+                        // A write to its lease while we suspect it: the peer lives (we merely
+                        // stopped hearing it); judge it by its lease alone again.
+                        self.heartbeat.evidence_of_life(node, now);
+                    }
                 }
             }
             watcher::Event::Delete(l) => {

@@ -72,6 +72,9 @@ impl Drop for RootChild {
     }
 }
 
+/// The heartbeat key the e2e clusters use by default.
+pub const E2E_HEARTBEAT_KEY: &str = "ferrolb-e2e-heartbeat-key-0123456789";
+
 /// Cluster settings.
 #[derive(Debug, Clone)]
 pub struct ClusterSpec {
@@ -85,6 +88,10 @@ pub struct ClusterSpec {
     pub ferrolb: PathBuf,
     /// The API server (default kube-sim).
     pub backend: ApiBackend,
+    /// The heartbeat key seeded as Secret `ferrolb-heartbeat` before the speakers start, as
+    /// the controller creates it in a real install (the default); `None`: no Secret, so no
+    /// heartbeats and the fast lease cadence, as before issue 12.
+    pub heartbeat_key: Option<String>,
 }
 
 impl Default for ClusterSpec {
@@ -95,6 +102,7 @@ impl Default for ClusterSpec {
             speaker_args: Vec::new(),
             ferrolb: default_ferrolb(),
             backend: ApiBackend::Sim,
+            heartbeat_key: Some(E2E_HEARTBEAT_KEY.into()),
         }
     }
 }
@@ -443,6 +451,14 @@ pub async fn seed(client: &kube::Client, spec: &ClusterSpec) -> Result<(), kube:
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "ferrolb-system");
     let cm = json!({"metadata": {"name": "ferrolb-config"}, "data": {"config.yaml": config}});
     cms.create(&PostParams::default(), &from_json(cm)).await?;
+    if let Some(key) = &spec.heartbeat_key {
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(client.clone(), "ferrolb-system");
+        let secret = json!({"metadata": {"name": "ferrolb-heartbeat"}, "stringData": {"key": key}});
+        secrets
+            .create(&PostParams::default(), &from_json(secret))
+            .await?;
+    }
     let nodes: Api<Node> = Api::all(client.clone());
     for i in 1..=spec.nodes {
         let n = json!({"metadata": {"name": format!("node-{i}"), "labels": {"kubernetes.io/hostname": format!("node-{i}")}}});

@@ -251,12 +251,16 @@ impl Announcer {
     }
 
     /// How long our own renewals and watch may fall silent before we count as degraded: the
-    /// duration our peers give our lease, never less than `--lease-duration`.
+    /// duration our peers give our lease (never less than `--lease-duration`) while nothing
+    /// fails; `--lease-duration` as soon as a renewal or the watch fails. A rarely renewed
+    /// lease is quiet by design, but once the API fails us we must hold our IPs (degraded)
+    /// before peers can expire our lease and claim them, exactly as at the fast cadence.
     fn health_window(&self) -> Duration {
-        self.own_lease_duration
-            .map_or(self.params.lease_duration, |d| {
-                d.max(self.params.lease_duration)
-            })
+        let fast = self.params.lease_duration;
+        if self.renew_failing || self.watch_failing {
+            return fast;
+        }
+        self.own_lease_duration.map_or(fast, |d| d.max(fast))
     }
 
     /// Our own lease was renewed (written) successfully at `at`.

@@ -9,9 +9,10 @@
 //! * **heard** at `last`: suspected once `now > last + timeout`, where the timeout is what the
 //!   peer asked for in its heartbeats (promised interval × misses), never less than the
 //!   detector's floor.
-//! * **excused**: it was suspected, then showed **wire evidence of life** (the caller saw it
-//!   answer ARP or NDP for one of its IPs, or claim one, from one of its MACs). The suspicion
-//!   is cancelled at once and the peer is judged by its Lease alone again until its heartbeats
+//! * **excused**: it was suspected, then showed **evidence of life**: on the wire (the caller
+//!   saw it answer ARP or NDP for one of its IPs, or claim one, from one of its MACs), or a
+//!   write to its Lease seen after the suspicion began (a dead node writes nothing). The
+//!   suspicion is cancelled at once and the peer is judged by its Lease alone again until its heartbeats
 //!   are heard again.
 //!
 //! Why the cancel rule bounds duplicates: a suspected peer's IPs move to a new winner, which

@@ -971,6 +971,10 @@ fn our_own_health_is_judged_by_the_duration_we_last_wrote() {
     assert_eq!(s.a.health(t(13_000)), Health::Healthy);
     assert_eq!(s.a.health(t(18_000)), Health::Healthy);
     assert_eq!(s.a.health(t(18_001)), Health::Degraded);
+    // A failed renewal after 8 quiet seconds: API trouble, at once, as at the fast cadence.
+    let mut failing = s.a.clone();
+    failing.renew_failed(t(11_000));
+    assert_eq!(failing.health(t(11_000)), Health::Degraded);
     // Back to the fast cadence: 3 s again (never below --lease-duration).
     s.a.set_own_lease_duration(Duration::from_secs(1));
     s.a.renew_succeeded(t(20_000));
