@@ -8,7 +8,7 @@ use std::sync::Arc;
 use ferrolb_core::election::{node_of_lease, MonoTime};
 use ferrolb_core::heartbeat::{
     choose_cadence, format_hears, parse_hears, CadenceChoice, FailureDetector, Heartbeat,
-    HeartbeatAdvert, PeerState, PeerView, HEARS_ANNOTATION, HEARTBEAT_ANNOTATION,
+    HeartbeatAdvert, PeerState, PeerView, HEARS_ANNOTATION, HEARS_GRACE, HEARTBEAT_ANNOTATION,
 };
 use ipnetwork::IpNetwork;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -86,9 +86,9 @@ impl HeartbeatView {
         self.detector.suspected(at).map(str::to_owned).collect()
     }
 
-    /// The `ferrolb.io/hears` value at `at`.
+    /// The `ferrolb.io/hears` value at `at`: peers heard within [`HEARS_GRACE`].
     pub fn hears_annotation(&self, at: MonoTime) -> String {
-        format_hears(self.detector.hears(at))
+        format_hears(self.detector.heard_within(at, HEARS_GRACE))
     }
 
     /// Each peer's current boot epoch, from its Lease (for the replay guard).
@@ -135,7 +135,7 @@ impl HeartbeatView {
         is_live: impl Fn(&str) -> bool,
         at: MonoTime,
     ) -> Vec<String> {
-        let heard: BTreeSet<&str> = self.detector.hears(at).collect();
+        let heard: BTreeSet<&str> = self.detector.heard_within(at, HEARS_GRACE).collect();
         self.peers
             .iter()
             .filter(|(n, p)| {

@@ -33,6 +33,13 @@ use crate::election::MonoTime;
 /// jitter on a busy node would be mistaken for death.
 pub const MIN_SUSPICION_TIMEOUT: Duration = Duration::from_millis(300);
 
+/// How long after its last heartbeat a peer still counts as heard in what this speaker
+/// publishes (`ferrolb.io/hears`). Longer than the suspicion timeout on purpose: a heartbeat
+/// late by a few hundred milliseconds on a loaded node may start a suspicion (cheap: a probe
+/// answers it), but must not rewrite two Leases and flip a peer's lease cadence each time. A
+/// peer that really stops hearing us stops listing us after this long.
+pub const HEARS_GRACE: Duration = Duration::from_secs(3);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Watch {
     Heard { last: MonoTime, timeout: Duration },
@@ -56,6 +63,8 @@ pub enum PeerState {
 #[derive(Debug, Clone)]
 pub struct FailureDetector {
     peers: BTreeMap<String, Watch>,
+    /// When each peer's last heartbeat arrived; kept through suspicions and excuses.
+    last_heard: BTreeMap<String, MonoTime>,
     floor: Duration,
     cancelled: u64,
 }
@@ -71,6 +80,7 @@ impl FailureDetector {
     pub fn new(floor: Duration) -> Self {
         FailureDetector {
             peers: BTreeMap::new(),
+            last_heard: BTreeMap::new(),
             floor,
             cancelled: 0,
         }
@@ -89,6 +99,8 @@ impl FailureDetector {
             Watch::Excused => at,
         };
         *entry = Watch::Heard { last, timeout };
+        let heard = self.last_heard.entry(node.to_owned()).or_insert(at);
+        *heard = (*heard).max(at);
     }
 
     /// `node` showed wire evidence of life at `at` (it answered or claimed one of its IPs from
@@ -105,6 +117,7 @@ impl FailureDetector {
     /// `node`'s Lease is gone or released: its speaker left; forget it.
     pub fn forget(&mut self, node: &str) {
         self.peers.remove(node);
+        self.last_heard.remove(node);
     }
 
     /// What this speaker thinks of `node` at `at`.
@@ -135,13 +148,21 @@ impl FailureDetector {
             .filter(move |n| self.is_suspected(n, at))
     }
 
-    /// The peers heard (and not suspected) at `at`, in name order: what this speaker publishes
-    /// in its Lease as whom it hears.
+    /// The peers heard (and not suspected) at `at`, in name order.
     pub fn hears(&self, at: MonoTime) -> impl Iterator<Item = &str> + '_ {
         self.peers
             .keys()
             .map(String::as_str)
             .filter(move |n| self.state(n, at) == PeerState::Heard)
+    }
+
+    /// The peers whose last heartbeat arrived no more than `grace` before `at`, in name order:
+    /// what this speaker publishes in its Lease as whom it hears (with [`HEARS_GRACE`]).
+    pub fn heard_within(&self, at: MonoTime, grace: Duration) -> impl Iterator<Item = &str> + '_ {
+        self.last_heard
+            .iter()
+            .filter(move |(_, last)| at.saturating_since(**last) <= grace)
+            .map(|(n, _)| n.as_str())
     }
 
     /// The earliest moment after `at` at which a heard peer becomes suspected, so the caller
@@ -234,10 +255,28 @@ mod tests {
     }
 
     #[test]
+    fn a_late_heartbeat_suspects_at_once_but_keeps_the_peer_listed_for_the_grace() {
+        let mut d = FailureDetector::default();
+        d.heard("a", I, 3, t(0));
+        assert!(d.is_suspected("a", t(700)));
+        assert_eq!(
+            d.heard_within(t(700), HEARS_GRACE).collect::<Vec<_>>(),
+            ["a"]
+        );
+        assert!(d.evidence_of_life("a", t(700)));
+        assert_eq!(
+            d.heard_within(t(3000), HEARS_GRACE).collect::<Vec<_>>(),
+            ["a"]
+        );
+        assert_eq!(d.heard_within(t(3001), HEARS_GRACE).count(), 0);
+    }
+
+    #[test]
     fn forgotten_peers_are_unheard() {
         let mut d = FailureDetector::default();
         d.heard("a", I, 3, t(0));
         d.forget("a");
         assert_eq!(d.state("a", t(10_000)), PeerState::Unheard);
+        assert_eq!(d.heard_within(t(1), HEARS_GRACE).count(), 0);
     }
 }

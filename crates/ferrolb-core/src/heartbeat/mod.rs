@@ -29,7 +29,7 @@ pub use cadence::{
     choose_cadence, Cadence, CadenceChoice, LeaseTiming, PeerView, RELAXED_DURATION, RELAXED_RENEW,
 };
 pub use datagram::{decode, encode, DecodeError, EncodeError, Heartbeat, HeartbeatKey, KeyError};
-pub use detector::{FailureDetector, PeerState, MIN_SUSPICION_TIMEOUT};
+pub use detector::{FailureDetector, PeerState, HEARS_GRACE, MIN_SUSPICION_TIMEOUT};
 pub use replay::{Replay, ReplayGuard};
 
 /// The default UDP port (`--heartbeat-port`).
