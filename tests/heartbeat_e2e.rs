@@ -283,7 +283,20 @@ fn heartbeats_blocked_completely_fall_back_to_lease_failover() {
         "every speaker returns to the fast cadence and raises the alarm\n{}",
         c.speaker_logs()
     );
-    // Nothing moved while everyone stopped hearing everyone.
+    // The suspicions the block started end with each node's next lease write (it lives):
+    // from then on every node is judged by its 3 s lease alone.
+    assert!(
+        poll(Duration::from_secs(10), || (1..=3).all(|i| gauge(
+            &c,
+            i,
+            "ferrolb_speaker_heartbeat_peers_suspected"
+        ) == Some(0.0))),
+        "suspicions are taken back\n{}",
+        c.speaker_logs()
+    );
+    // One owner while everyone stopped hearing everyone.
+    let macs = c.lan.client().arping_macs(vip, Duration::from_millis(500));
+    assert_eq!(macs.len(), 1, "one MAC answers for {vip}: {macs:?}");
     c.delete_service("web");
     let f = c.measure_failover(
         Duration::from_millis(20),
