@@ -109,6 +109,9 @@ pub struct SpeakerArgs {
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, default_value = "0.0.0.0:7473")]
     pub metrics_addr: SocketAddr,
+    /// UDP port for heartbeats between speakers (fast failure detection); 0 turns them off.
+    #[arg(long, default_value_t = ferrolb_core::heartbeat::DEFAULT_PORT)]
+    pub heartbeat_port: u16,
 }
 
 /// `ferrolb check-config FILE`.

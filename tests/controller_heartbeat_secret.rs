@@ -11,7 +11,7 @@ use std::sync::Arc;
 use common::*;
 use ferrolb::controller::heartbeat_secret::{Ensured, HeartbeatSecret};
 use ferrolb::events::EventPublisher;
-use ferrolb_core::heartbeat_secret::{KeyProblem, GENERATED_KEY_LEN, SECRET_NAME};
+use ferrolb_core::heartbeat::secret::{KeyProblem, GENERATED_KEY_LEN, SECRET_NAME};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::api::{Api, PostParams};

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrolb_core::heartbeat_secret::{
+use ferrolb_core::heartbeat::secret::{
     plan, Found, KeyProblem, Plan, FIELD, GENERATED_KEY_LEN, SECRET_NAME,
 };
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};

@@ -181,6 +181,10 @@ pub fn snapshot(lease: &Lease) -> LeaseSnapshot {
             .and_then(|s| s.renew_time.as_ref())
             .map(|t| t.0.to_string()),
         resource_version: lease.metadata.resource_version.clone().unwrap_or_default(),
+        duration: spec
+            .and_then(|s| s.lease_duration_seconds)
+            .and_then(|s| u64::try_from(s).ok())
+            .map(std::time::Duration::from_secs),
     }
 }
 

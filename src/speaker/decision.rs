@@ -21,6 +21,7 @@ use kube::runtime::watcher;
 
 use super::cluster_view::{self, Demands};
 use super::executor::World;
+use super::heartbeat::view::HeartbeatView;
 use super::interfaces::Interfaces;
 use super::lease::RenewResult;
 
@@ -64,6 +65,8 @@ pub struct Decision {
     health: Health,
     /// The pools and how each is announced: IPs of pools without `l2` are not ours to ARP for.
     pools: Config,
+    /// Heartbeat failure detection (speaker/heartbeat).
+    heartbeat: HeartbeatView,
 }
 
 impl Decision {
@@ -91,7 +94,29 @@ impl Decision {
             own_macs: BTreeSet::new(),
             health: Health::Starting,
             pools: Config::default(),
+            heartbeat: HeartbeatView::default(),
         }
+    }
+
+    /// The heartbeat view (failure detector and peers' heartbeat annotations).
+    pub fn heartbeat(&self) -> &HeartbeatView {
+        &self.heartbeat
+    }
+
+    /// An accepted heartbeat arrived now; returns whether it changed the peer's standing.
+    pub fn heartbeat_heard(&mut self, hb: &ferrolb_core::heartbeat::Heartbeat) -> bool {
+        let now = self.now();
+        self.heartbeat.heard(hb, now)
+    }
+
+    /// Whether `node` counts as live now in the election (lease, heartbeat suspicion, health).
+    pub fn is_live(&self, node: &str) -> bool {
+        self.announcer.is_live(node, self.now())
+    }
+
+    /// `at` on the tokio clock.
+    pub fn instant_of(&self, at: MonoTime) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.epoch + at.elapsed())
     }
 
     /// Now on the announcer's clock.
@@ -156,6 +181,7 @@ impl Decision {
         let leases = self.caches.leases.state();
         self.peers = cluster_view::node_facts(&leases, &self.caches.nodes.state());
         self.peer_macs = cluster_view::speaker_macs(&leases);
+        self.heartbeat.refresh_leases(&leases);
     }
 
     /// The node's interfaces changed.
@@ -183,7 +209,10 @@ impl Decision {
     pub fn renewed(&mut self, result: &RenewResult) {
         let now = self.now();
         match result {
-            RenewResult::Ok => self.announcer.renew_succeeded(now),
+            RenewResult::Ok(written) => {
+                self.announcer.set_own_lease_duration(*written);
+                self.announcer.renew_succeeded(now);
+            }
             RenewResult::Failed(_) => self.announcer.renew_failed(now),
         }
     }
@@ -211,6 +240,8 @@ impl Decision {
             Claimant::Foreign => Claimant::Foreign,
             Claimant::Speaker(node) => {
                 let node = node.to_string();
+                // Wire evidence of life: cancels a heartbeat suspicion (the cancel rule).
+                self.heartbeat.evidence_of_life(&node, now);
                 return self
                     .announcer
                     .claim_seen(ip, mac, Claimant::Speaker(&node), now);
@@ -233,11 +264,17 @@ impl Decision {
                 if let Some(node) = l.metadata.name.as_deref().and_then(node_of_lease) {
                     self.announcer
                         .lease_seen(node, &cluster_view::snapshot(l), now);
+                    if matches!(ev, watcher::Event::Apply(_)) {
+                        // A write to its lease while we suspect it: the peer lives (we merely
+                        // stopped hearing it); judge it by its lease alone again.
+                        self.heartbeat.evidence_of_life(node, now);
+                    }
                 }
             }
             watcher::Event::Delete(l) => {
                 if let Some(node) = l.metadata.name.as_deref().and_then(node_of_lease) {
                     self.announcer.lease_gone(node);
+                    self.heartbeat.forget(node);
                 }
             }
             watcher::Event::Init => {}
@@ -298,6 +335,7 @@ impl Decision {
     pub fn reconcile(&mut self) -> (Vec<Action>, Option<HealthChange>) {
         let now = self.now();
         let nodes = self.node_list();
+        self.announcer.set_suspects(self.heartbeat.suspected(now));
         let actions =
             self.announcer
                 .reconcile(now, &nodes, &self.demands.demands, &self.l2.node_selector);

@@ -1,5 +1,7 @@
-//! This node's own speaker lease: renewed every `--lease-renew`, carrying the node's subnets,
-//! released on graceful stop so peers take over at once instead of waiting for expiry.
+//! This node's own speaker lease: renewed at the cadence the heartbeat rule picks (the fast
+//! `--lease-renew` / `--lease-duration`, or the relaxed one while every peer hears our
+//! heartbeats), carrying the node's subnets, released on graceful stop so peers take over at
+//! once instead of waiting for expiry.
 //!
 //! Renewals run in their own task so a slow API server never stalls the announce loop; each
 //! result is reported back, because our own renewals failing is half of what "API-degraded"
@@ -9,6 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ferrolb_core::election::lease_name;
+use ferrolb_core::heartbeat::LeaseTiming;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};
@@ -18,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 /// The outcome of one renewal attempt.
 #[derive(Debug)]
 pub enum RenewResult {
-    /// Written.
-    Ok,
+    /// Written, with this `spec.leaseDurationSeconds`.
+    Ok(Duration),
     /// Failed (network, API error, timeout).
     Failed(String),
 }
@@ -28,6 +31,7 @@ struct OwnLease {
     api: Api<Lease>,
     name: String,
     node: String,
+    /// The duration to write.
     duration: Duration,
     /// The last lease we read or wrote, so a renewal is one PUT, not a GET and a PUT.
     last: Option<Lease>,
@@ -133,13 +137,16 @@ impl LeaseTask {
     }
 }
 
-/// Starts renewing lease `ferrolb-speaker-<node>` every `renew`, publishing the latest
-/// `annotations` (and renewing at once when they change); results go to `results`.
+/// Starts renewing lease `ferrolb-speaker-<node>` at the timing `timing` holds (renewing at
+/// once when it changes, so peers learn a new duration without delay), publishing the latest
+/// `annotations` (and renewing at once when they change); results go to `results`. After a
+/// failed renewal the next attempt comes after `fast.renew`, whatever the cadence, and a
+/// renewal slower than `fast.duration` counts as failed.
 pub fn start(
     api: Api<Lease>,
     node: &str,
-    duration: Duration,
-    renew: Duration,
+    fast: LeaseTiming,
+    mut timing: watch::Receiver<LeaseTiming>,
     mut annotations: watch::Receiver<BTreeMap<String, String>>,
     results: mpsc::UnboundedSender<RenewResult>,
     shutdown: CancellationToken,
@@ -148,13 +155,12 @@ pub fn start(
         api,
         name: lease_name(node),
         node: node.to_string(),
-        duration,
+        duration: fast.duration,
         last: None,
     };
     let (release_tx, mut release_rx) = oneshot::channel::<oneshot::Sender<()>>();
     tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(renew);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 done = &mut release_rx => {
@@ -167,7 +173,12 @@ pub fn start(
                     }
                     return;
                 }
-                _ = ticker.tick() => {}
+                _ = tokio::time::sleep_until(next) => {}
+                changed = timing.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
                 changed = annotations.changed() => {
                     if changed.is_err() {
                         return;
@@ -176,17 +187,26 @@ pub fn start(
                 _ = shutdown.cancelled(), if release_rx.is_terminated() => return,
             }
             let published = annotations.borrow_and_update().clone();
-            // A renewal slower than the lease itself is a failure: peers consider us gone.
-            let outcome = match tokio::time::timeout(duration, lease.renew(&published)).await {
-                Ok(Ok(())) => RenewResult::Ok,
+            let now_timing = *timing.borrow_and_update();
+            lease.duration = now_timing.duration;
+            // A renewal slower than the (fast) lease is a failure: peers may consider us gone.
+            let limit = fast.duration;
+            let started = tokio::time::Instant::now();
+            let outcome = match tokio::time::timeout(limit, lease.renew(&published)).await {
+                Ok(Ok(())) => RenewResult::Ok(now_timing.duration),
                 Ok(Err(e)) => RenewResult::Failed(e.to_string()),
                 Err(_) => {
                     lease.last = None;
                     RenewResult::Failed(format!(
-                        "renewal took longer than the lease duration {duration:?}"
+                        "renewal took longer than the lease duration {limit:?}"
                     ))
                 }
             };
+            next = started
+                + match outcome {
+                    RenewResult::Ok(_) => now_timing.renew,
+                    RenewResult::Failed(_) => fast.renew,
+                };
             if results.send(outcome).is_err() {
                 return;
             }

@@ -23,6 +23,7 @@ pub mod cluster_view;
 pub mod decision;
 pub mod executor;
 pub mod family;
+pub mod heartbeat;
 pub mod interfaces;
 pub mod lease;
 pub mod metrics;
@@ -42,7 +43,7 @@ use ferrolb_core::config::{parse_config_map_data, Config};
 use ferrolb_core::election::{lease_name, AnnouncerParams, Claimant, Health, LEASE_PREFIX};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
@@ -59,6 +60,7 @@ use arp_io::{ArpIo, Claim};
 use decision::{Caches, Decision};
 use executor::{Executor, Stage};
 use family::Families;
+use heartbeat::HeartbeatLink;
 use interfaces::{InterfaceError, Interfaces};
 use lease::RenewResult;
 use metrics::SpeakerMetrics;
@@ -99,13 +101,30 @@ struct Speaker {
     metrics: SpeakerMetrics,
     ready: Readiness,
     bgp: bgp::BgpManager,
+    heartbeat: HeartbeatLink,
 }
 
 impl Speaker {
+    /// Merges `entries` into the annotations our lease publishes (renewing at once on change).
+    fn publish(&self, entries: BTreeMap<String, String>) {
+        self.published_tx.send_if_modified(|cur| {
+            let mut changed = false;
+            for (k, v) in entries {
+                if cur.get(&k) != Some(&v) {
+                    cur.insert(k, v);
+                    changed = true;
+                }
+            }
+            changed
+        });
+    }
+
     /// Decide at now and carry the result out.
     fn reconcile(&mut self) {
         let (actions, _) = self.decision.reconcile();
         self.executor.execute(actions, &self.decision.world());
+        let published = self.heartbeat.sync(&self.decision);
+        self.publish(published);
         let health = self.decision.health();
         self.ready.set(health == Health::Healthy);
         self.metrics
@@ -175,11 +194,16 @@ impl Speaker {
         ]
         .into();
         self.decision.set_own_macs(port_macs);
-        self.published_tx.send_if_modified(|cur| {
-            let changed = *cur != published;
-            *cur = published.clone();
-            changed
-        });
+        let l2 = self.decision.l2();
+        self.heartbeat.set_interfaces(
+            self.decision
+                .ifaces()
+                .eligible(l2)
+                .filter(|i| i.networks.iter().any(ipnetwork::IpNetwork::is_ipv4))
+                .map(|i| i.index)
+                .collect(),
+        );
+        self.publish(published);
     }
 
     fn on_interfaces(&mut self, ifaces: Interfaces) {
@@ -262,6 +286,7 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
     let metrics = SpeakerMetrics::register(&mut registry);
     let bgp_metrics = bgp::BgpMetrics::register(&mut registry);
     let ndp_metrics = NdpMetrics::register(&mut registry);
+    let hb_metrics = heartbeat::metrics::HeartbeatMetrics::register(&mut registry);
     let ready = Readiness::default();
     let bound = http_server::serve(
         args.metrics_addr,
@@ -333,6 +358,19 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
         events.clone(),
         bgp_metrics,
     );
+    let fast = ferrolb_core::heartbeat::LeaseTiming {
+        renew: args.lease_renew,
+        duration: args.lease_duration,
+    };
+    let (hb_link, lease_timing, mut heartbeats_rx) = HeartbeatLink::start(
+        &node,
+        args.heartbeat_port,
+        fast,
+        Api::<Secret>::namespaced(client.clone(), &ns),
+        &ns,
+        hb_metrics,
+        &shutdown,
+    );
     let families = Families {
         v4: arp.clone(),
         v6: Some(ndp.clone()),
@@ -363,13 +401,14 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
         metrics,
         ready,
         bgp,
+        heartbeat: hb_link,
     };
     sp.sync_interfaces();
     let lease_task = lease::start(
         Api::<Lease>::namespaced(client.clone(), &ns),
         &node,
-        args.lease_duration,
-        args.lease_renew,
+        fast,
+        lease_timing,
         published_rx,
         renew_tx,
         shutdown.clone(),
@@ -398,13 +437,14 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
                         tracing::warn!(lease = %lease_name(&node), error = %why, "lease renewal failed");
                         renew_failing = true;
                     }
-                    RenewResult::Ok if renew_failing => {
+                    RenewResult::Ok(_) if renew_failing => {
                         // The API answers again: the watches need not wait out their backoff.
                         renew_failing = false;
                         api_back.notify();
                     }
-                    RenewResult::Ok => {}
+                    RenewResult::Ok(_) => {}
                 }
+                sp.heartbeat.renewed(matches!(r, RenewResult::Ok(_)));
                 sp.decision.renewed(&r);
             }
             Some(claim) = claims_rx.recv() => {
@@ -416,6 +456,13 @@ pub async fn run(args: SpeakerArgs, shutdown: CancellationToken) -> Result<(), S
                 continue;
             }
             _ = sleep_until(sp.decision.next_wakeup()) => {}
+            Some(hb) = heartbeats_rx.recv() => {
+                // A routine heartbeat only pushes a deadline on: no reconcile needed.
+                if !sp.decision.heartbeat_heard(&hb) {
+                    continue;
+                }
+            }
+            _ = sleep_until(sp.heartbeat.next_deadline(&sp.decision)) => {}
             ev = lease_events.next() => match ev {
                 None => break Err(SpeakerError::StreamEnded("Lease")),
                 Some(Ok(ev)) => {

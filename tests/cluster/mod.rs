@@ -74,6 +74,9 @@ impl Drop for RootChild {
     }
 }
 
+/// The heartbeat key the e2e clusters use by default.
+pub const E2E_HEARTBEAT_KEY: &str = "ferrolb-e2e-heartbeat-key-0123456789";
+
 /// Cluster settings.
 #[derive(Debug, Clone)]
 pub struct ClusterSpec {
@@ -89,6 +92,10 @@ pub struct ClusterSpec {
     pub backend: ApiBackend,
     /// Dual-stack LAN: IPv6 addresses, IPv6 stand-in pods and [`ipv6::POOL6`] in the pool.
     pub ipv6: bool,
+    /// The heartbeat key seeded as Secret `ferrolb-heartbeat` before the speakers start (the
+    /// default: a known key, so tests can forge and replay); `None`: no Secret is seeded and the
+    /// controller creates one with a random key, as in a real install.
+    pub heartbeat_key: Option<String>,
 }
 
 impl Default for ClusterSpec {
@@ -100,6 +107,7 @@ impl Default for ClusterSpec {
             ferrolb: default_ferrolb(),
             backend: ApiBackend::Sim,
             ipv6: false,
+            heartbeat_key: Some(E2E_HEARTBEAT_KEY.into()),
         }
     }
 }
@@ -457,6 +465,14 @@ pub async fn seed(client: &kube::Client, spec: &ClusterSpec) -> Result<(), kube:
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "ferrolb-system");
     let cm = json!({"metadata": {"name": "ferrolb-config"}, "data": {"config.yaml": config}});
     cms.create(&PostParams::default(), &from_json(cm)).await?;
+    if let Some(key) = &spec.heartbeat_key {
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(client.clone(), "ferrolb-system");
+        let secret = json!({"metadata": {"name": "ferrolb-heartbeat"}, "stringData": {"key": key}});
+        secrets
+            .create(&PostParams::default(), &from_json(secret))
+            .await?;
+    }
     let nodes: Api<Node> = Api::all(client.clone());
     for i in 1..=spec.nodes {
         let n = json!({"metadata": {"name": format!("node-{i}"), "labels": {"kubernetes.io/hostname": format!("node-{i}")}}});

@@ -16,7 +16,7 @@ pub mod arp;
 pub mod bgp;
 pub mod config;
 pub mod election;
-pub mod heartbeat_secret;
+pub mod heartbeat;
 pub mod import;
 pub mod ndp;
 pub mod pool;

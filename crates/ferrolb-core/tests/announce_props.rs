@@ -31,6 +31,7 @@ fn snapshot(node: &str, version: u64) -> LeaseSnapshot {
         holder: Some(node.to_string()),
         renew_time: Some(format!("t{version}")),
         resource_version: version.to_string(),
+        duration: None,
     }
 }
 

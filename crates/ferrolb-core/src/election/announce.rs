@@ -196,6 +196,11 @@ pub struct Announcer {
     elected: BTreeMap<IpAddr, Phase>,
     conflicts: u64,
     stopped: bool,
+    /// Peers the heartbeat failure detector suspects dead: not live whatever their lease says.
+    suspects: BTreeSet<String>,
+    /// The duration written in our own lease at its last successful renewal, when it differs
+    /// from `params.lease_duration` (the relaxed heartbeat cadence).
+    own_lease_duration: Option<Duration>,
 }
 
 impl Announcer {
@@ -212,6 +217,8 @@ impl Announcer {
             elected: BTreeMap::new(),
             conflicts: 0,
             stopped: false,
+            suspects: BTreeSet::new(),
+            own_lease_duration: None,
         }
     }
 
@@ -223,6 +230,37 @@ impl Announcer {
     /// The `l2.garp` policy changed: defence re-sends follow it from now on.
     pub fn set_garp(&mut self, garp: GarpParams) {
         self.params.garp = garp;
+    }
+
+    /// The peers the heartbeat failure detector suspects dead right now (it replaces the
+    /// previous set). A suspected peer is not a candidate for any IP, whatever its lease says;
+    /// heartbeats can only take liveness away earlier than the lease would, never extend it.
+    pub fn set_suspects<I, S>(&mut self, suspects: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.suspects = suspects.into_iter().map(Into::into).collect();
+    }
+
+    /// Our own renewals now write `duration` into our lease (the heartbeat cadence rule).
+    /// Call it with the duration of each successful renewal: peers count our lease for that
+    /// long, so our own API health is judged against it too.
+    pub fn set_own_lease_duration(&mut self, duration: Duration) {
+        self.own_lease_duration = Some(duration);
+    }
+
+    /// How long our own renewals and watch may fall silent before we count as degraded: the
+    /// duration our peers give our lease (never less than `--lease-duration`) while nothing
+    /// fails; `--lease-duration` as soon as a renewal or the watch fails. A rarely renewed
+    /// lease is quiet by design, but once the API fails us we must hold our IPs (degraded)
+    /// before peers can expire our lease and claim them, exactly as at the fast cadence.
+    fn health_window(&self) -> Duration {
+        let fast = self.params.lease_duration;
+        if self.renew_failing || self.watch_failing {
+            return fast;
+        }
+        self.own_lease_duration.map_or(fast, |d| d.max(fast))
     }
 
     /// Our own lease was renewed (written) successfully at `at`.
@@ -271,7 +309,7 @@ impl Announcer {
         let (Some(renew), Some(watch)) = (self.last_renew_ok, self.last_watch_ok) else {
             return Health::Starting;
         };
-        let d = self.params.lease_duration;
+        let d = self.health_window();
         if now.saturating_since(renew) > d || now.saturating_since(watch) > d {
             Health::Degraded
         } else {
@@ -293,7 +331,7 @@ impl Announcer {
         if node == self.params.node {
             self.health(now) == Health::Healthy
         } else {
-            self.liveness.is_live(node, self.judge_time(now))
+            !self.suspects.contains(node) && self.liveness.is_live(node, self.judge_time(now))
         }
     }
 
@@ -547,7 +585,7 @@ impl Announcer {
     fn degraded_since(&self) -> Option<MonoTime> {
         let renew = self.last_renew_ok?;
         let watch = self.last_watch_ok?;
-        Some(renew.min(watch) + self.params.lease_duration)
+        Some(renew.min(watch) + self.health_window())
     }
 
     fn update_freeze(&mut self, now: MonoTime) {

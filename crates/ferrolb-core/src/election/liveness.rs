@@ -33,6 +33,10 @@ pub struct LeaseSnapshot {
     pub renew_time: Option<String>,
     /// `metadata.resourceVersion`; any write by the holder changes it.
     pub resource_version: String,
+    /// `spec.leaseDurationSeconds`: how long the holder asks peers to count the lease after
+    /// each change (it renews rarely while every peer hears its heartbeats). `None`: the
+    /// tracker's default.
+    pub duration: Option<Duration>,
 }
 
 impl LeaseSnapshot {
@@ -47,6 +51,8 @@ struct PeerLease {
     resource_version: String,
     last_change: MonoTime,
     released: bool,
+    /// The duration written in the lease as last seen.
+    duration: Duration,
 }
 
 /// Per-peer "when did I last see this lease change" bookkeeping.
@@ -57,7 +63,8 @@ pub struct LivenessTracker {
 }
 
 impl LivenessTracker {
-    /// A tracker that calls a peer live for `lease_duration` after each change it sees.
+    /// A tracker that calls a peer live for `lease_duration` after each change it sees, unless
+    /// the lease itself names another duration.
     pub fn new(lease_duration: Duration) -> Self {
         LivenessTracker {
             lease_duration,
@@ -73,9 +80,16 @@ impl LivenessTracker {
     /// duration to prove itself dead, rather than declaring everyone dead and grabbing every IP.
     pub fn observe(&mut self, node: &str, snapshot: &LeaseSnapshot, at: MonoTime) -> bool {
         let released = snapshot.is_released();
-        let changed = match self.peers.get(node) {
+        // Each lease is judged by the duration written in it; never below one second, the
+        // smallest duration a Lease can carry.
+        let duration = snapshot
+            .duration
+            .unwrap_or(self.lease_duration)
+            .max(Duration::from_secs(1));
+        let changed = match self.peers.get_mut(node) {
             None => true,
             Some(prev) => {
+                prev.duration = duration;
                 prev.released != released
                     || prev.renew_time != snapshot.renew_time
                     || prev.resource_version != snapshot.resource_version
@@ -89,6 +103,7 @@ impl LivenessTracker {
                     resource_version: snapshot.resource_version.clone(),
                     last_change: at,
                     released,
+                    duration,
                 },
             );
         }
@@ -106,9 +121,9 @@ impl LivenessTracker {
     /// than one lease duration before `judged_at` (or after it, when the caller judges at a
     /// frozen moment in the past).
     pub fn is_live(&self, node: &str, judged_at: MonoTime) -> bool {
-        self.peers.get(node).is_some_and(|p| {
-            !p.released && judged_at.saturating_since(p.last_change) <= self.lease_duration
-        })
+        self.peers
+            .get(node)
+            .is_some_and(|p| !p.released && judged_at.saturating_since(p.last_change) <= p.duration)
     }
 
     /// The nodes live as judged at `judged_at`, in name order.
@@ -128,10 +143,9 @@ impl LivenessTracker {
     /// would move every IP in the cluster at once.
     pub fn forgive(&mut self, from: MonoTime, to: MonoTime) {
         let gap = to.saturating_since(from);
-        let lease_duration = self.lease_duration;
         for peer in self.peers.values_mut() {
             let live_at_from =
-                !peer.released && from.saturating_since(peer.last_change) <= lease_duration;
+                !peer.released && from.saturating_since(peer.last_change) <= peer.duration;
             if live_at_from && peer.last_change <= from {
                 peer.last_change = peer.last_change + gap;
             }
@@ -154,6 +168,7 @@ mod tests {
             holder: Some("n".into()),
             renew_time: Some(renew.into()),
             resource_version: rv.into(),
+            duration: None,
         }
     }
 
@@ -219,6 +234,7 @@ mod tests {
             holder: None,
             renew_time: Some("r1".into()),
             resource_version: "2".into(),
+            duration: None,
         };
         l.observe("a", &released, t(100));
         assert!(!l.is_live("a", t(100)));
@@ -263,5 +279,33 @@ mod tests {
         // "dead" was already expired at `from` in l (judged at 3500): forgiving does not revive it.
         l.forgive(t(3500), t(60_000));
         assert!(!l.is_live("dead", t(60_000)));
+    }
+
+    #[test]
+    fn each_lease_is_judged_by_the_duration_written_in_it() {
+        let mut l = LivenessTracker::new(LEASE);
+        let relaxed = LeaseSnapshot {
+            duration: Some(Duration::from_secs(15)),
+            ..held("r1", "1")
+        };
+        l.observe("a", &relaxed, t(0));
+        assert!(l.is_live("a", t(15_000)));
+        assert!(!l.is_live("a", t(15_001)));
+        // Back to the fast cadence: the next change is judged by 3 s again.
+        let fast = LeaseSnapshot {
+            duration: Some(Duration::from_secs(3)),
+            ..held("r2", "2")
+        };
+        l.observe("a", &fast, t(5_000));
+        assert!(l.is_live("a", t(8_000)));
+        assert!(!l.is_live("a", t(8_001)));
+        // A nonsensical zero is read as the smallest real lease, one second.
+        let zero = LeaseSnapshot {
+            duration: Some(Duration::ZERO),
+            ..held("r3", "3")
+        };
+        l.observe("a", &zero, t(10_000));
+        assert!(l.is_live("a", t(11_000)));
+        assert!(!l.is_live("a", t(11_001)));
     }
 }

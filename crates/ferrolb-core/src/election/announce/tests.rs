@@ -30,6 +30,7 @@ fn snap(rv: u64) -> LeaseSnapshot {
         holder: Some("holder".into()),
         renew_time: Some(format!("renew-{rv}")),
         resource_version: rv.to_string(),
+        duration: None,
     }
 }
 
@@ -936,4 +937,48 @@ fn scenario_failback_raises_no_conflict() {
     assert!(log
         .iter()
         .any(|(_, n, a)| n == "a" && matches!(a, Action::Probe { .. })));
+}
+
+/// A peer the heartbeat detector suspects is not a candidate, however fresh its lease; lifting
+/// the suspicion gives its IPs back.
+#[test]
+fn a_suspected_peer_is_not_live_and_its_ips_move_until_the_suspicion_is_lifted() {
+    let mut s = Single::steady();
+    s.a.set_suspects(["b"]);
+    assert!(!s.a.is_live("b", t(2200)));
+    s.reconcile(2200);
+    s.reconcile(2300);
+    assert_eq!(s.owned(), s.wins_among(&["a", "c"]));
+    s.a.set_suspects(Vec::<String>::new());
+    assert!(s.a.is_live("b", t(2400)));
+    let actions = s.reconcile(2400);
+    assert_eq!(s.owned(), s.wins_among(&["a", "b", "c"]));
+    assert!(starts(&actions).is_empty());
+    // Suspecting ourselves means nothing: our liveness is our own health.
+    s.a.set_suspects(["a"]);
+    assert!(s.a.is_live("a", t(2400)));
+}
+
+/// While we renew rarely (the relaxed heartbeat cadence writes 15 s into our lease), ten
+/// seconds without a renewal or a watch event is not API trouble; past what we wrote, it is.
+#[test]
+fn our_own_health_is_judged_by_the_duration_we_last_wrote() {
+    let mut s = Single::steady();
+    s.a.set_own_lease_duration(Duration::from_secs(15));
+    s.a.renew_succeeded(t(3000));
+    s.a.watch_ok(t(3000));
+    s.peers_renew(3000, &["b", "c"]);
+    assert_eq!(s.a.health(t(13_000)), Health::Healthy);
+    assert_eq!(s.a.health(t(18_000)), Health::Healthy);
+    assert_eq!(s.a.health(t(18_001)), Health::Degraded);
+    // A failed renewal after 8 quiet seconds: API trouble, at once, as at the fast cadence.
+    let mut failing = s.a.clone();
+    failing.renew_failed(t(11_000));
+    assert_eq!(failing.health(t(11_000)), Health::Degraded);
+    // Back to the fast cadence: 3 s again (never below --lease-duration).
+    s.a.set_own_lease_duration(Duration::from_secs(1));
+    s.a.renew_succeeded(t(20_000));
+    s.a.watch_ok(t(20_000));
+    assert_eq!(s.a.health(t(23_000)), Health::Healthy);
+    assert_eq!(s.a.health(t(23_001)), Health::Degraded);
 }

@@ -5,7 +5,8 @@
 //! field [`FIELD`]. A Secret that exists is the user's (or an earlier controller's) and is never
 //! overwritten, not even when it is unusable: then the controller says which field is wrong and
 //! why, and the speakers keep today's lease cadence until it is fixed. Pure: the glue
-//! (`src/controller/heartbeat_secret.rs`) fetches the Secret and carries out the [`Plan`].
+//! (`src/controller/heartbeat_secret.rs`) fetches the Secret and carries out the [`Plan`]; the
+//! speaker (`src/speaker/heartbeat/key.rs`) reads the same names.
 
 use std::fmt;
 
@@ -15,8 +16,7 @@ pub const SECRET_NAME: &str = "ferrolb-heartbeat";
 pub const FIELD: &str = "key";
 /// Bytes of key the controller generates: 256 bits, the HMAC-SHA256 block-size sweet spot.
 pub const GENERATED_KEY_LEN: usize = 32;
-/// The shortest key speakers accept (128 bits). Keep in step with the speaker's own check.
-pub const MIN_KEY_LEN: usize = 16;
+pub use super::datagram::MIN_KEY_LEN;
 
 /// What the controller found when it read the Secret.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,282 @@
+//! The failure detector and its cancel rule: which peers this speaker suspects dead because
+//! their heartbeats stopped, and what takes a suspicion back.
+//!
+//! Per peer, in this speaker's eyes:
+//!
+//! * **unheard** (no accepted heartbeat yet): judged by its Lease alone, never suspected. A
+//!   firewall, a missing key or an old version can therefore only leave failover as slow as
+//!   the Lease makes it, never slower, and never declare anyone dead.
+//! * **heard** at `last`: suspected once `now > last + timeout`, where the timeout is what the
+//!   peer asked for in its heartbeats (promised interval × misses), never less than the
+//!   detector's floor.
+//! * **excused**: it was suspected, then showed **evidence of life**: on the wire (the caller
+//!   saw it answer ARP or NDP for one of its IPs, or claim one, from one of its MACs), or a
+//!   write to its Lease seen after the suspicion began (a dead node writes nothing). The
+//!   suspicion is cancelled at once and the peer is judged by its Lease alone again until its heartbeats
+//!   are heard again.
+//!
+//! Why the cancel rule bounds duplicates: a suspected peer's IPs move to a new winner, which
+//! first probes each IP (RFC 5227) and announces only if nobody answered. A peer that is in
+//! fact alive (we merely stopped hearing it: asymmetric loss, a firewall) answers the probe; the
+//! answer is the evidence that excuses it, so the new winner's view makes the old owner winner
+//! again before the probe wait ends. A peer that thaws from a freeze sends heartbeats and
+//! defends its IPs with gratuitous ARP, either of which excuses it within one GARP interval.
+//!
+//! Pure: every input carries its time.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::election::MonoTime;
+
+/// The shortest suspicion timeout accepted whatever a peer asks for: below this, scheduling
+/// jitter on a busy node would be mistaken for death.
+pub const MIN_SUSPICION_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// How long after its last heartbeat a peer still counts as heard in what this speaker
+/// publishes (`ferrolb.io/hears`). Longer than the suspicion timeout on purpose: a heartbeat
+/// late by a few hundred milliseconds on a loaded node may start a suspicion (cheap: a probe
+/// answers it), but must not rewrite two Leases and flip a peer's lease cadence each time. A
+/// peer that really stops hearing us stops listing us after this long.
+pub const HEARS_GRACE: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Watch {
+    Heard { last: MonoTime, timeout: Duration },
+    Excused,
+}
+
+/// What this speaker currently thinks of one peer's heartbeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    /// Never heard (or forgotten): judged by its Lease alone.
+    Unheard,
+    /// Heard within its timeout.
+    Heard,
+    /// Heard before, silent for longer than its timeout: treated as not live.
+    Suspected,
+    /// Suspected, then seen alive on the wire: judged by its Lease alone until heard again.
+    Excused,
+}
+
+/// Per-peer heartbeat bookkeeping.
+#[derive(Debug, Clone)]
+pub struct FailureDetector {
+    peers: BTreeMap<String, Watch>,
+    /// When each peer's last heartbeat arrived; kept through suspicions and excuses.
+    last_heard: BTreeMap<String, MonoTime>,
+    floor: Duration,
+    cancelled: u64,
+}
+
+impl Default for FailureDetector {
+    fn default() -> Self {
+        Self::new(MIN_SUSPICION_TIMEOUT)
+    }
+}
+
+impl FailureDetector {
+    /// A detector whose suspicion timeouts are never shorter than `floor`.
+    pub fn new(floor: Duration) -> Self {
+        FailureDetector {
+            peers: BTreeMap::new(),
+            last_heard: BTreeMap::new(),
+            floor,
+            cancelled: 0,
+        }
+    }
+
+    /// An accepted (authenticated, not replayed) heartbeat from `node` at `at`, promising one
+    /// every `interval` and asking for `misses` intervals of tolerance.
+    pub fn heard(&mut self, node: &str, interval: Duration, misses: u8, at: MonoTime) {
+        let timeout = interval
+            .saturating_mul(u32::from(misses.max(1)))
+            .max(self.floor);
+        let entry = self.peers.entry(node.to_owned()).or_insert(Watch::Excused);
+        // Inputs from different tasks may arrive slightly out of order: never move `last` back.
+        let last = match *entry {
+            Watch::Heard { last, .. } => last.max(at),
+            Watch::Excused => at,
+        };
+        *entry = Watch::Heard { last, timeout };
+        let heard = self.last_heard.entry(node.to_owned()).or_insert(at);
+        *heard = (*heard).max(at);
+    }
+
+    /// `node` showed wire evidence of life at `at` (it answered or claimed one of its IPs from
+    /// one of its MACs). Cancels a suspicion; returns whether it did.
+    pub fn evidence_of_life(&mut self, node: &str, at: MonoTime) -> bool {
+        if self.state(node, at) != PeerState::Suspected {
+            return false;
+        }
+        self.peers.insert(node.to_owned(), Watch::Excused);
+        self.cancelled += 1;
+        true
+    }
+
+    /// `node`'s Lease is gone or released: its speaker left; forget it.
+    pub fn forget(&mut self, node: &str) {
+        self.peers.remove(node);
+        self.last_heard.remove(node);
+    }
+
+    /// What this speaker thinks of `node` at `at`.
+    pub fn state(&self, node: &str, at: MonoTime) -> PeerState {
+        match self.peers.get(node) {
+            None => PeerState::Unheard,
+            Some(Watch::Excused) => PeerState::Excused,
+            Some(Watch::Heard { last, timeout }) => {
+                if at.saturating_since(*last) > *timeout {
+                    PeerState::Suspected
+                } else {
+                    PeerState::Heard
+                }
+            }
+        }
+    }
+
+    /// Whether `node` is suspected at `at`.
+    pub fn is_suspected(&self, node: &str, at: MonoTime) -> bool {
+        self.state(node, at) == PeerState::Suspected
+    }
+
+    /// The peers suspected at `at`, in name order.
+    pub fn suspected(&self, at: MonoTime) -> impl Iterator<Item = &str> + '_ {
+        self.peers
+            .keys()
+            .map(String::as_str)
+            .filter(move |n| self.is_suspected(n, at))
+    }
+
+    /// The peers heard (and not suspected) at `at`, in name order.
+    pub fn hears(&self, at: MonoTime) -> impl Iterator<Item = &str> + '_ {
+        self.peers
+            .keys()
+            .map(String::as_str)
+            .filter(move |n| self.state(n, at) == PeerState::Heard)
+    }
+
+    /// The peers whose last heartbeat arrived no more than `grace` before `at`, in name order:
+    /// what this speaker publishes in its Lease as whom it hears (with [`HEARS_GRACE`]).
+    pub fn heard_within(&self, at: MonoTime, grace: Duration) -> impl Iterator<Item = &str> + '_ {
+        self.last_heard
+            .iter()
+            .filter(move |(_, last)| at.saturating_since(**last) <= grace)
+            .map(|(n, _)| n.as_str())
+    }
+
+    /// The earliest moment after `at` at which a heard peer becomes suspected, so the caller
+    /// can act on a death the moment it is due instead of at its next periodic tick.
+    pub fn next_deadline(&self, at: MonoTime) -> Option<MonoTime> {
+        self.peers
+            .values()
+            .filter_map(|w| match *w {
+                // Suspected strictly after last + timeout; one millisecond later is the first
+                // moment the state reads Suspected at millisecond resolution.
+                Watch::Heard { last, timeout } => Some(last + timeout + Duration::from_millis(1)),
+                Watch::Excused => None,
+            })
+            .filter(|d| *d > at)
+            .min()
+    }
+
+    /// How many suspicions wire evidence has cancelled so far.
+    pub fn cancelled(&self) -> u64 {
+        self.cancelled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const I: Duration = Duration::from_millis(200);
+
+    fn t(ms: u64) -> MonoTime {
+        MonoTime::from_millis(ms)
+    }
+
+    #[test]
+    fn a_peer_never_heard_is_never_suspected() {
+        let d = FailureDetector::default();
+        assert_eq!(d.state("a", t(1_000_000)), PeerState::Unheard);
+        assert_eq!(d.suspected(t(1_000_000)).count(), 0);
+        assert_eq!(d.next_deadline(t(0)), None);
+    }
+
+    #[test]
+    fn heard_then_silent_for_its_timeout_is_suspected() {
+        let mut d = FailureDetector::default();
+        d.heard("a", I, 3, t(1000));
+        assert_eq!(d.state("a", t(1600)), PeerState::Heard);
+        assert_eq!(d.state("a", t(1601)), PeerState::Suspected);
+        assert_eq!(d.next_deadline(t(1000)), Some(t(1601)));
+        assert_eq!(d.hears(t(1600)).collect::<Vec<_>>(), ["a"]);
+        assert_eq!(d.hears(t(1601)).count(), 0);
+        assert_eq!(d.suspected(t(1601)).collect::<Vec<_>>(), ["a"]);
+        // Each heartbeat pushes the deadline on.
+        d.heard("a", I, 3, t(1500));
+        assert_eq!(d.state("a", t(2000)), PeerState::Heard);
+    }
+
+    #[test]
+    fn the_floor_protects_peers_asking_for_too_little() {
+        let mut d = FailureDetector::default();
+        d.heard("a", Duration::from_millis(10), 1, t(0));
+        assert_eq!(d.state("a", t(300)), PeerState::Heard);
+        assert_eq!(d.state("a", t(301)), PeerState::Suspected);
+    }
+
+    #[test]
+    fn wire_evidence_cancels_a_suspicion_until_heard_again() {
+        let mut d = FailureDetector::default();
+        d.heard("a", I, 3, t(0));
+        assert!(
+            !d.evidence_of_life("a", t(100)),
+            "nothing to cancel while heard"
+        );
+        assert!(d.is_suspected("a", t(700)));
+        assert!(d.evidence_of_life("a", t(700)));
+        assert_eq!(d.cancelled(), 1);
+        // Excused: judged by the lease alone, however long the silence lasts.
+        assert_eq!(d.state("a", t(100_000)), PeerState::Excused);
+        assert_eq!(d.hears(t(100_000)).count(), 0);
+        // Heard again: watched again.
+        d.heard("a", I, 3, t(100_000));
+        assert!(d.is_suspected("a", t(100_601)));
+    }
+
+    #[test]
+    fn out_of_order_inputs_never_move_the_last_heartbeat_back() {
+        let mut d = FailureDetector::default();
+        d.heard("a", I, 3, t(1000));
+        d.heard("a", I, 3, t(900));
+        assert_eq!(d.state("a", t(1600)), PeerState::Heard);
+    }
+
+    #[test]
+    fn a_late_heartbeat_suspects_at_once_but_keeps_the_peer_listed_for_the_grace() {
+        let mut d = FailureDetector::default();
+        d.heard("a", I, 3, t(0));
+        assert!(d.is_suspected("a", t(700)));
+        assert_eq!(
+            d.heard_within(t(700), HEARS_GRACE).collect::<Vec<_>>(),
+            ["a"]
+        );
+        assert!(d.evidence_of_life("a", t(700)));
+        assert_eq!(
+            d.heard_within(t(3000), HEARS_GRACE).collect::<Vec<_>>(),
+            ["a"]
+        );
+        assert_eq!(d.heard_within(t(3001), HEARS_GRACE).count(), 0);
+    }
+
+    #[test]
+    fn forgotten_peers_are_unheard() {
+        let mut d = FailureDetector::default();
+        d.heard("a", I, 3, t(0));
+        d.forget("a");
+        assert_eq!(d.state("a", t(10_000)), PeerState::Unheard);
+        assert_eq!(d.heard_within(t(1), HEARS_GRACE).count(), 0);
+    }
+}

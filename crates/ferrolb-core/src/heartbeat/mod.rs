@@ -1,0 +1,41 @@
+//! Direct heartbeats between speakers: the pure half of fast failure detection.
+//!
+//! Speakers that share a subnet send each other small authenticated datagrams several times a
+//! second, so a dead node is noticed in well under a second without any API write, and the
+//! Lease, still the record of which speakers exist, can be renewed rarely. Heartbeats only ever
+//! speed failover up: a node never heard is judged by its Lease alone, and a speaker that not
+//! every live peer hears keeps the fast lease cadence.
+//!
+//! * [`datagram`]: the versioned wire format and its HMAC-SHA256.
+//! * [`replay`]: refuses old or replayed heartbeats (per sender: epoch, strictly rising counter).
+//! * [`detector`]: heard → silent → suspected, and the cancel rule (wire evidence of life).
+//! * [`cadence`]: when a speaker may renew its Lease rarely.
+//! * [`annotations`]: what goes in the Lease (`ferrolb.io/heartbeat`, `ferrolb.io/hears`).
+//!
+//! No I/O, no clock: times are passed in as [`MonoTime`](crate::election::MonoTime).
+
+pub mod annotations;
+pub mod cadence;
+pub mod datagram;
+pub mod detector;
+pub mod replay;
+pub mod secret;
+
+use std::time::Duration;
+
+pub use annotations::{
+    format_hears, parse_hears, HeartbeatAdvert, HEARS_ANNOTATION, HEARTBEAT_ANNOTATION,
+};
+pub use cadence::{
+    choose_cadence, Cadence, CadenceChoice, LeaseTiming, PeerView, RELAXED_DURATION, RELAXED_RENEW,
+};
+pub use datagram::{decode, encode, DecodeError, EncodeError, Heartbeat, HeartbeatKey, KeyError};
+pub use detector::{FailureDetector, PeerState, HEARS_GRACE, MIN_SUSPICION_TIMEOUT};
+pub use replay::{Replay, ReplayGuard};
+
+/// The default UDP port (`--heartbeat-port`).
+pub const DEFAULT_PORT: u16 = 7474;
+/// How often a speaker sends a heartbeat.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(200);
+/// How many intervals of silence a speaker asks its peers to tolerate before suspecting it.
+pub const DEFAULT_MISSES: u8 = 3;

@@ -1,0 +1,91 @@
+//! The heartbeat metrics (prefix `ferrolb_speaker_heartbeat`; see docs/operations.md).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Label of the rejection counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Why: `malformed`, `version`, `bad_mac`, `bad_field`, `replayed`, `old_epoch`, `no_key`,
+    /// `overflow`.
+    pub reason: String,
+}
+
+/// Every heartbeat metric.
+#[derive(Clone, Default)]
+pub struct HeartbeatMetrics {
+    /// Datagrams sent (one per interface per interval).
+    pub sent: Counter,
+    /// Heartbeats accepted (authenticated, not replayed, from a peer).
+    pub received: Counter,
+    /// Datagrams refused, by reason.
+    pub rejected: Family<ReasonLabels, Counter>,
+    /// Peers currently suspected dead.
+    pub suspected: Gauge,
+    /// Suspicions cancelled by wire evidence of life.
+    pub cancelled: Counter,
+    /// 1 while heartbeats cannot replace the fast lease cadence: no key, no socket, a live
+    /// peer on our subnets that does not hear us, or one we do not hear.
+    pub missing: Gauge,
+    /// 1 while a valid key is loaded.
+    pub key_loaded: Gauge,
+    /// 1 while the lease is renewed at the relaxed cadence.
+    pub lease_relaxed: Gauge,
+}
+
+impl HeartbeatMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        let r = registry.sub_registry_with_prefix("ferrolb_speaker_heartbeat");
+        r.register("sent", "Heartbeat datagrams sent", m.sent.clone());
+        r.register(
+            "received",
+            "Heartbeats accepted from peers",
+            m.received.clone(),
+        );
+        r.register(
+            "rejected",
+            "Heartbeat datagrams refused, by reason",
+            m.rejected.clone(),
+        );
+        r.register(
+            "peers_suspected",
+            "Peers suspected dead because their heartbeats stopped",
+            m.suspected.clone(),
+        );
+        r.register(
+            "suspicions_cancelled",
+            "Suspicions cancelled because the peer still answered for its IPs",
+            m.cancelled.clone(),
+        );
+        r.register(
+            "missing",
+            "1 while heartbeats are not working both ways with every live peer (the lease stays at the fast cadence)",
+            m.missing.clone(),
+        );
+        r.register(
+            "key_loaded",
+            "1 while the key from Secret ferrolb-heartbeat is loaded",
+            m.key_loaded.clone(),
+        );
+        r.register(
+            "lease_relaxed",
+            "1 while the speaker lease is renewed at the relaxed cadence",
+            m.lease_relaxed.clone(),
+        );
+        m
+    }
+
+    /// Counts one refused datagram.
+    pub fn reject(&self, reason: &str) {
+        self.rejected
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+}
