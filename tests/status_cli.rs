@@ -14,6 +14,7 @@ use common::{eventually, Cluster, DEADLINE, NS};
 use ferrolb_core::election::winner;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 
@@ -179,6 +180,121 @@ async fn status_reports_pools_services_announcers_and_problems() {
     assert!(
         wide.contains("SPEAKER") && wide.contains("n3") && wide.contains("198.51.100.0/24"),
         "{wide}"
+    );
+}
+
+/// A node with labels, and a ready endpoint of `svc` on it.
+async fn labelled_node_with_endpoint(cluster: &Cluster, name: &str, labels: Value, svc: &str) {
+    let api: Api<Node> = Api::all(cluster.client.clone());
+    let n: Node = serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}}))
+        .expect("node json");
+    api.create(&PostParams::default(), &n)
+        .await
+        .expect("create Node");
+    let slices: Api<EndpointSlice> = Api::namespaced(cluster.client.clone(), "default");
+    let slice: EndpointSlice = serde_json::from_value(json!({
+        "metadata": {"name": format!("{svc}-{name}"), "labels": {"kubernetes.io/service-name": svc}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": ["10.0.0.5"], "conditions": {"ready": true}, "nodeName": name}],
+        "ports": [{"name": "http", "port": 80, "protocol": "TCP"}],
+    }))
+    .expect("slice json");
+    slices
+        .create(&PostParams::default(), &slice)
+        .await
+        .expect("create EndpointSlice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bgp_ips_name_every_advertising_node() {
+    let cluster = Cluster::start().await;
+    cluster
+        .put_config(
+            "pools:\n  - name: routed\n    addresses: [203.0.113.0/29]\n    announce: [bgp]\n  - name: both\n    addresses: [198.51.100.0/29]\n    announce: [l2, bgp]\nbgp:\n  myASN: 64512\n  peers:\n    - name: tor\n      address: 192.0.2.254\n      asn: 64513\n      nodeSelector: {rack: r1}\n",
+        )
+        .await;
+    labelled_node_with_endpoint(&cluster, "n1", json!({"rack": "r1"}), "routed").await;
+    labelled_node_with_endpoint(&cluster, "n2", json!({"rack": "r1"}), "local").await;
+    // n3 matches the peer but carries the exclusion label; n4 dials no peer; n5's speaker is dead.
+    labelled_node_with_endpoint(
+        &cluster,
+        "n3",
+        json!({"rack": "r1", "node.kubernetes.io/exclude-from-external-load-balancers": ""}),
+        "routed",
+    )
+    .await;
+    labelled_node_with_endpoint(&cluster, "n4", json!({"rack": "r2"}), "routed").await;
+    labelled_node_with_endpoint(&cluster, "n5", json!({"rack": "r1"}), "routed").await;
+    for n in ["n1", "n2", "n3", "n4"] {
+        lease(&cluster, n, Duration::ZERO).await;
+    }
+    lease(&cluster, "n5", Duration::from_secs(3600)).await;
+    let _controller = cluster.controller(&[]);
+    cluster
+        .create_lb(
+            "default",
+            "routed",
+            json!({"metadata": {"annotations": {"ferrolb.io/address-pool": "routed"}}}),
+        )
+        .await;
+    cluster
+        .create_lb(
+            "default",
+            "local",
+            json!({"metadata": {"annotations": {"ferrolb.io/address-pool": "routed"}},
+                   "spec": {"externalTrafficPolicy": "Local"}}),
+        )
+        .await;
+    cluster
+        .create_lb(
+            "default",
+            "dark",
+            json!({"metadata": {"annotations": {"ferrolb.io/address-pool": "routed"}}}),
+        )
+        .await;
+    cluster
+        .create_lb(
+            "default",
+            "twice",
+            json!({"metadata": {"annotations": {"ferrolb.io/address-pool": "both"}}}),
+        )
+        .await;
+    for name in ["routed", "local", "dark", "twice"] {
+        cluster.wait_ingress("default", name).await;
+    }
+
+    let (v, stderr) = status_json(&cluster);
+    assert_eq!(stderr, "", "every read allowed");
+    // Cluster policy with a ready endpoint: every live node matching the peer, minus the
+    // excluded one.
+    let routed = service(&v, "routed");
+    assert_eq!(routed["mode"], json!("bgp"));
+    assert_eq!(routed["announcedBy"], json!(["n1", "n2"]), "{routed}");
+    assert_eq!(routed["problems"], json!([]));
+    // Local policy: only the node with the ready endpoint.
+    assert_eq!(service(&v, "local")["announcedBy"], json!(["n2"]));
+    // No endpoint at all: nobody advertises it, and status says why.
+    let dark = service(&v, "dark");
+    assert_eq!(dark["announcedBy"], json!([]));
+    assert!(
+        dark["problems"]
+            .to_string()
+            .contains("no node advertises it over BGP"),
+        "{dark}"
+    );
+    // A pool announced both ways: the layer-2 winner is among the named nodes, mode says both.
+    let twice = service(&v, "twice");
+    assert_eq!(twice["mode"], json!("l2+bgp"));
+    assert!(
+        twice["problems"]
+            .to_string()
+            .contains("no node advertises it over BGP"),
+        "no endpoints, so BGP has nobody while layer 2 still answers: {twice}"
+    );
+    assert_eq!(
+        twice["announcedBy"].as_array().map(Vec::len),
+        Some(1),
+        "{twice}"
     );
 }
 

@@ -2,6 +2,7 @@
 //! cluster once and says, per pool and per LoadBalancer Service, what FerroLB is doing and
 //! what is wrong. Every read is separate, so a read RBAC forbids only blanks what it feeds.
 
+mod bgp;
 pub mod render;
 pub mod report;
 

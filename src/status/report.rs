@@ -18,10 +18,8 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::events::v1::Event;
 use serde::Serialize;
 
+use crate::controller::service_view::ALLOCATED_FROM_POOL;
 use crate::speaker::cluster_view;
-
-/// The annotation the controller writes with the pool an address came from.
-const ALLOCATED_FROM_POOL: &str = "ferrolb.io/allocated-from-pool";
 
 /// One read of the cluster: `Err` holds why a list could not be read (RBAC, network), so the
 /// report can say what it does not know instead of guessing.
@@ -70,9 +68,10 @@ pub struct ServiceRow {
     pub ips: Vec<String>,
     /// The pool the addresses came from, if known.
     pub pool: Option<String>,
-    /// `l2` or `bgp`.
+    /// How the addresses are announced: `l2`, `bgp`, or `l2+bgp` (a pool with both).
     pub mode: String,
-    /// The node(s) announcing the addresses.
+    /// The node(s) announcing the addresses: the layer-2 election winner, and every node
+    /// advertising them over BGP.
     pub announced_by: Vec<String>,
     /// What is wrong, in words; empty when nothing is.
     pub problems: Vec<String>,
@@ -288,6 +287,23 @@ pub fn build(inputs: &Inputs) -> Report {
         .iter()
         .map(|d| (d.ip, elect(d, &facts, &selector).map(str::to_string)))
         .collect();
+    let live_nodes: Vec<&str> = facts
+        .iter()
+        .filter(|f| f.live)
+        .map(|f| f.name.as_str())
+        .collect();
+    let bgp_by = config
+        .map(|c| {
+            super::bgp::advertisers(
+                c,
+                &live_nodes,
+                &nodes,
+                &services,
+                &slices,
+                inputs.lb_class.as_deref(),
+            )
+        })
+        .unwrap_or_default();
     let failures = allocation_failures(inputs.events.as_ref().unwrap_or(&empty_events()));
     let live_count = facts.iter().filter(|f| f.live).count();
     for svc in &services {
@@ -301,6 +317,7 @@ pub fn build(inputs: &Inputs) -> Report {
             .or_else(|| alloc.get(&key).and_then(|a| a.pool().map(str::to_string)));
         let mut problems = Vec::new();
         let mut announced_by: Vec<String> = Vec::new();
+        let (mut by_l2, mut by_bgp) = (false, false);
         if ips.is_empty() {
             match failures.get(&key) {
                 Some(note) => problems.push(format!("no IP: {note}")),
@@ -321,25 +338,57 @@ pub fn build(inputs: &Inputs) -> Report {
                     "{ip} is outside every pool (kept after a config change; it is not moved)"
                 ));
             }
-            match winners.get(ip).cloned().flatten() {
-                Some(node) => {
-                    if !announced_by.contains(&node) {
-                        announced_by.push(node);
+            let hint = svc
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ALLOCATED_FROM_POOL))
+                .map(String::as_str);
+            let announce = config
+                .map(|c| c.announce_of_ip(ip, hint))
+                .unwrap_or_default();
+            by_l2 |= announce.l2;
+            by_bgp |= announce.bgp;
+            if announce.l2 {
+                match winners.get(ip).cloned().flatten() {
+                    Some(node) => {
+                        if !announced_by.contains(&node) {
+                            announced_by.push(node);
+                        }
                     }
+                    None if !leases_ok => problems.push(format!("{ip}: announcing node unknown (Leases could not be read)")),
+                    None => problems.push(format!(
+                        "{ip}: no node may announce it ({live_count} live speaker(s); a candidate needs a live lease, an interface subnet holding the IP, l2.nodeSelector, and for externalTrafficPolicy: Local a ready endpoint)"
+                    )),
                 }
-                None if !leases_ok => problems.push(format!("{ip}: announcing node unknown (Leases could not be read)")),
-                None => problems.push(format!(
-                    "{ip}: no node may announce it ({live_count} live speaker(s); a candidate needs a live lease, an interface subnet holding the IP, l2.nodeSelector, and for externalTrafficPolicy: Local a ready endpoint)"
-                )),
+            }
+            if announce.bgp {
+                match bgp_by.get(ip) {
+                    Some(nodes) => {
+                        for node in nodes {
+                            if !announced_by.contains(node) {
+                                announced_by.push(node.clone());
+                            }
+                        }
+                    }
+                    None if !leases_ok => problems.push(format!("{ip}: advertising nodes unknown (Leases could not be read)")),
+                    None => problems.push(format!(
+                        "{ip}: no node advertises it over BGP ({live_count} live speaker(s); a node needs a live lease, a peer whose nodeSelector matches it, an advertisement selecting it, no exclude-from-external-load-balancers label, and a ready endpoint: anywhere for externalTrafficPolicy: Cluster, on the node for Local)"
+                    )),
+                }
             }
         }
+        let mode = match (by_l2, by_bgp) {
+            (_, false) => "l2",
+            (false, true) => "bgp",
+            (true, true) => "l2+bgp",
+        };
         report.services.push(ServiceRow {
             namespace: key.namespace.clone(),
             name: key.name.clone(),
             ips: ips.iter().map(ToString::to_string).collect(),
             pool,
-            // Pools only announce over layer 2 until the bgp section lands in the core model.
-            mode: "l2".into(),
+            mode: mode.into(),
             announced_by,
             problems,
         });
