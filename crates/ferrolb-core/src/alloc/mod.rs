@@ -9,6 +9,7 @@
 
 mod error;
 mod free_space;
+mod holder;
 mod place;
 mod ranges;
 mod sharing;
@@ -23,6 +24,7 @@ use crate::service::{AllocationRequest, ServiceKey, SharingAttrs};
 
 pub use error::{AllocError, NoPoolWhy, RestoreError};
 pub use free_space::IntervalSet;
+pub use holder::Holder;
 pub use sharing::{conflict as sharing_conflict, SharingConflict};
 pub use stats::PoolStats;
 
@@ -97,10 +99,10 @@ fn ip_key(ip: &IpAddr) -> IpKey {
 pub struct Allocator {
     pools: Vec<Pool>,
     ranges: RangeIndex,
-    services: BTreeMap<ServiceKey, Record>,
+    services: BTreeMap<Holder, Record>,
     /// Holders per address, sorted. A sorted `Vec` rather than a `BTreeSet`: almost every
     /// address has one holder, and a one-element `BTreeSet` costs a whole ~500-byte node.
-    holders: BTreeMap<IpKey, Vec<ServiceKey>>,
+    holders: BTreeMap<IpKey, Vec<Holder>>,
     /// Addresses held under each sharing key, so a Service with a key finds its future
     /// co-holders without scanning every allocation.
     by_key: BTreeMap<String, BTreeSet<IpKey>>,
@@ -133,7 +135,7 @@ impl Allocator {
             self.ranges.take(*family, *v);
         }
         let mut change = PoolChange::default();
-        let keys: Vec<ServiceKey> = self.services.keys().cloned().collect();
+        let keys: Vec<Holder> = self.services.keys().cloned().collect();
         for key in keys {
             let (mut orphaned, mut again, mut changed) = (false, false, false);
             let new_pools: Vec<Option<String>> = self.services[&key]
@@ -141,7 +143,7 @@ impl Allocator {
                 .ips
                 .iter()
                 .map(|a| {
-                    self.pool_for(&a.ip, a.pool.as_deref(), &key.namespace, &BTreeMap::new())
+                    self.pool_for(&a.ip, a.pool.as_deref(), key.namespace(), &BTreeMap::new())
                         .map(|p| self.pools[p].name.clone())
                 })
                 .collect();
@@ -156,6 +158,10 @@ impl Allocator {
                     a.pool = new_pool;
                 }
             }
+            // Quarantine holds end on their own; only Services are told about their addresses.
+            let Holder::Service(key) = key else {
+                continue;
+            };
             if orphaned {
                 change.orphaned.push(key.clone());
             }
@@ -179,10 +185,11 @@ impl Allocator {
         key: &ServiceKey,
         req: &AllocationRequest,
     ) -> Result<Allocation, AllocError> {
+        let key = &Holder::Service(key.clone());
         if let Some(sharing_key) = self.still_satisfies(key, req) {
             return Ok(self.update_attrs(key, req, sharing_key));
         }
-        self.release(key);
+        self.release_holder(key);
         let (picked, sharing_key) = self.place(key, req)?;
         let alloc = Allocation {
             ips: picked
@@ -206,6 +213,17 @@ impl Allocator {
     pub fn restore(
         &mut self,
         key: &ServiceKey,
+        req: &AllocationRequest,
+        ips: &[IpAddr],
+    ) -> Result<Allocation, RestoreError> {
+        self.restore_holder(&Holder::Service(key.clone()), req, ips)
+    }
+
+    /// [`Allocator::restore`] for any holder: how a quarantine hold is taken (the addresses a
+    /// Service gave up, held beside whoever still shares them).
+    pub fn restore_holder(
+        &mut self,
+        key: &Holder,
         req: &AllocationRequest,
         ips: &[IpAddr],
     ) -> Result<Allocation, RestoreError> {
@@ -233,12 +251,12 @@ impl Allocator {
                 return Err(RestoreError::Conflict {
                     service: key.clone(),
                     ip: *ip,
-                    holder,
+                    holder: Box::new(holder),
                     why: Box::new(why),
                 });
             }
         }
-        self.release(key);
+        self.release_holder(key);
         let alloc = Allocation {
             ips: ips
                 .iter()
@@ -260,6 +278,11 @@ impl Allocator {
     /// Frees the Service's addresses (shared ones stay held by the other sharers) and returns
     /// what it held.
     pub fn release(&mut self, key: &ServiceKey) -> Option<Allocation> {
+        self.release_holder(&Holder::Service(key.clone()))
+    }
+
+    /// [`Allocator::release`] for any holder: how a quarantine hold ends.
+    pub fn release_holder(&mut self, key: &Holder) -> Option<Allocation> {
         let rec = self.services.remove(key)?;
         for a in &rec.alloc.ips {
             self.unhold(key, &a.ip, rec.alloc.sharing_key.as_deref());
@@ -269,26 +292,38 @@ impl Allocator {
 
     /// What the Service holds.
     pub fn get(&self, key: &ServiceKey) -> Option<&Allocation> {
-        self.services.get(key).map(|r| &r.alloc)
+        self.services
+            .get(&Holder::Service(key.clone()))
+            .map(|r| &r.alloc)
     }
 
     /// The Services holding `ip`, in key order (more than one only through a sharing key).
+    /// Quarantine holds are not Services and are not listed.
     pub fn holders(&self, ip: &IpAddr) -> Vec<&ServiceKey> {
         self.holders
             .get(&ip_key(ip))
-            .map(|s| s.iter().collect())
+            .map(|s| s.iter().filter_map(Holder::service).collect())
             .unwrap_or_default()
     }
 
     /// Every Service with an allocation, in key order.
     pub fn services(&self) -> impl Iterator<Item = (&ServiceKey, &Allocation)> {
+        self.services
+            .iter()
+            .filter_map(|(k, r)| Some((k.service()?, &r.alloc)))
+    }
+
+    /// Every holder with its addresses, quarantine holds included, in holder order.
+    pub fn holdings(&self) -> impl Iterator<Item = (&Holder, &Allocation)> {
         self.services.iter().map(|(k, r)| (k, &r.alloc))
     }
 
     /// The sharing attributes stored for the Service, so callers (and tests) can re-check the
     /// sharing rule independently.
     pub fn sharing_attrs(&self, key: &ServiceKey) -> Option<&SharingAttrs> {
-        self.services.get(key).map(|r| &r.attrs)
+        self.services
+            .get(&Holder::Service(key.clone()))
+            .map(|r| &r.attrs)
     }
 
     /// Capacity and usage per pool and family.
@@ -357,10 +392,10 @@ impl Allocator {
     fn check_share(
         &self,
         ip: &IpAddr,
-        me: &ServiceKey,
+        me: &Holder,
         sharing_key: Option<&str>,
         attrs: &SharingAttrs,
-    ) -> Result<(), (ServiceKey, SharingConflict)> {
+    ) -> Result<(), (Holder, SharingConflict)> {
         let Some(holders) = self.holders.get(&ip_key(ip)) else {
             return Ok(());
         };
@@ -382,7 +417,7 @@ impl Allocator {
 
     /// The sharing key to keep when the held addresses still satisfy `req`, or `None` when
     /// they must be reallocated.
-    fn still_satisfies(&self, key: &ServiceKey, req: &AllocationRequest) -> Option<Option<String>> {
+    fn still_satisfies(&self, key: &Holder, req: &AllocationRequest) -> Option<Option<String>> {
         let rec = self.services.get(key)?;
         let held: Vec<IpAddr> = rec.alloc.addresses();
         if !req.ips.is_empty() {
@@ -443,14 +478,18 @@ impl Allocator {
     /// Stores new sharing attributes for a Service whose addresses stay.
     fn update_attrs(
         &mut self,
-        key: &ServiceKey,
+        key: &Holder,
         req: &AllocationRequest,
         sharing_key: Option<String>,
     ) -> Allocation {
-        let mut alloc = self.get(key).cloned().unwrap_or_default();
+        let mut alloc = self
+            .services
+            .get(key)
+            .map(|r| r.alloc.clone())
+            .unwrap_or_default();
         if alloc.sharing_key != sharing_key {
             // Re-index under the new key; the addresses themselves stay put.
-            self.release(key);
+            self.release_holder(key);
             alloc.sharing_key = sharing_key;
             self.insert(key, alloc.clone(), req);
         } else if let Some(rec) = self.services.get_mut(key) {
@@ -460,7 +499,7 @@ impl Allocator {
         alloc
     }
 
-    fn insert(&mut self, key: &ServiceKey, alloc: Allocation, req: &AllocationRequest) {
+    fn insert(&mut self, key: &Holder, alloc: Allocation, req: &AllocationRequest) {
         for a in &alloc.ips {
             let k = ip_key(&a.ip);
             let set = self.holders.entry(k).or_default();
@@ -484,7 +523,7 @@ impl Allocator {
         );
     }
 
-    fn unhold(&mut self, key: &ServiceKey, ip: &IpAddr, sharing_key: Option<&str>) {
+    fn unhold(&mut self, key: &Holder, ip: &IpAddr, sharing_key: Option<&str>) {
         let k = ip_key(ip);
         let Some(set) = self.holders.get_mut(&k) else {
             return;

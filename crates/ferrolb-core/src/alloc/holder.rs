@@ -1,0 +1,52 @@
+//! Who holds an address in the allocator. Mostly Services; but an address a Service gave up
+//! while its status may still show it must stay held too (the reconciler's quarantine), and
+//! that hold is a kind of its own rather than a Service under a made-up key.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::service::ServiceKey;
+
+/// One holder of addresses.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Holder {
+    /// A Service, holding what its status shows (or is about to).
+    Service(ServiceKey),
+    /// `ip`, given up by `left_by` but possibly still shown in its status, so no one else may
+    /// be given it yet. One per (IP, Service): two Services leaving one shared IP each keep it
+    /// until their own status is rewritten.
+    Quarantine {
+        /// The address held.
+        ip: IpAddr,
+        /// The Service whose status may still show it.
+        left_by: ServiceKey,
+    },
+}
+
+impl Holder {
+    /// The Service, when this holder is one.
+    pub fn service(&self) -> Option<&ServiceKey> {
+        match self {
+            Holder::Service(key) => Some(key),
+            Holder::Quarantine { .. } => None,
+        }
+    }
+
+    /// The namespace the hold belongs to, for pools limited to namespaces.
+    pub(super) fn namespace(&self) -> &str {
+        match self {
+            Holder::Service(key) | Holder::Quarantine { left_by: key, .. } => &key.namespace,
+        }
+    }
+}
+
+impl fmt::Display for Holder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Holder::Service(key) => write!(f, "{key}"),
+            Holder::Quarantine { ip, left_by } => {
+                write!(f, "{left_by} (which gave up {ip} but may still show it)")
+            }
+        }
+    }
+}
