@@ -46,6 +46,7 @@ use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
 use cluster::{Cluster, ClusterSpec};
+use ferrolb_testkit::{on_path, strict};
 
 /// The demo Service (the same name as `examples/basic.yaml`).
 const SERVICE: &str = "web";
@@ -147,12 +148,6 @@ fn run(once: bool) -> Result<()> {
     }
 }
 
-/// `CI=true` or `FERROLB_E2E=1`: missing prerequisites are failures (the project's rule).
-fn strict() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var("FERROLB_E2E").is_ok_and(|v| v == "1")
-}
-
 // ---------------------------------------------------------------------------------------------
 // Finding the ferrolb binary
 // ---------------------------------------------------------------------------------------------
@@ -220,11 +215,6 @@ fn locate_ferrolb() -> Result<PathBuf> {
 // ---------------------------------------------------------------------------------------------
 // Prerequisites
 // ---------------------------------------------------------------------------------------------
-
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-}
 
 /// What the data plane needs, all of it checked so the message lists everything missing at
 /// once. (tcpdump, which the e2e tests also need, is not used here.)

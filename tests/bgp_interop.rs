@@ -35,33 +35,7 @@ const ROUTER_ASN: u32 = 64513;
 
 /// Checks the netns prerequisites and that `tools` are installed.
 fn require(tools: &[(&str, &str)]) -> bool {
-    if netns::require().is_err() {
-        return false;
-    }
-    let missing: Vec<String> = tools
-        .iter()
-        .filter(|(t, _)| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {t}")])
-                .output()
-                .map_or(true, |o| !o.status.success())
-        })
-        .map(|(t, pkg)| format!("`{t}` (apt-get install {pkg})"))
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let why = format!("missing {}", missing.join(", "));
-    let strict = std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var("FERROLB_E2E").is_ok_and(|v| v == "1");
-    assert!(
-        !strict,
-        "BGP interop prerequisites missing (CI=true or FERROLB_E2E=1): {why}"
-    );
-    eprintln!(
-        "\n*** SKIPPED: BGP interop test: {why} (set FERROLB_E2E=1 to make this a failure) ***\n"
-    );
-    false
+    netns::require().is_ok() && ferrolb_testkit::require("BGP interop test", tools).is_ok()
 }
 
 /// A router namespace and a node namespace joined by one veth, with IPv4 and IPv6 addresses,

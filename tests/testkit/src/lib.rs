@@ -7,9 +7,13 @@
 //! - [`backend`]: which API server a suite runs against (`FERROLB_API=sim|real|both`), and one
 //!   handle over either of them;
 //! - [`real_api`]: a real kube-apiserver and etcd (built by `tests/real-api/build.sh`) started on
-//!   loopback with generated certificates, RBAC enforced, torn down on drop.
+//!   loopback with generated certificates, RBAC enforced, torn down on drop;
+//! - [`metrics`]: reading the daemons' Prometheus text;
+//! - [`json`]: building test objects from a base plus a test's changes.
 
 pub mod backend;
+pub mod json;
+pub mod metrics;
 pub mod pki;
 pub mod poll;
 pub mod prereq;
