@@ -46,7 +46,7 @@ use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
 use cluster::{Cluster, ClusterSpec};
-use ferrolb_testkit::{on_path, strict};
+use ferrolb_testkit::{on_path, signals, strict, TempDir};
 
 /// The demo Service (the same name as `examples/basic.yaml`).
 const SERVICE: &str = "web";
@@ -523,24 +523,6 @@ fn show_announcers(c: &Cluster) {
 // Allocation-only mode: kube-sim and the controller
 // ---------------------------------------------------------------------------------------------
 
-/// A private temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("ferrolb-sandbox-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir); // left by an earlier process with our pid
-        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-        Ok(Self(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn allocation_only(ferrolb: PathBuf, once: bool) -> Result<()> {
     step(1, "Starting kube-sim and the controller");
     let t = Instant::now();
@@ -556,7 +538,7 @@ fn allocation_only(ferrolb: PathBuf, once: bool) -> Result<()> {
         sim: kube_sim::KubeSim,
         dir: TempDir,
     }
-    let dir = TempDir::new()?;
+    let dir = TempDir::new("ferrolb-sandbox").context("create a temporary directory")?;
     let sim = rt
         .block_on(kube_sim::KubeSim::start())
         .context("start kube-sim")?;
@@ -574,7 +556,7 @@ fn allocation_only(ferrolb: PathBuf, once: bool) -> Result<()> {
     let controller = cluster::spawn_controller(
         &ferrolb,
         sim.kubeconfig_path(),
-        dir.0.join("controller.log"),
+        dir.path().join("controller.log"),
     )?;
     let mut p = Parts {
         controller,
@@ -587,7 +569,7 @@ fn allocation_only(ferrolb: PathBuf, once: bool) -> Result<()> {
     detail(&format!(
         "controller     pid {} (log {})",
         p.controller.pid(),
-        p.dir.0.join("controller.log").display()
+        p.dir.path().join("controller.log").display()
     ));
     detail(&format!(
         "pool           {} (ConfigMap ferrolb-system/ferrolb-config)",
@@ -842,58 +824,5 @@ fn sleep_unless_stopped(d: Duration) {
     let end = Instant::now() + d;
     while Instant::now() < end && !signals::stopped() {
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Ctrl-C
-// ---------------------------------------------------------------------------------------------
-
-/// SIGINT/SIGTERM/SIGHUP only set a flag: the work in progress stops at the next check, and
-/// returning (or unwinding) from there runs the drop guards that remove namespaces and
-/// processes. The default action would kill us on the spot and leave the namespaces behind.
-mod signals {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-    static STOP: AtomicBool = AtomicBool::new(false);
-    static COUNT: AtomicUsize = AtomicUsize::new(0);
-
-    extern "C" fn on_signal(_: libc::c_int) {
-        // Only async-signal-safe operations here: atomics, write(2), _exit(2).
-        if COUNT.fetch_add(1, Ordering::SeqCst) >= 1 {
-            let msg = b"\nsandbox: second signal, exiting now; the next run removes leftover namespaces\n";
-            // SAFETY: write(2) and _exit(2) are async-signal-safe; the buffer is static.
-            unsafe {
-                libc::write(2, msg.as_ptr().cast(), msg.len());
-                libc::_exit(130);
-            }
-        }
-        STOP.store(true, Ordering::SeqCst);
-    }
-
-    pub fn install() {
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler
-            // only touches atomics and async-signal-safe calls.
-            unsafe {
-                let mut action: libc::sigaction = std::mem::zeroed();
-                action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-                action.sa_flags = libc::SA_RESTART;
-                libc::sigemptyset(&mut action.sa_mask);
-                libc::sigaction(sig, &action, std::ptr::null_mut());
-            }
-        }
-    }
-
-    pub fn stopped() -> bool {
-        STOP.load(Ordering::SeqCst)
-    }
-
-    /// Err once a stop was asked for, so `?` unwinds to main through the drop guards.
-    pub fn check() -> anyhow::Result<()> {
-        if stopped() {
-            anyhow::bail!("interrupted");
-        }
-        Ok(())
     }
 }

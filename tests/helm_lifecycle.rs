@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
-use ferrolb_testkit::TestApi;
+use ferrolb_testkit::{TempDir, TestApi};
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::{Api, PostParams};
@@ -196,17 +196,14 @@ async fn our_chart_installs_upgrades_rolls_back_and_uninstalls() {
         let api = TestApi::start(backend)
             .await
             .unwrap_or_else(|e| panic!("starting the {backend} API server: {e}"));
-        let home = std::env::temp_dir().join(format!(
-            "ferrolb-helm-lifecycle-{}-{backend}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&home).expect("temp dir");
+        // Removed on drop, also when an assertion fails.
+        let home = TempDir::new(&format!("ferrolb-helm-lifecycle-{backend}"))
+            .expect("a temporary directory");
         let tools = Tools {
             kubeconfig: api.kubeconfig_path(),
-            home: home.clone(),
+            home: home.path().to_path_buf(),
         };
         lifecycle(&api, &tools).await;
-        let _ = std::fs::remove_dir_all(&home);
     })
     .await;
 }
