@@ -187,7 +187,18 @@ impl Allocator {
     ) -> Result<Allocation, AllocError> {
         let key = &Holder::Service(key.clone());
         if let Some(sharing_key) = self.still_satisfies(key, req) {
-            return Ok(self.update_attrs(key, req, sharing_key));
+            let mut alloc = self.update_attrs(key, req, sharing_key);
+            if !req.ips.is_empty() && alloc.addresses() != req.ips {
+                // The requested addresses, held in another order: list them as asked, as a
+                // fresh allocation would.
+                alloc
+                    .ips
+                    .sort_by_key(|a| req.ips.iter().position(|ip| *ip == a.ip));
+                if let Some(rec) = self.services.get_mut(key) {
+                    rec.alloc.ips.clone_from(&alloc.ips);
+                }
+            }
+            return Ok(alloc);
         }
         self.release_holder(key);
         let (picked, sharing_key) = self.place(key, req)?;

@@ -513,3 +513,21 @@ fn a_quarantine_hold_keeps_an_ip_from_others_without_being_a_service() {
         vec![ip("10.0.0.0")]
     );
 }
+
+#[test]
+fn requested_ips_held_in_another_order_are_listed_as_requested() {
+    // Found by alloc_props: a dual-stack Service holding [v6, v4] that then requests exactly
+    // those IPs as [v4, v6] keeps them, listed in the requested order.
+    let mut a = Allocator::new(vec![pool("lan", &["10.0.0.0/31", "fd00::/127"])]);
+    let v6_first = AllocationRequest {
+        families: vec![Family::V6, Family::V4],
+        require_all: true,
+        ..v4()
+    };
+    let held = a.ensure(&key("x"), &v6_first).unwrap();
+    assert_eq!(addrs(&held), vec![ip("fd00::"), ip("10.0.0.0")]);
+    let asked = requesting(&["10.0.0.0", "fd00::"]);
+    let got = a.ensure(&key("x"), &asked).unwrap();
+    assert_eq!(addrs(&got), vec![ip("10.0.0.0"), ip("fd00::")]);
+    assert_eq!(a.get(&key("x")), Some(&got), "returned = stored");
+}
