@@ -79,8 +79,8 @@ pub enum AllocError {
     IpInUse {
         /// The requested IP.
         ip: IpAddr,
-        /// One holder of it (boxed: keeps the `Result` small).
-        holder: Box<Holder>,
+        /// One holder of it.
+        holder: Holder,
         /// Why they cannot share it.
         why: SharingConflict,
     },
@@ -146,8 +146,8 @@ pub enum RestoreError {
         service: Holder,
         /// The contested IP.
         ip: IpAddr,
-        /// The holder already holding it (boxed: keeps the `Result` small).
-        holder: Box<Holder>,
+        /// The holder already holding it.
+        holder: Holder,
         /// Why they cannot share it (boxed: keeps the `Result` small).
         why: Box<SharingConflict>,
     },

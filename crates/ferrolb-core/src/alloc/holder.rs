@@ -7,35 +7,46 @@ use std::net::IpAddr;
 
 use crate::service::ServiceKey;
 
-/// One holder of addresses.
+/// One holder of addresses. As small as a [`ServiceKey`] (the rare quarantine is boxed), so
+/// the allocator's memory per allocation does not grow for it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Holder {
     /// A Service, holding what its status shows (or is about to).
     Service(ServiceKey),
-    /// `ip`, given up by `left_by` but possibly still shown in its status, so no one else may
-    /// be given it yet. One per (IP, Service): two Services leaving one shared IP each keep it
-    /// until their own status is rewritten.
-    Quarantine {
-        /// The address held.
-        ip: IpAddr,
-        /// The Service whose status may still show it.
-        left_by: ServiceKey,
-    },
+    /// An address given up by a Service whose status may still show it.
+    Quarantine(Box<Quarantine>),
+}
+
+/// `ip`, given up by `left_by` but possibly still shown in its status, so no one else may be
+/// given it yet. One per (IP, Service): two Services leaving one shared IP each keep it until
+/// their own status is rewritten.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Quarantine {
+    /// The address held.
+    pub ip: IpAddr,
+    /// The Service whose status may still show it.
+    pub left_by: ServiceKey,
 }
 
 impl Holder {
+    /// A quarantine hold of `ip` for `left_by`.
+    pub fn quarantine(ip: IpAddr, left_by: ServiceKey) -> Self {
+        Holder::Quarantine(Box::new(Quarantine { ip, left_by }))
+    }
+
     /// The Service, when this holder is one.
     pub fn service(&self) -> Option<&ServiceKey> {
         match self {
             Holder::Service(key) => Some(key),
-            Holder::Quarantine { .. } => None,
+            Holder::Quarantine(_) => None,
         }
     }
 
     /// The namespace the hold belongs to, for pools limited to namespaces.
     pub(super) fn namespace(&self) -> &str {
         match self {
-            Holder::Service(key) | Holder::Quarantine { left_by: key, .. } => &key.namespace,
+            Holder::Service(key) => &key.namespace,
+            Holder::Quarantine(q) => &q.left_by.namespace,
         }
     }
 }
@@ -44,8 +55,12 @@ impl fmt::Display for Holder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Holder::Service(key) => write!(f, "{key}"),
-            Holder::Quarantine { ip, left_by } => {
-                write!(f, "{left_by} (which gave up {ip} but may still show it)")
+            Holder::Quarantine(q) => {
+                write!(
+                    f,
+                    "{} (which gave up {} but may still show it)",
+                    q.left_by, q.ip
+                )
             }
         }
     }

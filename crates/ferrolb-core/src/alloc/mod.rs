@@ -24,7 +24,7 @@ use crate::service::{AllocationRequest, ServiceKey, SharingAttrs};
 
 pub use error::{AllocError, NoPoolWhy, RestoreError};
 pub use free_space::IntervalSet;
-pub use holder::Holder;
+pub use holder::{Holder, Quarantine};
 pub use sharing::{conflict as sharing_conflict, SharingConflict};
 pub use stats::PoolStats;
 
@@ -262,7 +262,7 @@ impl Allocator {
                 return Err(RestoreError::Conflict {
                     service: key.clone(),
                     ip: *ip,
-                    holder: Box::new(holder),
+                    holder,
                     why: Box::new(why),
                 });
             }

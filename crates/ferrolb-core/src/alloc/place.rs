@@ -129,7 +129,7 @@ impl Allocator {
             self.check_share(ip, me, sharing_key.as_deref(), &req.sharing)
                 .map_err(|(holder, why)| AllocError::IpInUse {
                     ip: *ip,
-                    holder: Box::new(holder),
+                    holder,
                     why,
                 })?;
         }

@@ -475,10 +475,7 @@ fn holders_and_per_service_views_agree_after_sharing_and_release() {
 #[test]
 fn a_quarantine_hold_keeps_an_ip_from_others_without_being_a_service() {
     let mut a = Allocator::new(vec![pool("lan", &["10.0.0.0/31"])]);
-    let hold = Holder::Quarantine {
-        ip: ip("10.0.0.0"),
-        left_by: key("old"),
-    };
+    let hold = Holder::quarantine(ip("10.0.0.0"), key("old"));
     a.restore_holder(&hold, &v4(), &[ip("10.0.0.0")]).unwrap();
     // Only Services are listed or reported as holders.
     assert!(a.holders(&ip("10.0.0.0")).is_empty());

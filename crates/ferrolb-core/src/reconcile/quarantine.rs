@@ -12,10 +12,7 @@ use crate::alloc::{Allocator, Holder};
 use crate::service::{AllocationRequest, ServiceKey, SharingAttrs};
 
 fn holder(ip: IpAddr, left_by: &ServiceKey) -> Holder {
-    Holder::Quarantine {
-        ip,
-        left_by: left_by.clone(),
-    }
+    Holder::quarantine(ip, left_by.clone())
 }
 
 /// Holds `ip`, which `left_by` (as `facts`) gave up, unless some Service holds it in a way
