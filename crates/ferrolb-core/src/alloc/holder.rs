@@ -42,11 +42,10 @@ impl Holder {
         }
     }
 
-    /// The namespace the hold belongs to, for pools limited to namespaces.
-    pub(super) fn namespace(&self) -> &str {
+    pub(super) fn who(&self) -> Who<'_> {
         match self {
-            Holder::Service(key) => &key.namespace,
-            Holder::Quarantine(q) => &q.left_by.namespace,
+            Holder::Service(key) => Who::Service(key),
+            Holder::Quarantine(q) => Who::Quarantine(q),
         }
     }
 }
@@ -62,6 +61,31 @@ impl fmt::Display for Holder {
                     q.left_by, q.ip
                 )
             }
+        }
+    }
+}
+
+/// A borrowed [`Holder`]: how the allocator names one without cloning a key on every call.
+/// Ordered exactly as `Holder` is, so it can search the sorted holder lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Who<'a> {
+    Service(&'a ServiceKey),
+    Quarantine(&'a Quarantine),
+}
+
+impl<'a> Who<'a> {
+    pub(super) fn to_holder(self) -> Holder {
+        match self {
+            Who::Service(key) => Holder::Service(key.clone()),
+            Who::Quarantine(q) => Holder::Quarantine(Box::new(q.clone())),
+        }
+    }
+
+    /// The namespace the hold belongs to, for pools limited to namespaces.
+    pub(super) fn namespace(self) -> &'a str {
+        match self {
+            Who::Service(key) => &key.namespace,
+            Who::Quarantine(q) => &q.left_by.namespace,
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use super::error::{AllocError, NoPoolWhy};
-use super::Holder;
+use super::Who;
 use super::{ip_key, Allocator};
 use crate::addr::Family;
 use crate::pool::{Pool, SearchOrder};
@@ -34,7 +34,7 @@ impl Allocator {
     /// Picks addresses for `me` per `req`, without changing any state.
     pub(super) fn place(
         &self,
-        me: &Holder,
+        me: Who<'_>,
         req: &AllocationRequest,
     ) -> Result<Placement, AllocError> {
         let named = match &req.pool {
@@ -67,7 +67,7 @@ impl Allocator {
     /// Checks and claims the requested IPs.
     fn place_requested(
         &self,
-        me: &Holder,
+        me: Who<'_>,
         req: &AllocationRequest,
         named: Option<usize>,
     ) -> Result<Placement, AllocError> {
@@ -185,7 +185,7 @@ impl Allocator {
     /// PreferDualStack, failing that, whatever one pool offers.
     fn place_auto(
         &self,
-        me: &Holder,
+        me: Who<'_>,
         req: &AllocationRequest,
         candidates: &[usize],
         named: bool,
@@ -271,7 +271,7 @@ impl Allocator {
     /// holders all accept `me`; otherwise the pool's first free address in its search order.
     fn pick_in_pool(
         &self,
-        me: &Holder,
+        me: Who<'_>,
         req: &AllocationRequest,
         p: usize,
         family: Family,

@@ -482,7 +482,7 @@ fn a_quarantine_hold_keeps_an_ip_from_others_without_being_a_service() {
     assert_eq!(a.services().count(), 0);
     assert_eq!(
         a.holdings().map(|(h, _)| h).collect::<Vec<_>>(),
-        vec![&hold]
+        vec![hold.clone()]
     );
     assert!(a
         .set_pools(vec![pool("other", &["10.1.0.0/31"])])
