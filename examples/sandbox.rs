@@ -51,7 +51,7 @@ use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
 use cluster::{Cluster, ClusterSpec};
-use ferrolb_testkit::{ApiBackend, TestApi};
+use ferrolb_testkit::{on_path, signals, strict, ApiBackend, TempDir, TestApi};
 
 /// The demo Service (the same name as `examples/basic.yaml`).
 const SERVICE: &str = "web";
@@ -199,12 +199,6 @@ fn run(once: bool, backend: ApiBackend) -> Result<()> {
     }
 }
 
-/// `CI=true` or `FERROLB_E2E=1`: missing prerequisites are failures (the project's rule).
-fn strict() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-        || std::env::var("FERROLB_E2E").is_ok_and(|v| v == "1")
-}
-
 // ---------------------------------------------------------------------------------------------
 // Finding the ferrolb binary
 // ---------------------------------------------------------------------------------------------
@@ -272,11 +266,6 @@ fn locate_ferrolb() -> Result<PathBuf> {
 // ---------------------------------------------------------------------------------------------
 // Prerequisites
 // ---------------------------------------------------------------------------------------------
-
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-}
 
 /// What the data plane needs, all of it checked so the message lists everything missing at
 /// once. (tcpdump, which the e2e tests also need, is not used here.)
@@ -589,24 +578,6 @@ fn show_announcers(c: &Cluster) {
 // Allocation-only mode: kube-sim and the controller
 // ---------------------------------------------------------------------------------------------
 
-/// A private temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("ferrolb-sandbox-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir); // left by an earlier process with our pid
-        std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-        Ok(Self(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn allocation_only(ferrolb: PathBuf, once: bool, backend: ApiBackend) -> Result<()> {
     let server = server_name(backend);
     step(1, &format!("Starting {server} and the controller"));
@@ -623,7 +594,7 @@ fn allocation_only(ferrolb: PathBuf, once: bool, backend: ApiBackend) -> Result<
         sim: TestApi,
         dir: TempDir,
     }
-    let dir = TempDir::new()?;
+    let dir = TempDir::new("ferrolb-sandbox").context("create a temporary directory")?;
     let sim = rt
         .block_on(TestApi::start(backend))
         .with_context(|| format!("start {server}"))?;
@@ -641,7 +612,7 @@ fn allocation_only(ferrolb: PathBuf, once: bool, backend: ApiBackend) -> Result<
     let controller = cluster::spawn_controller(
         &ferrolb,
         sim.kubeconfig_path(),
-        dir.0.join("controller.log"),
+        dir.path().join("controller.log"),
     )?;
     let mut p = Parts {
         controller,
@@ -654,7 +625,7 @@ fn allocation_only(ferrolb: PathBuf, once: bool, backend: ApiBackend) -> Result<
     detail(&format!(
         "controller     pid {} (log {})",
         p.controller.pid(),
-        p.dir.0.join("controller.log").display()
+        p.dir.path().join("controller.log").display()
     ));
     detail(&format!(
         "pool           {} (ConfigMap ferrolb-system/ferrolb-config)",
@@ -909,58 +880,5 @@ fn sleep_unless_stopped(d: Duration) {
     let end = Instant::now() + d;
     while Instant::now() < end && !signals::stopped() {
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Ctrl-C
-// ---------------------------------------------------------------------------------------------
-
-/// SIGINT/SIGTERM/SIGHUP only set a flag: the work in progress stops at the next check, and
-/// returning (or unwinding) from there runs the drop guards that remove namespaces and
-/// processes. The default action would kill us on the spot and leave the namespaces behind.
-mod signals {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-    static STOP: AtomicBool = AtomicBool::new(false);
-    static COUNT: AtomicUsize = AtomicUsize::new(0);
-
-    extern "C" fn on_signal(_: libc::c_int) {
-        // Only async-signal-safe operations here: atomics, write(2), _exit(2).
-        if COUNT.fetch_add(1, Ordering::SeqCst) >= 1 {
-            let msg = b"\nsandbox: second signal, exiting now; the next run removes leftover namespaces\n";
-            // SAFETY: write(2) and _exit(2) are async-signal-safe; the buffer is static.
-            unsafe {
-                libc::write(2, msg.as_ptr().cast(), msg.len());
-                libc::_exit(130);
-            }
-        }
-        STOP.store(true, Ordering::SeqCst);
-    }
-
-    pub fn install() {
-        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-            // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler
-            // only touches atomics and async-signal-safe calls.
-            unsafe {
-                let mut action: libc::sigaction = std::mem::zeroed();
-                action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-                action.sa_flags = libc::SA_RESTART;
-                libc::sigemptyset(&mut action.sa_mask);
-                libc::sigaction(sig, &action, std::ptr::null_mut());
-            }
-        }
-    }
-
-    pub fn stopped() -> bool {
-        STOP.load(Ordering::SeqCst)
-    }
-
-    /// Err once a stop was asked for, so `?` unwinds to main through the drop guards.
-    pub fn check() -> anyhow::Result<()> {
-        if stopped() {
-            anyhow::bail!("interrupted");
-        }
-        Ok(())
     }
 }

@@ -80,7 +80,7 @@ impl BgpLab {
                 ("/usr/lib/frr/zebra", "frr"),
             ],
         };
-        router::require_tools("BGP end-to-end test", tools).ok()?;
+        ferrolb_testkit::require("BGP end-to-end test", tools).ok()?;
         let c = Cluster::start(ClusterSpec {
             nodes,
             ..ClusterSpec::default()

@@ -35,7 +35,7 @@ const ROUTER_ASN: u32 = 64513;
 
 /// Checks the netns prerequisites and that `tools` are installed.
 fn require(tools: &[(&str, &str)]) -> bool {
-    netns::require().is_ok() && netns::router::require_tools("BGP interop test", tools).is_ok()
+    netns::require().is_ok() && ferrolb_testkit::require("BGP interop test", tools).is_ok()
 }
 
 /// A router namespace and a node namespace joined by one veth, with IPv4 and IPv6 addresses,

@@ -10,6 +10,7 @@ mod netns;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use ferrolb_testkit::metrics::exported_names;
 use serde_json::{json, Value};
 
 fn dashboard() -> Value {
@@ -42,43 +43,6 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
             i += len;
         } else {
             i += 1;
-        }
-    }
-    out
-}
-
-/// The sample names a Prometheus text exposition makes queryable: sample lines, plus the
-/// names a declared family yields even before its first sample (`_total` for counters,
-/// `_bucket`/`_sum`/`_count` for histograms).
-fn exported(text: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let mut parts = rest.split_whitespace();
-            let (Some(name), Some(kind)) = (parts.next(), parts.next()) else {
-                continue;
-            };
-            match kind {
-                "counter" => {
-                    out.insert(format!("{}_total", name.trim_end_matches("_total")));
-                }
-                "histogram" => {
-                    for s in ["_bucket", "_sum", "_count"] {
-                        out.insert(format!("{name}{s}"));
-                    }
-                }
-                _ => {
-                    out.insert(name.to_string());
-                }
-            }
-        } else if !line.starts_with('#') {
-            let name: String = line
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            if !name.is_empty() {
-                out.insert(name);
-            }
         }
     }
     out
@@ -152,7 +116,7 @@ fn every_metric_a_panel_queries_is_exported_by_the_daemons() {
             .await;
         ctl.metrics_text().await
     });
-    let mut have = exported(&controller_text);
+    let mut have = exported_names(&controller_text);
 
     // The speakers, in a real LAN, after a client talked to an announced IP.
     if netns::require().is_err() {
@@ -189,7 +153,7 @@ fn every_metric_a_panel_queries_is_exported_by_the_daemons() {
     );
     // While announcing (the per-announcement gauge is gone once the owner yields below).
     for i in 1..=2 {
-        have.extend(exported(&lan.speaker_metrics(i)));
+        have.extend(exported_names(&lan.speaker_metrics(i)));
     }
     // The other node's MAC keeps claiming the VIP (as a split brain would look on the wire):
     // once that outlasts a lease duration it is no handover, and the owner counts a conflict
@@ -223,7 +187,7 @@ fn every_metric_a_panel_queries_is_exported_by_the_daemons() {
         lan.speaker_logs()
     );
     for i in 1..=2 {
-        have.extend(exported(&lan.speaker_metrics(i)));
+        have.extend(exported_names(&lan.speaker_metrics(i)));
     }
     let missing: Vec<&String> = wanted.iter().filter(|n| !have.contains(*n)).collect();
     assert!(

@@ -123,18 +123,19 @@ fn template(values: Option<&str>) -> String {
         .into_iter()
         .map(String::from)
         .collect::<Vec<_>>();
-    let dir = std::env::temp_dir().join(format!("ferrolb-helm-values-{}", std::process::id()));
+    // One directory per call: the tests run in parallel threads of one process.
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir =
+        ferrolb_testkit::TempDir::new(&format!("ferrolb-helm-values-{call}")).expect("temp dir");
     if let Some(v) = values {
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let file = dir.join(format!("values-{}.yaml", v.len()));
+        let file = dir.path().join("values.yaml");
         std::fs::write(&file, v).expect("write values");
         args.push("-f".into());
         args.push(file.display().to_string());
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = stdout(run("helm", &args), "helm template");
-    let _ = std::fs::remove_dir_all(&dir);
-    out
+    stdout(run("helm", &args), "helm template")
 }
 
 #[test]
@@ -343,13 +344,46 @@ fn bgp_password_secrets_grant_get_on_exactly_those_secrets() {
     assert!(rendered.iter().any(|((kind, _), d)| kind == "RoleBinding"
         && d["roleRef"]["name"] == "ferrolb-speaker-bgp-secrets"
         && d["subjects"][0]["name"] == "ferrolb-speaker"));
-    // Without the value the speaker may read no Secret.
-    let defaults = template(None);
-    assert!(!defaults.contains("secrets"), "a Secret grant by default");
+    // Without the value the speaker may read no BGP password Secret (only the heartbeat key,
+    // by its one name).
+    let defaults = objects(&template(None));
+    assert!(
+        !defaults
+            .keys()
+            .any(|(_, name)| name == "ferrolb-speaker-bgp-secrets"),
+        "a BGP Secret grant by default"
+    );
     // The plain-manifest equivalent parses and grants the same single verb.
     let optional = std::fs::read_to_string("deploy/optional/speaker-bgp-password-secret.yaml")
         .expect("deploy/optional/speaker-bgp-password-secret.yaml");
     let docs = docs(&optional);
     assert_eq!(docs[0]["rules"][0]["verbs"], json!(["get"]));
     assert_eq!(docs[0]["rules"][0]["resources"], json!(["secrets"]));
+}
+
+#[test]
+fn a_whole_config_map_as_the_config_value_keeps_its_data_as_it_is() {
+    if !available("helm") {
+        return;
+    }
+    // Sample ConfigMaps in the three formats: native (config.yaml), MetalLB legacy (config)
+    // and kube-vip (several keys), each as a user would pass it with --set-file.
+    for sample in [
+        "config/native-ipv4.yaml",
+        "config/metallb-legacy.yaml",
+        "config/kube-vip.yaml",
+    ] {
+        let path = repo().join(sample);
+        let text = std::fs::read_to_string(&path).expect("read the sample");
+        let want = docs(&text)
+            .into_iter()
+            .find(|d| d["kind"] == "ConfigMap")
+            .expect("a ConfigMap")["data"]
+            .clone();
+        let values = serde_json::to_string(&json!({ "config": text })).expect("json");
+        let o = objects(&template(Some(&values)));
+        let cm = &o[&("ConfigMap".to_string(), "ferrolb-config".to_string())];
+        assert_eq!(cm["data"], want, "{sample}");
+        assert_eq!(cm["metadata"]["namespace"], json!("ferrolb-system"));
+    }
 }

@@ -686,9 +686,10 @@ fn the_responder_needs_only_cap_net_raw() {
     if !std::path::Path::new("/usr/bin/setpriv").exists()
         && !std::path::Path::new("/bin/setpriv").exists()
     {
-        let strict = std::env::var("CI").is_ok_and(|v| v == "true")
-            || std::env::var("FERROLB_E2E").is_ok_and(|v| v == "1");
-        assert!(!strict, "setpriv (util-linux) is missing");
+        assert!(
+            !ferrolb_testkit::strict(),
+            "setpriv (util-linux) is missing"
+        );
         eprintln!("\n*** SKIPPED: setpriv (util-linux) is missing ***\n");
         return;
     }

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use ferrolb_core::election::{node_of_lease, IpDemand, LeaseSnapshot, NodeFacts};
-use ferrolb_core::service::ServiceKey;
+use ferrolb_core::service::{is_handled, ServiceKey};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -83,8 +83,11 @@ pub fn demands(
             continue;
         };
         if svc.metadata.deletion_timestamp.is_some()
-            || spec.type_.as_deref() != Some("LoadBalancer")
-            || spec.load_balancer_class.as_deref() != lb_class
+            || !is_handled(
+                spec.type_.as_deref(),
+                spec.load_balancer_class.as_deref(),
+                lb_class,
+            )
         {
             continue;
         }

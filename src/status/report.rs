@@ -11,7 +11,7 @@ use ferrolb_core::addr::Family;
 use ferrolb_core::alloc::Allocator;
 use ferrolb_core::config::Config;
 use ferrolb_core::election::{elect, node_of_lease, NodeFacts};
-use ferrolb_core::service::{AllocationRequest, ServiceKey};
+use ferrolb_core::service::{is_handled, AllocationRequest, ServiceKey};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -125,7 +125,11 @@ fn lease_live(lease: &Lease, now: jiff::Timestamp) -> (bool, Option<i64>) {
 
 fn is_ours(svc: &Service, lb_class: Option<&str>) -> bool {
     svc.spec.as_ref().is_some_and(|s| {
-        s.type_.as_deref() == Some("LoadBalancer") && s.load_balancer_class.as_deref() == lb_class
+        is_handled(
+            s.type_.as_deref(),
+            s.load_balancer_class.as_deref(),
+            lb_class,
+        )
     })
 }
 

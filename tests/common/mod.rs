@@ -299,17 +299,7 @@ pub fn annotation(svc: &Service, key: &str) -> Option<String> {
         .and_then(|a| a.get(key).cloned())
 }
 
-/// Deep-merges `b` into `a` (objects merge, everything else replaces).
-pub fn merge(a: &mut Value, b: Value) {
-    match (a, b) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in b {
-                merge(a.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (a, b) => *a = b,
-    }
-}
+pub use ferrolb_testkit::json::merge;
 
 /// Flags that make leader election fast enough for tests (the defaults are 15s/10s/2s).
 pub const FAST_LEADER: &[&str] = &[
@@ -527,11 +517,4 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> 
 }
 
 /// Finds `series` (name and labels exactly as printed) in Prometheus/OpenMetrics text.
-pub fn metric_value(text: &str, series: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        let rest = l.strip_prefix(series)?;
-        // `series` must be the whole name/label part, not a prefix of a longer name.
-        let rest = rest.strip_prefix(' ')?;
-        rest.split_whitespace().next()?.parse().ok()
-    })
-}
+pub use ferrolb_testkit::metrics::series_value as metric_value;

@@ -23,30 +23,6 @@ pub const FAR_CLIENT_IP: &str = "192.0.2.2";
 /// The subnet behind the router.
 pub const FAR_SUBNET: &str = "192.0.2.0/24";
 
-/// Checks `tools` are installed: `Ok` when all are, else `Err` after printing a loud
-/// `SKIPPED` line, or panics under `CI=true` / `FERROLB_E2E=1`.
-pub fn require_tools(what: &str, tools: &[(&str, &str)]) -> Result<(), super::Skipped> {
-    let missing: Vec<String> = tools
-        .iter()
-        .filter(|(t, _)| {
-            let installed = if Path::new(t).is_absolute() {
-                Path::new(t).exists()
-            } else {
-                ferrolb_testkit::on_path(t)
-            };
-            !installed
-        })
-        .map(|(t, pkg)| format!("`{t}` (apt-get install {pkg})"))
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    Err(ferrolb_testkit::skip_or_fail(
-        what,
-        &format!("missing {}", missing.join(", ")),
-    ))
-}
-
 /// Runs a command, returning its stdout and stderr together; `Err` names the command.
 pub fn sh(args: &[&str]) -> Result<String, String> {
     let out = cmd::output_within(

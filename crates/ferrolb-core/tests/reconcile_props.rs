@@ -418,10 +418,12 @@ impl World {
     /// for an IP is denied one while a pool IP lies unused.
     fn check_converged(&self) -> Result<(), TestCaseError> {
         let alloc = self.core.allocator();
-        for (key, _) in alloc.services() {
+        for (holder, _) in alloc.holdings() {
             prop_assert!(
-                self.api.contains_key(&key.name),
-                "{key} (a deleted Service or a quarantine) still holds IPs after settling"
+                holder
+                    .service()
+                    .is_some_and(|key| self.api.contains_key(&key.name)),
+                "{holder} (a deleted Service or a quarantine) still holds IPs after settling"
             );
         }
         let used: BTreeSet<IpAddr> = self.api.values().flat_map(|o| o.ingress.clone()).collect();

@@ -7,13 +7,21 @@
 //! - [`backend`]: which API server a suite runs against (`FERROLB_API=sim|real|both`), and one
 //!   handle over either of them;
 //! - [`real_api`]: a real kube-apiserver and etcd (built by `tests/real-api/build.sh`) started on
-//!   loopback with generated certificates, RBAC enforced, torn down on drop.
+//!   loopback with generated certificates, RBAC enforced, torn down on drop;
+//! - [`metrics`]: reading the daemons' Prometheus text;
+//! - [`json`]: building test objects from a base plus a test's changes;
+//! - [`signals`], [`temp_dir`]: Ctrl-C and temporary files for long-running machinery such as
+//!   the sandbox, cleaned up by drop guards.
 
 pub mod backend;
+pub mod json;
+pub mod metrics;
 pub mod pki;
 pub mod poll;
 pub mod prereq;
 pub mod real_api;
+pub mod signals;
+pub mod temp_dir;
 
 pub use backend::{
     for_each_backend, for_each_backend_blocking, for_each_backend_except, selected_backends,
@@ -22,3 +30,4 @@ pub use backend::{
 pub use poll::eventually;
 pub use prereq::{on_path, require, skip_or_fail, strict, Skipped};
 pub use real_api::{RealApi, RealApiError, RealApiOptions};
+pub use temp_dir::TempDir;

@@ -24,8 +24,16 @@ pub fn on_path(tool: &str) -> bool {
 pub fn require(what: &str, tools: &[(&str, &str)]) -> Result<(), Skipped> {
     let missing: Vec<String> = tools
         .iter()
-        .filter(|(tool, _)| !on_path(tool))
-        .map(|(tool, pkg)| format!("`{tool}` on PATH (apt-get install {pkg})"))
+        .filter(|(tool, _)| {
+            // Daemons that live off PATH (FRR's in /usr/lib/frr) are named by absolute path.
+            let path = std::path::Path::new(tool);
+            !(if path.is_absolute() {
+                path.exists()
+            } else {
+                on_path(tool)
+            })
+        })
+        .map(|(tool, pkg)| format!("`{tool}` (apt-get install {pkg})"))
         .collect();
     if missing.is_empty() {
         Ok(())

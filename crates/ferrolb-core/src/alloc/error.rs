@@ -6,8 +6,8 @@ use std::net::IpAddr;
 use thiserror::Error;
 
 use super::sharing::SharingConflict;
+use super::Holder;
 use crate::addr::Family;
-use crate::service::ServiceKey;
 
 /// Why no candidate pool exists for an automatic allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -79,8 +79,8 @@ pub enum AllocError {
     IpInUse {
         /// The requested IP.
         ip: IpAddr,
-        /// One Service holding it.
-        holder: ServiceKey,
+        /// One holder of it.
+        holder: Holder,
         /// Why they cannot share it.
         why: SharingConflict,
     },
@@ -142,20 +142,20 @@ pub enum RestoreError {
     /// An older Service already holds the IP and the two may not share it.
     #[error("{service}: IP {ip} from its status is already held by {holder} ({why}); the older Service keeps it")]
     Conflict {
-        /// The Service being restored.
-        service: ServiceKey,
+        /// The holder being restored.
+        service: Holder,
         /// The contested IP.
         ip: IpAddr,
-        /// The Service already holding it.
-        holder: ServiceKey,
+        /// The holder already holding it.
+        holder: Holder,
         /// Why they cannot share it (boxed: keeps the `Result` small).
         why: Box<SharingConflict>,
     },
     /// The status lists two IPs of one family (or one IP twice); a Service holds one per family.
     #[error("{service}: status lists {first} and {second}, two {family} addresses")]
     TwoOfOneFamily {
-        /// The Service being restored.
-        service: ServiceKey,
+        /// The holder being restored.
+        service: Holder,
         /// The family listed twice.
         family: Family,
         /// The first address of that family.

@@ -9,6 +9,7 @@
 
 mod error;
 mod free_space;
+mod holder;
 mod place;
 mod ranges;
 mod sharing;
@@ -23,6 +24,9 @@ use crate::service::{AllocationRequest, ServiceKey, SharingAttrs};
 
 pub use error::{AllocError, NoPoolWhy, RestoreError};
 pub use free_space::IntervalSet;
+pub use holder::{Holder, Quarantine};
+
+use holder::Who;
 pub use sharing::{conflict as sharing_conflict, SharingConflict};
 pub use stats::PoolStats;
 
@@ -98,9 +102,11 @@ pub struct Allocator {
     pools: Vec<Pool>,
     ranges: RangeIndex,
     services: BTreeMap<ServiceKey, Record>,
+    /// Addresses given up but possibly still shown ([`Holder::Quarantine`]).
+    quarantines: BTreeMap<Quarantine, Record>,
     /// Holders per address, sorted. A sorted `Vec` rather than a `BTreeSet`: almost every
     /// address has one holder, and a one-element `BTreeSet` costs a whole ~500-byte node.
-    holders: BTreeMap<IpKey, Vec<ServiceKey>>,
+    holders: BTreeMap<IpKey, Vec<Holder>>,
     /// Addresses held under each sharing key, so a Service with a key finds its future
     /// co-holders without scanning every allocation.
     by_key: BTreeMap<String, BTreeSet<IpKey>>,
@@ -114,6 +120,7 @@ impl Allocator {
             ranges: RangeIndex::new(&pools),
             pools,
             services: BTreeMap::new(),
+            quarantines: BTreeMap::new(),
             holders: BTreeMap::new(),
             by_key: BTreeMap::new(),
         }
@@ -133,29 +140,14 @@ impl Allocator {
             self.ranges.take(*family, *v);
         }
         let mut change = PoolChange::default();
+        // Quarantine holds end on their own; only Services are told about their addresses.
+        let quarantined: Vec<Quarantine> = self.quarantines.keys().cloned().collect();
+        for q in &quarantined {
+            self.repool(Who::Quarantine(q));
+        }
         let keys: Vec<ServiceKey> = self.services.keys().cloned().collect();
         for key in keys {
-            let (mut orphaned, mut again, mut changed) = (false, false, false);
-            let new_pools: Vec<Option<String>> = self.services[&key]
-                .alloc
-                .ips
-                .iter()
-                .map(|a| {
-                    self.pool_for(&a.ip, a.pool.as_deref(), &key.namespace, &BTreeMap::new())
-                        .map(|p| self.pools[p].name.clone())
-                })
-                .collect();
-            if let Some(rec) = self.services.get_mut(&key) {
-                for (a, new_pool) in rec.alloc.ips.iter_mut().zip(new_pools) {
-                    match (&a.pool, &new_pool) {
-                        (Some(_), None) => orphaned = true,
-                        (None, Some(_)) => again = true,
-                        (Some(old), Some(new)) if old != new => changed = true,
-                        _ => {}
-                    }
-                    a.pool = new_pool;
-                }
-            }
+            let (orphaned, again, changed) = self.repool(Who::Service(&key));
             if orphaned {
                 change.orphaned.push(key.clone());
             }
@@ -169,6 +161,50 @@ impl Allocator {
         change
     }
 
+    /// Re-derives the pool of each address `who` holds after a pool change; returns whether
+    /// one left every pool, one came back into a pool, and one changed pools.
+    fn repool(&mut self, who: Who<'_>) -> (bool, bool, bool) {
+        let (mut orphaned, mut again, mut changed) = (false, false, false);
+        let Some(rec) = self.record(who) else {
+            return (false, false, false);
+        };
+        let new_pools: Vec<Option<String>> = rec
+            .alloc
+            .ips
+            .iter()
+            .map(|a| {
+                self.pool_for(&a.ip, a.pool.as_deref(), who.namespace(), &BTreeMap::new())
+                    .map(|p| self.pools[p].name.clone())
+            })
+            .collect();
+        if let Some(rec) = self.record_mut(who) {
+            for (a, new_pool) in rec.alloc.ips.iter_mut().zip(new_pools) {
+                match (&a.pool, &new_pool) {
+                    (Some(_), None) => orphaned = true,
+                    (None, Some(_)) => again = true,
+                    (Some(old), Some(new)) if old != new => changed = true,
+                    _ => {}
+                }
+                a.pool = new_pool;
+            }
+        }
+        (orphaned, again, changed)
+    }
+
+    fn record(&self, who: Who<'_>) -> Option<&Record> {
+        match who {
+            Who::Service(key) => self.services.get(key),
+            Who::Quarantine(q) => self.quarantines.get(q),
+        }
+    }
+
+    fn record_mut(&mut self, who: Who<'_>) -> Option<&mut Record> {
+        match who {
+            Who::Service(key) => self.services.get_mut(key),
+            Who::Quarantine(q) => self.quarantines.get_mut(q),
+        }
+    }
+
     /// Gives `key` addresses satisfying `req`. Addresses the Service already holds are kept
     /// whenever they still satisfy the request (same requested IPs, same named pool, still
     /// admitted, sharing still valid; orphaned addresses count as satisfying). Otherwise they
@@ -179,10 +215,22 @@ impl Allocator {
         key: &ServiceKey,
         req: &AllocationRequest,
     ) -> Result<Allocation, AllocError> {
+        let key = Who::Service(key);
         if let Some(sharing_key) = self.still_satisfies(key, req) {
-            return Ok(self.update_attrs(key, req, sharing_key));
+            let mut alloc = self.update_attrs(key, req, sharing_key);
+            if !req.ips.is_empty() && alloc.addresses() != req.ips {
+                // The requested addresses, held in another order: list them as asked, as a
+                // fresh allocation would.
+                alloc
+                    .ips
+                    .sort_by_key(|a| req.ips.iter().position(|ip| *ip == a.ip));
+                if let Some(rec) = self.record_mut(key) {
+                    rec.alloc.ips.clone_from(&alloc.ips);
+                }
+            }
+            return Ok(alloc);
         }
-        self.release(key);
+        self.release_who(key);
         let (picked, sharing_key) = self.place(key, req)?;
         let alloc = Allocation {
             ips: picked
@@ -209,10 +257,30 @@ impl Allocator {
         req: &AllocationRequest,
         ips: &[IpAddr],
     ) -> Result<Allocation, RestoreError> {
+        self.restore_who(Who::Service(key), req, ips)
+    }
+
+    /// [`Allocator::restore`] for any holder: how a quarantine hold is taken (the addresses a
+    /// Service gave up, held beside whoever still shares them).
+    pub fn restore_holder(
+        &mut self,
+        holder: &Holder,
+        req: &AllocationRequest,
+        ips: &[IpAddr],
+    ) -> Result<Allocation, RestoreError> {
+        self.restore_who(holder.who(), req, ips)
+    }
+
+    fn restore_who(
+        &mut self,
+        key: Who<'_>,
+        req: &AllocationRequest,
+        ips: &[IpAddr],
+    ) -> Result<Allocation, RestoreError> {
         for (i, ip) in ips.iter().enumerate() {
             if let Some(other) = ips[..i].iter().find(|o| Family::of(o) == Family::of(ip)) {
                 return Err(RestoreError::TwoOfOneFamily {
-                    service: key.clone(),
+                    service: key.to_holder(),
                     family: Family::of(ip),
                     first: *other,
                     second: *ip,
@@ -231,14 +299,14 @@ impl Allocator {
                 self.check_share(ip, key, sharing_key.as_deref(), &req.sharing)
             {
                 return Err(RestoreError::Conflict {
-                    service: key.clone(),
+                    service: key.to_holder(),
                     ip: *ip,
                     holder,
                     why: Box::new(why),
                 });
             }
         }
-        self.release(key);
+        self.release_who(key);
         let alloc = Allocation {
             ips: ips
                 .iter()
@@ -260,7 +328,19 @@ impl Allocator {
     /// Frees the Service's addresses (shared ones stay held by the other sharers) and returns
     /// what it held.
     pub fn release(&mut self, key: &ServiceKey) -> Option<Allocation> {
-        let rec = self.services.remove(key)?;
+        self.release_who(Who::Service(key))
+    }
+
+    /// [`Allocator::release`] for any holder: how a quarantine hold ends.
+    pub fn release_holder(&mut self, holder: &Holder) -> Option<Allocation> {
+        self.release_who(holder.who())
+    }
+
+    fn release_who(&mut self, key: Who<'_>) -> Option<Allocation> {
+        let rec = match key {
+            Who::Service(k) => self.services.remove(k),
+            Who::Quarantine(q) => self.quarantines.remove(q),
+        }?;
         for a in &rec.alloc.ips {
             self.unhold(key, &a.ip, rec.alloc.sharing_key.as_deref());
         }
@@ -273,16 +353,30 @@ impl Allocator {
     }
 
     /// The Services holding `ip`, in key order (more than one only through a sharing key).
+    /// Quarantine holds are not Services and are not listed.
     pub fn holders(&self, ip: &IpAddr) -> Vec<&ServiceKey> {
         self.holders
             .get(&ip_key(ip))
-            .map(|s| s.iter().collect())
+            .map(|s| s.iter().filter_map(Holder::service).collect())
             .unwrap_or_default()
     }
 
     /// Every Service with an allocation, in key order.
     pub fn services(&self) -> impl Iterator<Item = (&ServiceKey, &Allocation)> {
         self.services.iter().map(|(k, r)| (k, &r.alloc))
+    }
+
+    /// Every holder with its addresses, quarantine holds included, in holder order.
+    pub fn holdings(&self) -> impl Iterator<Item = (Holder, &Allocation)> {
+        let services = self
+            .services
+            .iter()
+            .map(|(k, r)| (Holder::Service(k.clone()), &r.alloc));
+        let quarantines = self
+            .quarantines
+            .iter()
+            .map(|(q, r)| (Holder::Quarantine(Box::new(q.clone())), &r.alloc));
+        services.chain(quarantines)
     }
 
     /// The sharing attributes stored for the Service, so callers (and tests) can re-check the
@@ -357,15 +451,15 @@ impl Allocator {
     fn check_share(
         &self,
         ip: &IpAddr,
-        me: &ServiceKey,
+        me: Who<'_>,
         sharing_key: Option<&str>,
         attrs: &SharingAttrs,
-    ) -> Result<(), (ServiceKey, SharingConflict)> {
+    ) -> Result<(), (Holder, SharingConflict)> {
         let Some(holders) = self.holders.get(&ip_key(ip)) else {
             return Ok(());
         };
-        for other in holders.iter().filter(|h| *h != me) {
-            let Some(rec) = self.services.get(other) else {
+        for other in holders.iter().filter(|h| h.who() != me) {
+            let Some(rec) = self.record(other.who()) else {
                 continue;
             };
             if let Some(why) = sharing::conflict(
@@ -382,8 +476,8 @@ impl Allocator {
 
     /// The sharing key to keep when the held addresses still satisfy `req`, or `None` when
     /// they must be reallocated.
-    fn still_satisfies(&self, key: &ServiceKey, req: &AllocationRequest) -> Option<Option<String>> {
-        let rec = self.services.get(key)?;
+    fn still_satisfies(&self, key: Who<'_>, req: &AllocationRequest) -> Option<Option<String>> {
+        let rec = self.record(key)?;
         let held: Vec<IpAddr> = rec.alloc.addresses();
         if !req.ips.is_empty() {
             let mut want = req.ips.clone();
@@ -443,53 +537,57 @@ impl Allocator {
     /// Stores new sharing attributes for a Service whose addresses stay.
     fn update_attrs(
         &mut self,
-        key: &ServiceKey,
+        key: Who<'_>,
         req: &AllocationRequest,
         sharing_key: Option<String>,
     ) -> Allocation {
-        let mut alloc = self.get(key).cloned().unwrap_or_default();
+        let mut alloc = self
+            .record(key)
+            .map(|r| r.alloc.clone())
+            .unwrap_or_default();
         if alloc.sharing_key != sharing_key {
             // Re-index under the new key; the addresses themselves stay put.
-            self.release(key);
+            self.release_who(key);
             alloc.sharing_key = sharing_key;
             self.insert(key, alloc.clone(), req);
-        } else if let Some(rec) = self.services.get_mut(key) {
+        } else if let Some(rec) = self.record_mut(key) {
             rec.attrs = req.sharing.clone();
             rec.own_key = req.sharing_key.clone();
         }
         alloc
     }
 
-    fn insert(&mut self, key: &ServiceKey, alloc: Allocation, req: &AllocationRequest) {
+    fn insert(&mut self, key: Who<'_>, alloc: Allocation, req: &AllocationRequest) {
         for a in &alloc.ips {
             let k = ip_key(&a.ip);
             let set = self.holders.entry(k).or_default();
             if set.is_empty() {
                 self.ranges.take(k.0, k.1);
             }
-            if let Err(at) = set.binary_search(key) {
-                set.insert(at, key.clone());
+            if let Err(at) = set.binary_search_by(|h| h.who().cmp(&key)) {
+                set.insert(at, key.to_holder());
             }
             if let Some(sk) = &alloc.sharing_key {
                 self.by_key.entry(sk.clone()).or_default().insert(k);
             }
         }
-        self.services.insert(
-            key.clone(),
-            Record {
-                alloc,
-                own_key: req.sharing_key.clone(),
-                attrs: req.sharing.clone(),
-            },
-        );
+        let rec = Record {
+            alloc,
+            own_key: req.sharing_key.clone(),
+            attrs: req.sharing.clone(),
+        };
+        match key {
+            Who::Service(k) => self.services.insert(k.clone(), rec),
+            Who::Quarantine(q) => self.quarantines.insert(q.clone(), rec),
+        };
     }
 
-    fn unhold(&mut self, key: &ServiceKey, ip: &IpAddr, sharing_key: Option<&str>) {
+    fn unhold(&mut self, key: Who<'_>, ip: &IpAddr, sharing_key: Option<&str>) {
         let k = ip_key(ip);
         let Some(set) = self.holders.get_mut(&k) else {
             return;
         };
-        if let Ok(at) = set.binary_search(key) {
+        if let Ok(at) = set.binary_search_by(|h| h.who().cmp(&key)) {
             set.remove(at);
         }
         if !set.is_empty() {

@@ -4,10 +4,11 @@
 use std::net::IpAddr;
 
 use super::error::{AllocError, NoPoolWhy};
+use super::Who;
 use super::{ip_key, Allocator};
 use crate::addr::Family;
 use crate::pool::{Pool, SearchOrder};
-use crate::service::{AllocationRequest, ServiceKey};
+use crate::service::AllocationRequest;
 
 /// Addresses chosen (with the index of their pool) and the sharing key they are held under.
 type Placement = (Vec<(IpAddr, usize)>, Option<String>);
@@ -33,7 +34,7 @@ impl Allocator {
     /// Picks addresses for `me` per `req`, without changing any state.
     pub(super) fn place(
         &self,
-        me: &ServiceKey,
+        me: Who<'_>,
         req: &AllocationRequest,
     ) -> Result<Placement, AllocError> {
         let named = match &req.pool {
@@ -66,7 +67,7 @@ impl Allocator {
     /// Checks and claims the requested IPs.
     fn place_requested(
         &self,
-        me: &ServiceKey,
+        me: Who<'_>,
         req: &AllocationRequest,
         named: Option<usize>,
     ) -> Result<Placement, AllocError> {
@@ -184,7 +185,7 @@ impl Allocator {
     /// PreferDualStack, failing that, whatever one pool offers.
     fn place_auto(
         &self,
-        me: &ServiceKey,
+        me: Who<'_>,
         req: &AllocationRequest,
         candidates: &[usize],
         named: bool,
@@ -270,7 +271,7 @@ impl Allocator {
     /// holders all accept `me`; otherwise the pool's first free address in its search order.
     fn pick_in_pool(
         &self,
-        me: &ServiceKey,
+        me: Who<'_>,
         req: &AllocationRequest,
         p: usize,
         family: Family,

@@ -471,3 +471,60 @@ fn holders_and_per_service_views_agree_after_sharing_and_release() {
         }
     }
 }
+
+#[test]
+fn a_quarantine_hold_keeps_an_ip_from_others_without_being_a_service() {
+    let mut a = Allocator::new(vec![pool("lan", &["10.0.0.0/31"])]);
+    let hold = Holder::quarantine(ip("10.0.0.0"), key("old"));
+    a.restore_holder(&hold, &v4(), &[ip("10.0.0.0")]).unwrap();
+    // Only Services are listed or reported as holders.
+    assert!(a.holders(&ip("10.0.0.0")).is_empty());
+    assert_eq!(a.services().count(), 0);
+    assert_eq!(
+        a.holdings().map(|(h, _)| h).collect::<Vec<_>>(),
+        vec![hold.clone()]
+    );
+    assert!(a
+        .set_pools(vec![pool("other", &["10.1.0.0/31"])])
+        .orphaned
+        .is_empty());
+    a.set_pools(vec![pool("lan", &["10.0.0.0/31"])]);
+    // But the address is not free: asked for, it names who may still show it.
+    let err = a
+        .ensure(&key("new"), &requesting(&["10.0.0.0"]))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("default/old (which gave up 10.0.0.0 but may still show it)"),
+        "{err}"
+    );
+    assert_eq!(
+        addrs(&a.ensure(&key("new"), &v4()).unwrap()),
+        vec![ip("10.0.0.1")]
+    );
+    // Once the hold ends the address is free again.
+    a.release_holder(&hold);
+    a.release(&key("new"));
+    assert_eq!(
+        addrs(&a.ensure(&key("new"), &v4()).unwrap()),
+        vec![ip("10.0.0.0")]
+    );
+}
+
+#[test]
+fn requested_ips_held_in_another_order_are_listed_as_requested() {
+    // Found by alloc_props: a dual-stack Service holding [v6, v4] that then requests exactly
+    // those IPs as [v4, v6] keeps them, listed in the requested order.
+    let mut a = Allocator::new(vec![pool("lan", &["10.0.0.0/31", "fd00::/127"])]);
+    let v6_first = AllocationRequest {
+        families: vec![Family::V6, Family::V4],
+        require_all: true,
+        ..v4()
+    };
+    let held = a.ensure(&key("x"), &v6_first).unwrap();
+    assert_eq!(addrs(&held), vec![ip("fd00::"), ip("10.0.0.0")]);
+    let asked = requesting(&["10.0.0.0", "fd00::"]);
+    let got = a.ensure(&key("x"), &asked).unwrap();
+    assert_eq!(addrs(&got), vec![ip("10.0.0.0"), ip("fd00::")]);
+    assert_eq!(a.get(&key("x")), Some(&got), "returned = stored");
+}

@@ -100,9 +100,6 @@ impl Reconciler {
         let change = self.allocator.set_pools(config.pools.clone());
         self.config = Some(config);
         for key in change.orphaned {
-            if quarantine::is_placeholder(&key) {
-                continue;
-            }
             let ips = self
                 .allocator
                 .get(&key)
