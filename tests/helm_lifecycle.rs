@@ -456,7 +456,28 @@ async fn controller_allocates_from_the_installed_config(api: &TestApi) {
             ctl.log()
         );
     }
+    // With `heartbeat.key` empty the chart leaves the speakers' key to the controller, which
+    // creates it (on the real server as the chart's ServiceAccount, so the chart's RBAC allows
+    // exactly that).
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), NS);
+    let key_len = eventually(
+        "the controller to create Secret ferrolb-heartbeat",
+        DEADLINE,
+        || async {
+            let s = secrets.get_opt("ferrolb-heartbeat").await.ok().flatten()?;
+            s.data?.get("key").map(|k| k.0.len())
+        },
+    )
+    .await;
+    assert_eq!(key_len, 32, "a 256-bit generated key");
     drop(ctl);
+    // Helm never adopts an object it did not create, so an operator who now wants their own
+    // key through the chart first deletes the generated Secret (docs/operations.md, "The
+    // heartbeat key"); the upgrade below then creates the chart's.
+    secrets
+        .delete("ferrolb-heartbeat", &Default::default())
+        .await
+        .expect("delete the generated Secret ferrolb-heartbeat");
     services
         .delete("web", &Default::default())
         .await

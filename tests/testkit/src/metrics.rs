@@ -138,7 +138,10 @@ ferrolb_leader_changes_total 7
     fn value_takes_a_name_or_an_exact_series() {
         assert_eq!(value(TEXT, "ferrolb_allocation_failures_total"), Some(2.0));
         assert_eq!(
-            value(TEXT, r#"ferrolb_allocation_failures_total{reason="a } and \" in it"}"#),
+            value(
+                TEXT,
+                r#"ferrolb_allocation_failures_total{reason="a } and \" in it"}"#
+            ),
             Some(3.0)
         );
         assert_eq!(
