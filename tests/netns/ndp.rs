@@ -163,13 +163,15 @@ pub struct Na {
     pub checksum_ok: bool,
 }
 
-fn ip6(b: &[u8]) -> Ipv6Addr {
+/// The IPv6 address in the first 16 bytes of `b` (which must be that long).
+pub fn ip6(b: &[u8]) -> Ipv6Addr {
     let mut a = [0u8; 16];
     a.copy_from_slice(&b[..16]);
     Ipv6Addr::from(a)
 }
 
-fn mac(b: &[u8]) -> MacAddr {
+/// The MAC in the first 6 bytes of `b` (which must be that long).
+pub fn mac(b: &[u8]) -> MacAddr {
     let mut m = [0u8; 6];
     m.copy_from_slice(&b[..6]);
     MacAddr(m)
