@@ -2,9 +2,9 @@
 //! and `ndisc6`), the IPv6 twin of `benches/arp_flood.rs`: how many solicitations per second
 //! one speaker answers, what it costs in CPU, and what ignoring junk, other IPv6 traffic and
 //! other VLANs costs. A raw socket in the client namespace sends hand-made solicitations (built
-//! here, checksum included, without the product's codec) at fixed offered rates and flat out;
-//! a second thread on the same socket counts the advertisements that come back. The speaker's
-//! CPU comes from /proc/<pid>/stat.
+//! by `tests/netns/ndp.rs`, checksum included, without the product's codec) at fixed offered
+//! rates and flat out; a second thread on the same socket counts the advertisements that come
+//! back. The speaker's CPU comes from /proc/<pid>/stat.
 //!
 //! Run: `cargo bench --bench ndp_flood` (`FERROLB_FLOOD_SECS`, default 5, per step).
 
@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cluster::{Cluster, ClusterSpec};
+use netns::ndp::RawNd;
 use netns::MacAddr;
 use serde_json::json;
 
@@ -34,60 +35,15 @@ fn secs() -> Duration {
     )
 }
 
-fn solicited_node(ip: Ipv6Addr) -> Ipv6Addr {
-    let o = ip.octets();
-    Ipv6Addr::new(
-        0xff02,
-        0,
-        0,
-        0,
-        0,
-        1,
-        0xff00 | u16::from(o[13]),
-        u16::from_be_bytes([o[14], o[15]]),
-    )
-}
-
-fn checksum(src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) -> u16 {
-    let mut data = Vec::with_capacity(40 + msg.len());
-    data.extend_from_slice(&src.octets());
-    data.extend_from_slice(&dst.octets());
-    data.extend_from_slice(&(msg.len() as u32).to_be_bytes());
-    data.extend_from_slice(&[0, 0, 0, 58]);
-    data.extend_from_slice(msg);
-    if data.len() % 2 == 1 {
-        data.push(0);
-    }
-    let mut sum: u32 = data
-        .chunks(2)
-        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// A multicast Neighbor Solicitation for `target` from the flooder, with its source
 /// link-layer option; `hop_limit` 255 and `bad_checksum` false make it valid.
 fn solicitation(target: Ipv6Addr, hop_limit: u8, bad_checksum: bool) -> Vec<u8> {
-    let group = solicited_node(target);
-    let g = group.octets();
-    let mut msg = vec![135, 0, 0, 0, 0, 0, 0, 0];
-    msg.extend_from_slice(&target.octets());
-    msg.extend_from_slice(&[1, 1]);
-    msg.extend_from_slice(&FLOOD_MAC.0);
-    let sum = checksum(FLOOD_IP, group, &msg).wrapping_add(u16::from(bad_checksum));
-    msg[2..4].copy_from_slice(&sum.to_be_bytes());
-    let mut f = vec![0x33, 0x33, g[12], g[13], g[14], g[15]];
-    f.extend_from_slice(&FLOOD_MAC.0);
-    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
-    f.extend_from_slice(&(msg.len() as u16).to_be_bytes());
-    f.extend_from_slice(&[58, hop_limit]);
-    f.extend_from_slice(&FLOOD_IP.octets());
-    f.extend_from_slice(&g);
-    f.extend_from_slice(&msg);
-    f
+    RawNd {
+        hop_limit,
+        checksum_delta: u16::from(bad_checksum),
+        ..RawNd::multicast_solicitation(FLOOD_MAC, FLOOD_IP, target)
+    }
+    .bytes()
 }
 
 /// `Some(target)` if `f` is a Neighbor Advertisement to the flooder's MAC.

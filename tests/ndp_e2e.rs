@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use ferrolb::speaker::metrics::IpLabels;
 use ferrolb::speaker::ndp_io::{ClaimKind, NdpClaim, NdpIo, NdpMetrics};
 use ferrolb_core::arp::{GarpParams, MacAddr as CoreMac};
+use netns::ndp::{ip6, mac, multicast_mac, na_of, Na, RawNd};
 use netns::MacAddr;
 use tokio::sync::mpsc;
 
@@ -124,156 +125,7 @@ impl Rig {
     }
 }
 
-// ---- Frames built and read by hand (independent of ferrolb_core::ndp) ----
-
-fn icmp6_checksum(src: Ipv6Addr, dst: Ipv6Addr, msg: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    let mut add = |b: &[u8]| {
-        for pair in b.chunks(2) {
-            let hi = u32::from(pair[0]) << 8;
-            sum += hi | pair.get(1).map_or(0, |&x| u32::from(x));
-        }
-    };
-    add(&src.octets());
-    add(&dst.octets());
-    add(&(msg.len() as u32).to_be_bytes());
-    add(&[0, 0, 0, 58]);
-    add(msg);
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// Every field of an Ethernet + IPv6 + ICMPv6 ND frame, freely settable (to wrong values too).
-#[derive(Clone)]
-struct RawNd {
-    eth_dst: MacAddr,
-    eth_src: MacAddr,
-    /// An 802.1Q tag (TCI) inserted after the MACs.
-    vlan: Option<u16>,
-    hop_limit: u8,
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    icmp_type: u8,
-    code: u8,
-    flags: u8,
-    target: Ipv6Addr,
-    options: Vec<u8>,
-    /// Added to the correct checksum (0 = valid).
-    checksum_delta: u16,
-    /// Bytes cut off the end.
-    cut: usize,
-}
-
-impl RawNd {
-    fn solicitation(from_mac: MacAddr, src: Ipv6Addr, dst: Ipv6Addr, eth_dst: MacAddr) -> Self {
-        RawNd {
-            eth_dst,
-            eth_src: from_mac,
-            vlan: None,
-            hop_limit: 255,
-            src,
-            dst,
-            icmp_type: 135,
-            code: 0,
-            flags: 0,
-            target: VIP,
-            options: Vec::new(),
-            checksum_delta: 0,
-            cut: 0,
-        }
-    }
-
-    fn bytes(&self) -> Vec<u8> {
-        let mut msg = vec![self.icmp_type, self.code, 0, 0, self.flags, 0, 0, 0];
-        msg.extend(self.target.octets());
-        msg.extend(&self.options);
-        let sum = icmp6_checksum(self.src, self.dst, &msg).wrapping_add(self.checksum_delta);
-        msg[2..4].copy_from_slice(&sum.to_be_bytes());
-        let mut f = Vec::new();
-        f.extend(self.eth_dst.0);
-        f.extend(self.eth_src.0);
-        if let Some(tci) = self.vlan {
-            f.extend([0x81, 0x00]);
-            f.extend(tci.to_be_bytes());
-        }
-        f.extend([0x86, 0xdd, 0x60, 0, 0, 0]);
-        f.extend((msg.len() as u16).to_be_bytes());
-        f.extend([58, self.hop_limit]);
-        f.extend(self.src.octets());
-        f.extend(self.dst.octets());
-        f.extend(msg);
-        f.truncate(f.len() - self.cut);
-        f
-    }
-}
-
-fn multicast_mac(group: Ipv6Addr) -> MacAddr {
-    let o = group.octets();
-    MacAddr([0x33, 0x33, o[12], o[13], o[14], o[15]])
-}
-
-/// A Neighbor Advertisement read out of raw bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Na {
-    eth_dst: MacAddr,
-    eth_src: MacAddr,
-    hop_limit: u8,
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    router: bool,
-    solicited: bool,
-    override_flag: bool,
-    target: Ipv6Addr,
-    tlla: Option<MacAddr>,
-    checksum_ok: bool,
-}
-
-fn ip6(b: &[u8]) -> Ipv6Addr {
-    let mut a = [0u8; 16];
-    a.copy_from_slice(&b[..16]);
-    Ipv6Addr::from(a)
-}
-
-fn mac(b: &[u8]) -> MacAddr {
-    let mut m = [0u8; 6];
-    m.copy_from_slice(&b[..6]);
-    MacAddr(m)
-}
-
-fn na_of(f: &[u8]) -> Option<Na> {
-    if f.len() < 78 || f[12..14] != [0x86, 0xdd] || f[20] != 58 || f[54] != 136 {
-        return None;
-    }
-    let len = usize::from(u16::from_be_bytes([f[18], f[19]]));
-    let msg = f.get(54..54 + len)?;
-    let (src, dst) = (ip6(&f[22..]), ip6(&f[38..]));
-    let mut zeroed = msg.to_vec();
-    zeroed[2..4].copy_from_slice(&[0, 0]);
-    let checksum_ok = icmp6_checksum(src, dst, &zeroed) == u16::from_be_bytes([msg[2], msg[3]]);
-    let mut tlla = None;
-    let mut opts = &msg[24..];
-    while opts.len() >= 8 && opts[1] > 0 {
-        if opts[0] == 2 && opts[1] == 1 {
-            tlla = Some(mac(&opts[2..]));
-        }
-        opts = opts.get(usize::from(opts[1]) * 8..).unwrap_or(&[]);
-    }
-    Some(Na {
-        eth_dst: mac(&f[0..]),
-        eth_src: mac(&f[6..]),
-        hop_limit: f[21],
-        src,
-        dst,
-        router: msg[4] & 0x80 != 0,
-        solicited: msg[4] & 0x40 != 0,
-        override_flag: msg[4] & 0x20 != 0,
-        target: ip6(&msg[8..]),
-        tlla,
-        checksum_ok,
-    })
-}
+// Frames are built and read by hand in `netns::ndp` (independent of ferrolb_core::ndp).
 
 /// Reads frames on the client's raw socket until an advertisement from `from` matches `pred`.
 fn wait_for_na(
@@ -338,7 +190,7 @@ fn a_unicast_reachability_probe_without_options_is_answered() {
     let client_mac = inj.mac;
     // What a switch or router sends when its entry for the VIP goes STALE: unicast to the MAC
     // it has, to the VIP itself, no source link-layer option (RFC 4861 §7.2.2 allows that).
-    let probe = RawNd::solicitation(client_mac, netns::CLIENT_IP6, VIP, rig.node_mac());
+    let probe = RawNd::solicitation(client_mac, netns::CLIENT_IP6, VIP, VIP, rig.node_mac());
     inj.send(&probe.bytes()).expect("send NS");
     let na = wait_for_na(&mut inj, rig.node_mac(), Duration::from_secs(3), |na| {
         na.target == VIP
@@ -439,6 +291,7 @@ fn foreign_dad_probes_and_advertisements_are_reported_and_the_owner_defends() {
     let mut dad = RawNd::solicitation(
         client_mac,
         Ipv6Addr::UNSPECIFIED,
+        VIP,
         VIP_GROUP,
         multicast_mac(VIP_GROUP),
     );
@@ -461,7 +314,7 @@ fn foreign_dad_probes_and_advertisements_are_reported_and_the_owner_defends() {
     assert!(!na.solicited && na.override_flag && na.checksum_ok);
 
     // Another MAC advertises the VIP (a second owner, or a host that configured it).
-    let mut na = RawNd::solicitation(STRANGER, VIP, ALL_NODES, multicast_mac(ALL_NODES));
+    let mut na = RawNd::solicitation(STRANGER, VIP, VIP, ALL_NODES, multicast_mac(ALL_NODES));
     na.icmp_type = 136;
     na.flags = 0x20;
     na.options = vec![2, 1];
@@ -493,7 +346,7 @@ fn foreign_dad_probes_and_advertisements_are_reported_and_the_owner_defends() {
     }
     assert!(saw_probe, "our DAD probe for {probed} was seen on the wire");
     let ask = {
-        let mut r = RawNd::solicitation(client_mac, netns::CLIENT_IP6, probed, rig.node_mac());
+        let mut r = RawNd::solicitation(client_mac, netns::CLIENT_IP6, VIP, probed, rig.node_mac());
         r.target = probed;
         r
     };
@@ -508,7 +361,7 @@ fn foreign_dad_probes_and_advertisements_are_reported_and_the_owner_defends() {
         .is_none(),
         "a watched IP is not answered"
     );
-    let mut claim = RawNd::solicitation(STRANGER, probed, ALL_NODES, multicast_mac(ALL_NODES));
+    let mut claim = RawNd::solicitation(STRANGER, probed, VIP, ALL_NODES, multicast_mac(ALL_NODES));
     claim.icmp_type = 136;
     claim.flags = 0x20;
     claim.target = probed;
@@ -530,7 +383,7 @@ fn malformed_and_hostile_floods_get_no_reply_and_the_responder_survives() {
     let inj = rig.lan.client().injector("eth0");
     let client_mac = inj.mac;
     let node_mac = rig.node_mac();
-    let valid = RawNd::solicitation(client_mac, netns::CLIENT_IP6, VIP, node_mac);
+    let valid = RawNd::solicitation(client_mac, netns::CLIENT_IP6, VIP, VIP, node_mac);
     // Each differs from a solicitation that is answered in one thing that makes it invalid.
     let mut bad = Vec::new();
     let mut f = valid.clone();
@@ -554,6 +407,7 @@ fn malformed_and_hostile_floods_get_no_reply_and_the_responder_survives() {
     let mut f = RawNd::solicitation(
         client_mac,
         Ipv6Addr::UNSPECIFIED,
+        VIP,
         VIP_GROUP,
         multicast_mac(VIP_GROUP),
     );

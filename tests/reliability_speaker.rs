@@ -14,11 +14,14 @@ mod cluster;
 mod netns;
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cluster::{metric, metric_sum, poll, Cluster, ClusterSpec};
 use netns::inject::RawArp;
+use netns::ndp::{self, Na, RawNd};
 use netns::{ArpOp, ArpSample, MacAddr};
 use serde_json::json;
 
@@ -747,6 +750,621 @@ fn hostile_and_malformed_arp_gets_no_reply_crashes_nothing_and_costs_little() {
         );
     }
     no_panics(&c);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3b. Hostile NDP: the IPv6 twin of section 3, on a dual-stack LAN
+// ---------------------------------------------------------------------------------------------
+
+fn cluster6(nodes: usize) -> Option<Cluster> {
+    netns::require_ipv6().ok()?;
+    Some(Cluster::start(ClusterSpec {
+        ipv6: true,
+        ..spec(nodes)
+    }))
+}
+
+/// Made-up MACs for injected IPv6 frames: 02:fe:00:00:0b:<n>, so replies can be told apart.
+fn fake_mac6(n: u8) -> MacAddr {
+    MacAddr([0x02, 0xfe, 0, 0, 0x0b, n])
+}
+
+/// An address on the LAN's IPv6 subnet that no host uses, as the source of injected frames.
+const FAKE_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x210);
+/// All-nodes, where unsolicited advertisements go.
+const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+/// Frames the kernel dropped before the speaker's NDP reader read them.
+const NDP_DROPPED: &str = "ferrolb_speaker_ndp_receive_dropped_total";
+
+/// Every Neighbor Advertisement a raw socket in the client sees, collected by a thread.
+struct NaWatch {
+    seen: Arc<Mutex<Vec<Na>>>,
+    stop: Arc<AtomicBool>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl NaWatch {
+    fn start(mut rx: Box<dyn pnet_datalink::DataLinkReceiver>) -> Self {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st) = (seen.clone(), stop.clone());
+        let reader = std::thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                if let Ok(f) = rx.next() {
+                    if let Some(na) = ndp::na_of(f) {
+                        s.lock().unwrap_or_else(|p| p.into_inner()).push(na);
+                    }
+                }
+            }
+        });
+        NaWatch {
+            seen,
+            stop,
+            reader: Some(reader),
+        }
+    }
+
+    fn seen(&self) -> Vec<Na> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The first advertisement matching `pred`, waiting up to `timeout`.
+    fn wait_for(&self, timeout: Duration, pred: impl Fn(&Na) -> bool) -> Option<Na> {
+        let mut found = None;
+        poll(timeout, || {
+            found = self.seen().into_iter().find(|na| pred(na));
+            found.is_some()
+        });
+        found
+    }
+
+    fn stop(mut self) -> Vec<Na> {
+        self.halt();
+        self.seen()
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+impl Drop for NaWatch {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+fn send_raw(tx: &mut Box<dyn pnet_datalink::DataLinkSender>, frame: &[u8]) -> bool {
+    matches!(tx.send_to(frame, None), Some(Ok(())))
+}
+
+/// Solicited advertisements in `seen` addressed to `mac` (replies to frames sent from it).
+fn replies_to6(seen: &[Na], mac: MacAddr) -> usize {
+    seen.iter()
+        .filter(|na| na.solicited && na.eth_dst == mac)
+        .count()
+}
+
+/// Solicitations for `vip` that are each wrong in one way RFC 4861 §7.1.1 (or the LAN's
+/// segmentation) says must be dropped silently; each kind from its own MAC.
+fn malformed6(vip: Ipv6Addr) -> Vec<(&'static str, MacAddr, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut n = 10u8;
+    let mut add = |name: &'static str, f: &dyn Fn(RawNd) -> RawNd| {
+        let mac = fake_mac6(n);
+        n += 1;
+        out.push((
+            name,
+            mac,
+            f(RawNd::multicast_solicitation(mac, FAKE_IP6, vip)).bytes(),
+        ));
+    };
+    add("bad checksum", &|s| RawNd {
+        checksum_delta: 1,
+        ..s
+    });
+    add("hop limit 254 (from off-link)", &|s| RawNd {
+        hop_limit: 254,
+        ..s
+    });
+    add("hop limit 1", &|s| RawNd { hop_limit: 1, ..s });
+    add("ICMPv6 code 1", &|s| RawNd { code: 1, ..s });
+    add("ICMPv6 type 128 (echo request)", &|s| RawNd {
+        icmp_type: 128,
+        ..s
+    });
+    add("ICMPv6 type 133 (router solicitation)", &|s| RawNd {
+        icmp_type: 133,
+        ..s
+    });
+    add("next header UDP", &|s| RawNd {
+        next_header: 17,
+        ..s
+    });
+    add("option with length 0", &|s| RawNd {
+        options: vec![1, 0, 0, 0, 0, 0, 0, 0],
+        ..s
+    });
+    add("option with length 0 after a valid one", &|s| {
+        let mut options = s.options.clone();
+        options.extend([14, 0, 0, 0, 0, 0, 0, 0]);
+        RawNd { options, ..s }
+    });
+    add("option longer than the message", &|s| RawNd {
+        options: vec![1, 2, 0, 0, 0, 0, 0, 0],
+        ..s
+    });
+    add("truncated into the target", &|s| RawNd { cut: 18, ..s });
+    add("truncated to the IPv6 header", &|s| RawNd { cut: 32, ..s });
+    add("payload length beyond the frame", &|s| RawNd {
+        length_delta: 8,
+        ..s
+    });
+    add("tagged for VLAN 100", &|s| RawNd {
+        vlan: Some(100),
+        ..s
+    });
+    add("tagged for VLAN 100 with priority", &|s| RawNd {
+        vlan: Some(0xa064),
+        ..s
+    });
+    out
+}
+
+/// An unsolicited advertisement with the override flag for `ip` from `mac`, as a host that
+/// claims the address sends it.
+fn foreign_advert(mac: MacAddr, ip: Ipv6Addr, vlan: Option<u16>) -> Vec<u8> {
+    let mut tlla = ndp::source_lla(mac);
+    tlla[0] = 2;
+    RawNd {
+        icmp_type: 136,
+        flags: 0x20,
+        options: tlla,
+        vlan,
+        ..RawNd::solicitation(mac, ip, ip, ALL_NODES, ndp::multicast_mac(ALL_NODES))
+    }
+    .bytes()
+}
+
+/// `vip` with the interface identifier's first byte set to `b`: on the LAN's /64 (or, with
+/// `prefix`, in another /64), outside every pool, and in `vip`'s solicited-node group, so a
+/// multicast solicitation for it reaches the speaker that joined that group.
+fn same_group(vip: Ipv6Addr, b: u8, prefix: Option<u8>) -> Ipv6Addr {
+    let mut o = vip.octets();
+    o[8] = b;
+    if let Some(p) = prefix {
+        o[7] = p;
+    }
+    Ipv6Addr::from(o)
+}
+
+/// The ARP scenario above for IPv6 Neighbor Discovery: malformed and hostile solicitations,
+/// solicitations for IPs nobody announces, on a second interface and tagged for another VLAN,
+/// get no advertisement; claims from another segment are not heeded; floods cost bounded CPU
+/// and leave the owner healthy and answering `ndisc6`. Frames come from `tests/netns/ndp.rs`,
+/// not the product's codec.
+#[test]
+fn hostile_and_malformed_ndp_gets_no_reply_crashes_nothing_and_costs_little() {
+    let Some(c) = cluster6(2) else {
+        return;
+    };
+    // A second link, node <-> client, on both nodes (the owner is not known yet). Unlike the
+    // ARP scenario it gets a subnet of its own, 2001:db8:5:<i>::/64, outside the VIP's: the
+    // speaker answers NDP only on interfaces with an IPv6 subnet, so this is the real case of
+    // a second segment.
+    let sides: Vec<String> = (1..=2)
+        .map(|i| {
+            let side = c.lan.add_side_link(i);
+            for (host, dev, addr) in [
+                (c.lan.node(i), "eth1", format!("2001:db8:5:{i}::1/64")),
+                (
+                    c.lan.client(),
+                    side.as_str(),
+                    format!("2001:db8:5:{i}::2/64"),
+                ),
+            ] {
+                let out = host
+                    .exec(
+                        "ip",
+                        &["-6", "addr", "add", &addr, "dev", dev, "nodad"],
+                        Duration::from_secs(5),
+                    )
+                    .unwrap_or_else(|e| panic!("ip addr add {addr} dev {dev}: {e}"));
+                assert!(
+                    out.status.success(),
+                    "ip addr add {addr} dev {dev}: {}",
+                    out.stderr
+                );
+            }
+            side
+        })
+        .collect();
+    for i in 1..=2 {
+        let s = c.speakers[i - 1].as_ref().expect("running");
+        assert!(
+            poll(Duration::from_secs(10), || s.stderr().lines().any(|l| l
+                .contains("listening for IPv6 neighbor discovery")
+                && l.contains("eth1"))),
+            "node-{i} never opened an NDP port on eth1\n{}",
+            c.speaker_logs()
+        );
+    }
+    let vip = c.create_service6("web6", json!({}));
+    let owner = c
+        .wait_announcer6(vip, Duration::from_secs(10), |_| true)
+        .unwrap_or_else(|| panic!("nobody answers NDP for {vip}\n{}", c.speaker_logs()));
+    let owner_mac = c.lan.node(owner).mac();
+    let side = &sides[owner - 1];
+    let client = c.lan.client();
+    let (mut tx, rx) = client.injector("eth0").split();
+    let (mut side_tx, side_rx) = client.injector(side).split();
+    let watch = NaWatch::start(rx);
+    let side_watch = NaWatch::start(side_rx);
+
+    // Positive controls, so the checks for "no reply" below can fail: a multicast solicitation
+    // as a resolving host sends it, the same with a priority tag (VLAN 0 is the untagged LAN),
+    // and a unicast reachability probe to the owner's MAC.
+    let controls = [
+        (
+            "multicast",
+            fake_mac6(1),
+            RawNd::multicast_solicitation(fake_mac6(1), FAKE_IP6, vip),
+        ),
+        (
+            "priority-tagged (VLAN 0)",
+            fake_mac6(2),
+            RawNd {
+                vlan: Some(0xa000),
+                ..RawNd::multicast_solicitation(fake_mac6(2), FAKE_IP6, vip)
+            },
+        ),
+        (
+            "unicast probe",
+            fake_mac6(3),
+            RawNd::solicitation(fake_mac6(3), FAKE_IP6, vip, vip, owner_mac),
+        ),
+    ];
+    for (what, mac, frame) in &controls {
+        assert!(send_raw(&mut tx, &frame.bytes()), "send {what}");
+        let na = watch.wait_for(Duration::from_secs(3), |na| {
+            na.solicited && na.eth_dst == *mac && na.target == vip
+        });
+        let na = na.unwrap_or_else(|| {
+            panic!(
+                "the owner did not answer a valid {what} solicitation\n{}",
+                c.speaker_logs()
+            )
+        });
+        assert_eq!(
+            (na.eth_src, na.tlla, na.hop_limit, na.checksum_ok, na.dst),
+            (owner_mac, Some(owner_mac), 255, true, FAKE_IP6),
+            "the advertisement answering the {what} solicitation: {na:?}"
+        );
+    }
+
+    // Malformed solicitations for the VIP, each kind 20 times from its own MAC.
+    let bad = malformed6(vip);
+    for _ in 0..20 {
+        for (_, _, frame) in &bad {
+            // The kernel refuses some lengths outright; what is sent is what counts.
+            let _ = send_raw(&mut tx, frame);
+        }
+    }
+    // Solicitations for IPs nobody announces: an unallocated pool address (asked of the owner
+    // by unicast, so it surely arrives), and two addresses in the VIP's solicited-node group,
+    // one on the LAN's /64 and one off it.
+    let nobody = fake_mac6(4);
+    let unallocated = ndp_pool_ip_other_than(vip);
+    let unannounced = [
+        RawNd::solicitation(nobody, FAKE_IP6, unallocated, unallocated, owner_mac),
+        RawNd::multicast_solicitation(nobody, FAKE_IP6, unallocated),
+        RawNd::multicast_solicitation(nobody, FAKE_IP6, same_group(vip, 0xab, None)),
+        RawNd::multicast_solicitation(nobody, FAKE_IP6, same_group(vip, 0, Some(1))),
+    ];
+    for _ in 0..20 {
+        for s in &unannounced {
+            assert!(send_raw(&mut tx, &s.bytes()), "send");
+        }
+    }
+    // The owned VIP asked on the side link, whose interface holds no subnet of the VIP:
+    // multicast, and by unicast to the owner's MAC there.
+    let side_asker = fake_mac6(5);
+    let owner_side_mac = MacAddr([0x02, 0xfe, 0, 0, 0x03, owner as u8]);
+    let side_src = Ipv6Addr::new(0x2001, 0xdb8, 5, owner as u16, 0, 0, 0, 0x210);
+    for _ in 0..20 {
+        for f in [
+            RawNd::multicast_solicitation(side_asker, side_src, vip),
+            RawNd::solicitation(side_asker, side_src, vip, vip, owner_side_mac),
+        ] {
+            assert!(send_raw(&mut side_tx, &f.bytes()), "send on {side}");
+        }
+    }
+    // A second control after the junk: still answering. One reader thread per port reads
+    // frames in order, so on eth0 a reply to the junk would have been sent before this one's.
+    let control2 = fake_mac6(6);
+    assert!(send_raw(
+        &mut tx,
+        &RawNd::multicast_solicitation(control2, FAKE_IP6, vip).bytes()
+    ));
+    assert!(
+        watch
+            .wait_for(Duration::from_secs(3), |na| na.solicited
+                && na.eth_dst == control2)
+            .is_some(),
+        "the owner still answers after the junk\n{}",
+        c.speaker_logs()
+    );
+    // The side link's reader runs on its own: absence needs a window, as for ARP.
+    std::thread::sleep(Duration::from_millis(1000));
+    let seen = watch.stop();
+    let side_seen = side_watch.stop();
+    let answered: Vec<&str> = bad
+        .iter()
+        .filter(|(_, mac, _)| replies_to6(&seen, *mac) > 0)
+        .map(|(name, _, _)| *name)
+        .collect();
+    let expected: BTreeSet<MacAddr> = controls
+        .iter()
+        .map(|(_, m, _)| *m)
+        .chain([control2])
+        .collect();
+    let stray: Vec<&Na> = seen
+        .iter()
+        .chain(&side_seen)
+        .filter(|na| na.solicited && !expected.contains(&na.eth_dst))
+        .collect();
+    eprintln!(
+        "hostile NDP: {} malformed kinds x20, 80 solicitations for unannounced IPs, 40 on the \
+         side link; answered kinds: {answered:?}; replies for unannounced IPs: {}; side-link \
+         replies: {}; solicited advertisements to anyone but the controls: {}",
+        bad.len(),
+        replies_to6(&seen, nobody),
+        replies_to6(&side_seen, side_asker) + replies_to6(&seen, side_asker),
+        stray.len()
+    );
+    assert!(
+        answered.is_empty(),
+        "malformed solicitations answered: {answered:?}"
+    );
+    assert_eq!(
+        replies_to6(&seen, nobody),
+        0,
+        "advertisements for IPs nobody announces"
+    );
+    assert_eq!(
+        replies_to6(&side_seen, side_asker) + replies_to6(&seen, side_asker),
+        0,
+        "a solicitation on an interface outside the VIP's subnet was answered"
+    );
+    assert!(
+        stray.is_empty(),
+        "advertisements nobody valid asked for: {stray:?}"
+    );
+
+    // Claims for the VIP from another segment: an override advertisement tagged for VLAN 100
+    // on eth0, and an untagged one on the side link. Heeding either would silence the owner
+    // for the foreign hold-off, so it must keep answering ndisc6 on eth0 throughout.
+    let t = Instant::now();
+    assert!(send_raw(
+        &mut tx,
+        &foreign_advert(fake_mac6(7), vip, Some(100))
+    ));
+    assert!(send_raw(
+        &mut side_tx,
+        &foreign_advert(fake_mac6(8), vip, None)
+    ));
+    let mut asked = 0;
+    while t.elapsed() < Duration::from_millis(1500) {
+        assert_eq!(
+            client.ndisc6_mac(vip, 1),
+            Some(owner_mac),
+            "a claim from another segment made the owner stop answering, {:?} after it\n{}",
+            t.elapsed(),
+            c.speaker_logs()
+        );
+        asked += 1;
+    }
+    assert_eq!(
+        c.speaker_metric_sum(owner, "ferrolb_speaker_foreign_claims_total"),
+        0.0,
+        "a claim from another segment was counted as a foreign claim"
+    );
+    eprintln!("claims from other segments: ignored; ndisc6 answered {asked} of {asked} after them");
+
+    // Floods from the test thread as fast as it can send, 2 s each. The owner must stay alive,
+    // healthy and the owner. CPU is bounded: the speaker reads each port on one thread, which
+    // also sends the replies, and does no other per-frame work, so a flood costs at most that
+    // one core (plus a little for lease renewals and metric scrapes: 10 %), and what the thread
+    // cannot read the kernel drops at the socket and the speaker counts. What the socket filter
+    // keeps out of user space (hop limit not 255, other VLANs) costs next to nothing: at most
+    // 10 % of a core, where reading and rejecting it costs a debug build tens of percent.
+    // benches/ndp_flood.rs measures saturation properly.
+    let pid_cpu = |c: &Cluster| {
+        c.speakers[owner - 1]
+            .as_ref()
+            .and_then(netns::NsChild::cpu_time)
+            .unwrap_or_default()
+    };
+    let flood_mac = fake_mac6(9);
+    let sol = move |target: Ipv6Addr| RawNd::multicast_solicitation(flood_mac, FAKE_IP6, target);
+    // (name, kept out of user space by the socket filter, frame maker)
+    let floods: [(&str, bool, FrameMaker); 6] = [
+        (
+            "valid solicitations for the VIP",
+            false,
+            Box::new(move |_| sol(vip).bytes()),
+        ),
+        (
+            "solicitations for unannounced IPs",
+            false,
+            Box::new(move |n| sol(same_group(vip, 1 + (n % 200) as u8, None)).bytes()),
+        ),
+        (
+            "solicitations with a bad checksum",
+            false,
+            Box::new(move |n| {
+                RawNd {
+                    checksum_delta: 1 + (n % 100) as u16,
+                    ..sol(vip)
+                }
+                .bytes()
+            }),
+        ),
+        (
+            "solicitations with an option of length 0",
+            false,
+            Box::new(move |_| {
+                RawNd {
+                    options: vec![1, 0, 0, 0, 0, 0, 0, 0],
+                    ..sol(vip)
+                }
+                .bytes()
+            }),
+        ),
+        (
+            "solicitations with hop limit 254",
+            true,
+            Box::new(move |_| {
+                RawNd {
+                    hop_limit: 254,
+                    ..sol(vip)
+                }
+                .bytes()
+            }),
+        ),
+        (
+            "solicitations tagged for VLAN 100",
+            true,
+            Box::new(move |_| {
+                RawNd {
+                    vlan: Some(100),
+                    ..sol(vip)
+                }
+                .bytes()
+            }),
+        ),
+    ];
+    const FLOOD: Duration = Duration::from_secs(2);
+    for (what, filtered, frame) in &floods {
+        let sol0 = c.speaker_metric_sum(owner, "ferrolb_speaker_ndp_solicitations_total");
+        let adv0 = c.speaker_metric_sum(owner, "ferrolb_speaker_ndp_advertisements_total");
+        let drop0 = c.speaker_metric_sum(owner, NDP_DROPPED);
+        let cpu0 = pid_cpu(&c);
+        let t = Instant::now();
+        let mut sent = 0u64;
+        while t.elapsed() < FLOOD {
+            for _ in 0..256 {
+                if send_raw(&mut tx, &frame(sent as u32)) {
+                    sent += 1;
+                }
+            }
+        }
+        let wall = t.elapsed();
+        // What the reader has queued is read within this; the CPU it costs counts.
+        let solicitations = |c: &Cluster| {
+            c.speaker_metric_sum(owner, "ferrolb_speaker_ndp_solicitations_total") - sol0
+        };
+        let mut last = -1.0;
+        poll(Duration::from_secs(2), || {
+            let now = solicitations(&c);
+            let settled = now == last;
+            last = now;
+            settled
+        });
+        let cpu = pid_cpu(&c).saturating_sub(cpu0);
+        let counted = solicitations(&c);
+        let adverts =
+            c.speaker_metric_sum(owner, "ferrolb_speaker_ndp_advertisements_total") - adv0;
+        let unread = sent as f64 - counted;
+        let overloaded = !filtered && what.starts_with("valid") && unread > 0.1 * sent as f64;
+        if overloaded {
+            poll(Duration::from_secs(3), || {
+                c.speaker_metric_sum(owner, NDP_DROPPED) - drop0 >= 0.5 * unread
+            });
+        }
+        let dropped = c.speaker_metric_sum(owner, NDP_DROPPED) - drop0;
+        let healthz = c.speaker_healthz(owner);
+        let degraded = metric(&c.speaker_metrics(owner), "ferrolb_speaker_degraded");
+        let core_share = cpu.as_secs_f64() / wall.as_secs_f64();
+        eprintln!(
+            "NDP flood of {what}: sent {sent} in {wall:?} ({:.0}/s); speaker counted {counted} \
+             solicitations, sent {adverts} advertisements ({:.0}/s), counted {dropped} frames \
+             dropped unread; speaker CPU {cpu:?} = {:.0}% of one core; /healthz {healthz:?}",
+            sent as f64 / wall.as_secs_f64(),
+            adverts / wall.as_secs_f64(),
+            100.0 * core_share
+        );
+        assert!(
+            c.speakers[owner - 1]
+                .as_ref()
+                .and_then(netns::NsChild::cpu_time)
+                .is_some(),
+            "the speaker died under a flood of {what}"
+        );
+        assert_eq!(healthz, Some(200), "/healthz after a flood of {what}");
+        assert_eq!(degraded, Some(0.0), "degraded after a flood of {what}");
+        assert!(
+            adverts <= counted && counted <= sent as f64,
+            "more advertisements ({adverts}) than solicitations ({counted}) or sent ({sent})"
+        );
+        if what.starts_with("valid") {
+            assert!(adverts > 0.0, "no advertisement at all during the flood");
+        } else {
+            assert_eq!(counted, 0.0, "solicitations counted in a flood of {what}");
+            assert_eq!(adverts, 0.0, "advertisements sent to a flood of {what}");
+        }
+        if overloaded {
+            assert!(
+                dropped >= 0.5 * unread,
+                "{unread} of {sent} solicitations went unread, but {NDP_DROPPED} counted only {dropped}"
+            );
+        }
+        assert!(
+            core_share <= 1.1,
+            "a flood of {what} cost the speaker {:.0}% of a core: more than its one reader thread",
+            100.0 * core_share
+        );
+        if *filtered {
+            assert!(
+                core_share <= 0.10,
+                "a flood of {what} cost the speaker {:.0}% of a core although the socket filter \
+                 should keep it out of user space",
+                100.0 * core_share
+            );
+        }
+        assert_eq!(
+            c.wait_announcer6(vip, Duration::from_secs(3), |_| true),
+            Some(owner),
+            "{vip} moved (or went unanswered) after a flood of {what}"
+        );
+    }
+    // After everything, a valid solicitation from a real host's stack is still answered.
+    assert_eq!(
+        client.ndisc6_mac(vip, 3),
+        Some(owner_mac),
+        "ndisc6 after the floods"
+    );
+    for i in 1..=2 {
+        assert_eq!(
+            c.speaker_healthz(i),
+            Some(200),
+            "node-{i} /healthz at the end"
+        );
+    }
+    no_panics(&c);
+}
+
+/// An address of the IPv6 pool that is not `vip` (the only one allocated in the scenario).
+fn ndp_pool_ip_other_than(vip: Ipv6Addr) -> Ipv6Addr {
+    let a = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x1f0);
+    if a == vip {
+        Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x1f1)
+    } else {
+        a
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

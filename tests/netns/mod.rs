@@ -50,6 +50,7 @@ pub mod cmd;
 pub mod dual_stack;
 pub mod frames;
 pub mod inject;
+pub mod ndp;
 pub mod nsthread;
 pub mod pcap;
 pub mod router;
