@@ -919,3 +919,114 @@ fn md5_key_from_a_secret_establishes_and_a_wrong_one_never_does() {
         "no session, no route"
     );
 }
+
+/// The addresses of the fake peers on the router's LAN port (BIRD keeps [`LAN_ROUTER_IP`]).
+const JUNK_PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 253);
+const CEASE_PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 252);
+
+/// The speaker's reconnect backoff (core `SessionParams::new`): the k-th delay (k from 1) is at
+/// least half of `1 s · 2^(k-1)`, and the failure count only resets after 30 s Established.
+fn min_backoff(k: u32) -> Duration {
+    Duration::from_millis(500) * (1u32 << (k - 1))
+}
+
+#[test]
+fn a_peer_sending_garbage_or_a_notification_is_reset_cleanly_and_retried_with_backoff() {
+    use netns::fake_peer::{FakePeer, Misbehave};
+    // BIRD binds only its own address so the fake peers can listen on port 179 beside it.
+    let Some(mut lab) = BgpLab::start_with(
+        Daemon::Bird,
+        1,
+        &config("9s", ""),
+        "strict bind yes;",
+        &[],
+        false,
+    ) else {
+        return;
+    };
+    for ip in [JUNK_PEER_IP, CEASE_PEER_IP] {
+        lab.router
+            .ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+    }
+    let junk = FakePeer::start(lab.router.ns(), JUNK_PEER_IP, 64514, Misbehave::Garbage);
+    let cease = FakePeer::start(
+        lab.router.ns(),
+        CEASE_PEER_IP,
+        64515,
+        Misbehave::Notification,
+    );
+    lab.set_config(&format!(
+        "{}    - name: junk\n      address: {JUNK_PEER_IP}\n      asn: 64514\n\
+         \x20   - name: cease\n      address: {CEASE_PEER_IP}\n      asn: 64515\n",
+        config("9s", "")
+    ));
+    // Four sessions with each fake peer: with backoff delays of at least 0.5, 1 and 2 s
+    // between them this takes 3.5 s at the very least, and at most 1 + 2 + 4 s plus the
+    // sessions themselves.
+    let four = |p: &FakePeer| p.accepted().len() >= 4;
+    assert!(
+        poll(Duration::from_secs(30), || four(&junk) && four(&cease)),
+        "the speaker reconnects to both misbehaving peers: junk {:?}, cease {:?}\n{}",
+        junk.accepted(),
+        cease.accepted(),
+        lab.c.speaker_logs()
+    );
+    // Meanwhile the BGP Service is advertised to BIRD as usual.
+    let vip = lab.bgp_service("web", false, &[1]);
+    assert!(
+        lab.wait_hops(vip, &[1], Duration::from_secs(10)),
+        "the healthy peer is served while two others misbehave\n{}",
+        lab.explain(vip)
+    );
+    // Garbage is answered with Message Header Error / Connection Not Synchronized (1, 1);
+    // nothing answers a NOTIFICATION.
+    for (name, peer, answer) in [("junk", &junk, Some((1, 1))), ("cease", &cease, None)] {
+        let sessions = peer.accepted();
+        for (k, s) in sessions.iter().enumerate() {
+            assert_eq!(s.from.ip().to_string(), node_ip(1), "{name}: {s:?}");
+            assert!(s.established, "{name}: session {k} came up first: {s:?}");
+            assert!(s.closed, "{name}: the speaker closed session {k}: {s:?}");
+            assert_eq!(s.notification, answer, "{name}: session {k}: {s:?}");
+        }
+        // No storm: every gap between reconnects is at least the backoff's lower bound, which
+        // doubles from 0.5 s.
+        for (k, pair) in sessions.windows(2).enumerate() {
+            let gap = pair[1].at.duration_since(pair[0].at);
+            let k = u32::try_from(k + 1).unwrap_or(u32::MAX);
+            assert!(
+                gap >= min_backoff(k),
+                "{name}: reconnect {k} after {gap:?}, backoff promises at least {:?}: {sessions:?}",
+                min_backoff(k)
+            );
+        }
+    }
+    let reasons = [
+        ("junk", "notification_sent"),
+        ("cease", "notification_received"),
+    ];
+    let m = lab.c.speaker_metrics(1);
+    for (peer, reason) in reasons {
+        let series = format!(
+            "ferrolb_speaker_bgp_session_resets_total{{peer=\"{peer}\",reason=\"{reason}\"}}"
+        );
+        assert!(
+            metric(&m, &series).is_some_and(|n| n >= 3.0),
+            "{series}\n{m}"
+        );
+    }
+    assert!(
+        m.contains("ferrolb_speaker_bgp_last_error{peer=\"cease\",error=\"peer sent NOTIFICATION"),
+        "the last error names the peer's NOTIFICATION\n{m}"
+    );
+    // The process is alive and its session with BIRD never reset.
+    assert!(lab.c.speaker(1).is_running(), "{}", lab.c.speaker_logs());
+    assert_eq!(
+        metric(
+            &m,
+            "ferrolb_speaker_bgp_sessions_established_total{peer=\"tor\"}"
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert!(lab.established(1), "{}", lab.sessions());
+}
