@@ -1030,3 +1030,104 @@ fn a_peer_sending_garbage_or_a_notification_is_reset_cleanly_and_retried_with_ba
     );
     assert!(lab.established(1), "{}", lab.sessions());
 }
+
+#[test]
+fn a_service_moved_out_of_the_bgp_pool_is_withdrawn_and_answered_by_arp() {
+    let Some(lab) = BgpLab::start(2, "9s") else {
+        return;
+    };
+    let stay = lab.bgp_service("stay", false, &[1]);
+    let moved = lab.bgp_service("moved", false, &[1]);
+    for vip in [stay, moved] {
+        assert!(
+            lab.wait_hops(vip, &[1, 2], Duration::from_secs(10)),
+            "{}",
+            lab.explain(vip)
+        );
+        assert_eq!(
+            lab.c.announcer(vip),
+            None,
+            "bgp IP {vip} not answered by ARP"
+        );
+    }
+
+    // Re-annotated to the l2 pool: a new IP from `lan`, answered by ARP; the old route goes.
+    lab.c.patch_service(
+        "moved",
+        json!({"metadata": {"annotations": {"ferrolb.io/address-pool": "lan"}}}),
+    );
+    let api: Api<Service> = Api::namespaced(lab.c.client.clone(), "default");
+    let mut now = None;
+    assert!(
+        poll(Duration::from_secs(15), || {
+            now = lab
+                .c
+                .rt
+                .block_on(api.get("moved"))
+                .ok()
+                .and_then(|s| s.status?.load_balancer?.ingress?.first()?.ip.clone())
+                .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+                .filter(|ip| *ip != moved);
+            now.is_some()
+        }),
+        "re-annotated Service got no new IP\n{}",
+        lab.c.controller.log()
+    );
+    let l2_ip = now.unwrap_or(moved);
+    assert!(
+        (10..50).contains(&l2_ip.octets()[3]),
+        "the new IP is from the l2 pool: {l2_ip}"
+    );
+    assert!(
+        poll(Duration::from_secs(10), || lab
+            .router
+            .kernel_route(&moved.to_string())
+            .is_empty()),
+        "the old bgp IP is withdrawn\n{}",
+        lab.explain(moved)
+    );
+    assert!(
+        lab.c
+            .wait_announcer(l2_ip, Duration::from_secs(10), |_| true)
+            .is_some(),
+        "the new IP is answered by ARP\n{}",
+        lab.c.speaker_logs()
+    );
+    assert!(lab.router.kernel_route(&l2_ip.to_string()).is_empty());
+    assert_eq!(lab.hops(stay), vec![1, 2], "{}", lab.explain(stay));
+
+    // The pool itself switches from bgp to l2: same IP, now withdrawn and answered by ARP,
+    // and the sessions stay up (an advertisement change, not a session setting).
+    lab.set_config(&config("9s", "").replace("announce: [bgp]", "announce: [l2]"));
+    assert!(
+        poll(Duration::from_secs(10), || lab
+            .router
+            .kernel_route(&stay.to_string())
+            .is_empty()),
+        "pool switched to l2: route withdrawn\n{}",
+        lab.explain(stay)
+    );
+    assert!(
+        lab.c
+            .wait_announcer(stay, Duration::from_secs(10), |_| true)
+            .is_some(),
+        "pool switched to l2: the IP is answered by ARP\n{}",
+        lab.c.speaker_logs()
+    );
+    assert_eq!(
+        lab.c.wait_ip("stay", Duration::from_secs(5)),
+        stay,
+        "IP kept"
+    );
+    for i in 1..=2 {
+        let m = lab.c.speaker_metrics(i);
+        assert_eq!(
+            metric(
+                &m,
+                "ferrolb_speaker_bgp_sessions_established_total{peer=\"tor\"}"
+            ),
+            Some(1.0),
+            "node-{i}: no session reset\n{m}"
+        );
+    }
+}
