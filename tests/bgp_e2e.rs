@@ -1131,3 +1131,95 @@ fn a_service_moved_out_of_the_bgp_pool_is_withdrawn_and_answered_by_arp() {
         );
     }
 }
+
+/// A 4-octet ASN (RFC 6793) for the cluster in [`ibgp_and_a_four_octet_asn_show_on_the_router`].
+const WIDE_ASN: u32 = 4_200_000_000;
+
+#[test]
+fn ibgp_and_a_four_octet_asn_show_on_the_router() {
+    let Some(mut lab) = BgpLab::start(2, "9s") else {
+        return;
+    };
+    // BIRD again: eBGP from AS 64513 to node-1 in our 4-octet AS, iBGP inside AS 4200000000
+    // with node-2. (One protocol per node: BIRD locks a neighbor address to one protocol.)
+    lab.router.stop_bird();
+    lab.router.start_bird(
+        LAN_ROUTER_IP,
+        &format!(
+            "protocol bgp n1 {{ local {LAN_ROUTER_IP} as {ROUTER_ASN}; neighbor {} as {WIDE_ASN}; error wait time 1, 5; ipv4 {{ import all; export none; }}; }}\n\
+             protocol bgp i2 {{ local {LAN_ROUTER_IP} as {WIDE_ASN}; neighbor {} as {WIDE_ASN}; direct; error wait time 1, 5; ipv4 {{ import all; export none; }}; }}\n",
+            node_ip(1),
+            node_ip(2)
+        ),
+    );
+    let only = |i: usize| format!("      nodeSelector: {{kubernetes.io/hostname: node-{i}}}\n");
+    let text = config(
+        "9s",
+        "  advertisements:\n    - pools: [edge]\n      localPref: 250\n      communities: [\"64512:7\", \"large:4200000000:1:2\"]\n",
+    )
+    .replace(&format!("myASN: {OUR_ASN}"), &format!("myASN: {WIDE_ASN}"))
+    .replace(
+        "  advertisements:",
+        &format!(
+            "{}    - name: inside\n      address: {LAN_ROUTER_IP}\n      asn: {WIDE_ASN}\n      holdTime: 9s\n{}  advertisements:",
+            only(1),
+            only(2)
+        ),
+    );
+    lab.set_config(&text);
+    let up = |p: &str| {
+        lab.router
+            .birdc(&format!("show protocols {p}"))
+            .contains("Established")
+    };
+    assert!(
+        poll(Duration::from_secs(30), || up("n1") && up("i2")),
+        "eBGP to a 4-octet AS and iBGP sessions\n{}\n{}",
+        lab.router.birdc("show protocols all"),
+        lab.c.speaker_logs()
+    );
+    let vip = lab.bgp_service("web", false, &[1]);
+    let learned = |p: &str| {
+        lab.router
+            .birdc(&format!("show route all {vip}/32 protocol {p}"))
+    };
+    assert!(
+        poll(Duration::from_secs(10), || ["n1", "i2"]
+            .iter()
+            .all(|p| learned(p).contains(&vip.to_string()))),
+        "both sessions carry the route\n{}",
+        lab.explain(vip)
+    );
+    // eBGP: the 4-octet AS is the whole AS_PATH, the communities ride along, and our
+    // LOCAL_PREF is not sent (BIRD shows its own default).
+    let ebgp = learned("n1");
+    for want in [
+        format!("via {}", node_ip(1)),
+        format!("BGP.as_path: {WIDE_ASN}\n"),
+        "BGP.community: (64512,7)".to_string(),
+        "BGP.large_community: (4200000000, 1, 2)".to_string(),
+    ] {
+        assert!(ebgp.contains(&want), "eBGP: {want}\n{ebgp}");
+    }
+    assert!(!ebgp.contains("BGP.local_pref: 250"), "{ebgp}");
+    // iBGP: empty AS_PATH, our LOCAL_PREF, both kinds of community, next hop node-2.
+    let ibgp = learned("i2");
+    for want in [
+        format!("via {}", node_ip(2)),
+        "BGP.local_pref: 250".to_string(),
+        "BGP.community: (64512,7)".to_string(),
+        "BGP.large_community: (4200000000, 1, 2)".to_string(),
+    ] {
+        assert!(ibgp.contains(&want), "iBGP: {want}\n{ibgp}");
+    }
+    assert!(
+        ibgp.lines().any(|l| l.trim() == "BGP.as_path:"),
+        "empty AS_PATH on iBGP\n{ibgp}"
+    );
+    // LOCAL_PREF decides: the kernel route goes via the iBGP path only.
+    assert!(
+        lab.wait_hops(vip, &[2], Duration::from_secs(10)),
+        "LOCAL_PREF 250 beats the eBGP path\n{}",
+        lab.explain(vip)
+    );
+}
