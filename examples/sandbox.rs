@@ -15,7 +15,9 @@
 //! fixture in `tests/cluster` and `tests/netns`, reused by path). Then it creates a
 //! LoadBalancer Service and shows what a user sees: the EXTERNAL-IP in `kubectl get svc`, the
 //! node answering ARP for it, `curl` reaching that node, and the failover when that node's
-//! speaker stops.
+//! speaker stops. When BIRD (`bird2`) is installed, a router namespace then peers with every
+//! speaker over BGP: the pool switches to `announce: [l2, bgp]` and the router shows the
+//! Service IP as a kernel ECMP route via all three nodes, reached by a client behind it.
 //!
 //! The data plane needs root (namespaces, nftables, raw sockets) and `ip`, `nft`, `arping`
 //! (Thomas Habets') and `curl`. Without them the sandbox says exactly what is missing and still
@@ -46,12 +48,13 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use k8s_openapi::api::core::v1::{Event, Service};
-use kube::api::{Api, ListParams, PostParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Service};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use cluster::{Cluster, ClusterSpec};
 use ferrolb_testkit::{on_path, signals, strict, ApiBackend, TempDir, TestApi};
+use netns::router::{self, Router, LAN_ROUTER_IP};
 
 /// The demo Service (the same name as `examples/basic.yaml`).
 const SERVICE: &str = "web";
@@ -453,13 +456,35 @@ fn data_plane(ferrolb: PathBuf, once: bool, backend: ApiBackend) -> Result<()> {
     }
     signals::check()?;
 
-    step(7, "What the cluster shows now");
+    // Kept until the end: dropping it stops BIRD and removes the router namespaces.
+    let router = if on_path("bird") && on_path("birdc") {
+        step(
+            7,
+            &format!("BGP: a router (BIRD) learns {vip} from the speakers"),
+        );
+        Some(bgp_step(&c, vip)?)
+    } else {
+        step(
+            7,
+            "BGP: skipped (install bird2 to see a router learn the route)",
+        );
+        None
+    };
+    signals::check()?;
+
+    step(8, "What the cluster shows now");
     show_services(&c.rt, &c.client, c.server.kubeconfig_path());
     show_announcers(&c);
     show_events(&c.rt, &c.client);
     show_leases(c.server.kubeconfig_path());
     show_status(&ferrolb, c.server.kubeconfig_path());
     show_how_to_poke(c.server.kubeconfig_path(), Some((&c, vip)));
+    if let Some(r) = &router {
+        println!(
+            "  birdc -s {} show route all   # the router's view",
+            r.path("bird.ctl")
+        );
+    }
 
     if once {
         println!("\nDone (--once): cleaning up.");
@@ -475,6 +500,121 @@ fn data_plane(ferrolb: PathBuf, once: bool, backend: ApiBackend) -> Result<()> {
         sleep_unless_stopped(Duration::from_secs(1));
     }
     Ok(())
+}
+
+/// The router's AS and ours in the BGP step.
+const ROUTER_ASN: u32 = 64513;
+const OUR_ASN: u32 = 64512;
+
+/// Puts a router namespace running BIRD on the LAN (and a client behind it), switches the pool
+/// to `announce: [l2, bgp]` and shows the demo Service's IP becoming a kernel ECMP route via
+/// every node. Returns the router so it lives as long as the sandbox.
+fn bgp_step(c: &Cluster, vip: Ipv4Addr) -> Result<Router> {
+    let t = Instant::now();
+    let mut router = Router::on_lan(&c.lan);
+    let far = router.add_far_client();
+    let mut protocols = format!(
+        "template bgp node {{ local {LAN_ROUTER_IP} as {ROUTER_ASN}; error wait time 1, 5; ipv4 {{ import all; export none; }}; }}\n"
+    );
+    for h in c.lan.nodes() {
+        protocols.push_str(&format!(
+            "protocol bgp {} from node {{ neighbor {} as {OUR_ASN}; }}\n",
+            h.name().replace('-', "_"),
+            h.ip()
+        ));
+        // The way back to the client behind the router.
+        h.exec(
+            "ip",
+            &["route", "add", router::FAR_SUBNET, "via", LAN_ROUTER_IP],
+            Duration::from_secs(5),
+        )
+        .map_err(|e| anyhow!("return route on {}: {e}", h.name()))?;
+    }
+    router.start_bird(LAN_ROUTER_IP, &protocols);
+    detail(&format!(
+        "router         {LAN_ROUTER_IP} (AS {ROUTER_ASN})  namespace {}  (BIRD 2, peering with every node)",
+        router.ns()
+    ));
+    detail(&format!(
+        "far client     {}  namespace {far}  (behind the router)",
+        router::FAR_CLIENT_IP
+    ));
+    let config = format!(
+        "pools:\n  - name: lan\n    addresses: [\"{}\"]\n    announce: [l2, bgp]\n\
+         bgp:\n  myASN: {OUR_ASN}\n  peers:\n    - name: router\n      address: {LAN_ROUTER_IP}\n      asn: {ROUTER_ASN}\n      holdTime: 9s\n",
+        cluster::POOL
+    );
+    let api: Api<ConfigMap> = Api::namespaced(c.client.clone(), "ferrolb-system");
+    c.rt.block_on(api.patch(
+        "ferrolb-config",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"data": {"config.yaml": config}})),
+    ))
+    .context("patch ConfigMap ferrolb-system/ferrolb-config")?;
+    detail("pool lan now has announce: [l2, bgp]; bgp peer: the router");
+    // BGP advertises a Cluster-policy Service only while it has a ready endpoint.
+    let all: Vec<usize> = (1..=NODES).collect();
+    c.set_endpoints(SERVICE, &all);
+    let want: Vec<String> = c.lan.nodes().iter().map(|h| h.ip().to_string()).collect();
+    let mut hops = Vec::new();
+    let learned = cluster::poll(Duration::from_secs(20), || {
+        hops = router.next_hops(&vip.to_string());
+        hops == want
+    });
+    if !learned {
+        bail!(
+            "the router did not learn {vip} via every node (next hops {hops:?})\n{}\n{}",
+            router.birdc("show protocols"),
+            c.speaker_logs()
+        );
+    }
+    let names: Vec<String> = hops
+        .iter()
+        .filter_map(|h| c.lan.nodes().iter().find(|n| n.ip().to_string() == *h))
+        .map(|n| n.name().to_string())
+        .collect();
+    println!(
+        "  BGP: the router's kernel route for {vip}: ECMP via {} ({:.1} s after the router started)",
+        names.join(", "),
+        secs(t)
+    );
+    println!(
+        "  ip route show {vip}   (in the router's namespace)\n{}",
+        indent(&router.kernel_route(&vip.to_string()))
+    );
+    println!(
+        "  birdc show route {vip}/32\n{}",
+        indent(&router.birdc(&format!("show route {vip}/32")))
+    );
+    // Many connections from one client spread over the nodes (the router hashes L4 ports).
+    let mut answered = BTreeSet::new();
+    for _ in 0..30 {
+        if let Ok(body) = router::sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &far,
+            "curl",
+            "-s",
+            "--max-time",
+            "2",
+            &format!("http://{vip}/"),
+        ]) {
+            answered.insert(body);
+        }
+        if answered.len() == NODES {
+            break;
+        }
+    }
+    if answered.is_empty() {
+        bail!("curl http://{vip}/ from behind the router never answered");
+    }
+    let answered: Vec<String> = answered.into_iter().collect();
+    println!(
+        "  curl http://{vip}/ from behind the router, many connections -> {}",
+        answered.join(", ")
+    );
+    Ok(router)
 }
 
 /// Curls the VIP from the client until a 2xx body satisfies `want` (last error on timeout).

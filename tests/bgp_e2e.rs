@@ -919,3 +919,307 @@ fn md5_key_from_a_secret_establishes_and_a_wrong_one_never_does() {
         "no session, no route"
     );
 }
+
+/// The addresses of the fake peers on the router's LAN port (BIRD keeps [`LAN_ROUTER_IP`]).
+const JUNK_PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 253);
+const CEASE_PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 252);
+
+/// The speaker's reconnect backoff (core `SessionParams::new`): the k-th delay (k from 1) is at
+/// least half of `1 s · 2^(k-1)`, and the failure count only resets after 30 s Established.
+fn min_backoff(k: u32) -> Duration {
+    Duration::from_millis(500) * (1u32 << (k - 1))
+}
+
+#[test]
+fn a_peer_sending_garbage_or_a_notification_is_reset_cleanly_and_retried_with_backoff() {
+    use netns::fake_peer::{FakePeer, Misbehave};
+    // BIRD binds only its own address so the fake peers can listen on port 179 beside it.
+    let Some(mut lab) = BgpLab::start_with(
+        Daemon::Bird,
+        1,
+        &config("9s", ""),
+        "strict bind yes;",
+        &[],
+        false,
+    ) else {
+        return;
+    };
+    for ip in [JUNK_PEER_IP, CEASE_PEER_IP] {
+        lab.router
+            .ip(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"]);
+    }
+    let junk = FakePeer::start(lab.router.ns(), JUNK_PEER_IP, 64514, Misbehave::Garbage);
+    let cease = FakePeer::start(
+        lab.router.ns(),
+        CEASE_PEER_IP,
+        64515,
+        Misbehave::Notification,
+    );
+    lab.set_config(&format!(
+        "{}    - name: junk\n      address: {JUNK_PEER_IP}\n      asn: 64514\n\
+         \x20   - name: cease\n      address: {CEASE_PEER_IP}\n      asn: 64515\n",
+        config("9s", "")
+    ));
+    // Four sessions with each fake peer: with backoff delays of at least 0.5, 1 and 2 s
+    // between them this takes 3.5 s at the very least, and at most 1 + 2 + 4 s plus the
+    // sessions themselves.
+    let four = |p: &FakePeer| p.accepted().len() >= 4;
+    assert!(
+        poll(Duration::from_secs(30), || four(&junk) && four(&cease)),
+        "the speaker reconnects to both misbehaving peers: junk {:?}, cease {:?}\n{}",
+        junk.accepted(),
+        cease.accepted(),
+        lab.c.speaker_logs()
+    );
+    // Meanwhile the BGP Service is advertised to BIRD as usual.
+    let vip = lab.bgp_service("web", false, &[1]);
+    assert!(
+        lab.wait_hops(vip, &[1], Duration::from_secs(10)),
+        "the healthy peer is served while two others misbehave\n{}",
+        lab.explain(vip)
+    );
+    // Garbage is answered with Message Header Error / Connection Not Synchronized (1, 1);
+    // nothing answers a NOTIFICATION.
+    for (name, peer, answer) in [("junk", &junk, Some((1, 1))), ("cease", &cease, None)] {
+        let sessions = peer.accepted();
+        for (k, s) in sessions.iter().enumerate() {
+            assert_eq!(s.from.ip().to_string(), node_ip(1), "{name}: {s:?}");
+            assert!(s.established, "{name}: session {k} came up first: {s:?}");
+            assert!(s.closed, "{name}: the speaker closed session {k}: {s:?}");
+            assert_eq!(s.notification, answer, "{name}: session {k}: {s:?}");
+        }
+        // No storm: every gap between reconnects is at least the backoff's lower bound, which
+        // doubles from 0.5 s.
+        for (k, pair) in sessions.windows(2).enumerate() {
+            let gap = pair[1].at.duration_since(pair[0].at);
+            let k = u32::try_from(k + 1).unwrap_or(u32::MAX);
+            assert!(
+                gap >= min_backoff(k),
+                "{name}: reconnect {k} after {gap:?}, backoff promises at least {:?}: {sessions:?}",
+                min_backoff(k)
+            );
+        }
+    }
+    let reasons = [
+        ("junk", "notification_sent"),
+        ("cease", "notification_received"),
+    ];
+    let m = lab.c.speaker_metrics(1);
+    for (peer, reason) in reasons {
+        let series = format!(
+            "ferrolb_speaker_bgp_session_resets_total{{peer=\"{peer}\",reason=\"{reason}\"}}"
+        );
+        assert!(
+            metric(&m, &series).is_some_and(|n| n >= 3.0),
+            "{series}\n{m}"
+        );
+    }
+    assert!(
+        m.contains("ferrolb_speaker_bgp_last_error{peer=\"cease\",error=\"peer sent NOTIFICATION"),
+        "the last error names the peer's NOTIFICATION\n{m}"
+    );
+    // The process is alive and its session with BIRD never reset.
+    assert!(lab.c.speaker(1).is_running(), "{}", lab.c.speaker_logs());
+    assert_eq!(
+        metric(
+            &m,
+            "ferrolb_speaker_bgp_sessions_established_total{peer=\"tor\"}"
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert!(lab.established(1), "{}", lab.sessions());
+}
+
+#[test]
+fn a_service_moved_out_of_the_bgp_pool_is_withdrawn_and_answered_by_arp() {
+    let Some(lab) = BgpLab::start(2, "9s") else {
+        return;
+    };
+    let stay = lab.bgp_service("stay", false, &[1]);
+    let moved = lab.bgp_service("moved", false, &[1]);
+    for vip in [stay, moved] {
+        assert!(
+            lab.wait_hops(vip, &[1, 2], Duration::from_secs(10)),
+            "{}",
+            lab.explain(vip)
+        );
+        assert_eq!(
+            lab.c.announcer(vip),
+            None,
+            "bgp IP {vip} not answered by ARP"
+        );
+    }
+
+    // Re-annotated to the l2 pool: a new IP from `lan`, answered by ARP; the old route goes.
+    lab.c.patch_service(
+        "moved",
+        json!({"metadata": {"annotations": {"ferrolb.io/address-pool": "lan"}}}),
+    );
+    let api: Api<Service> = Api::namespaced(lab.c.client.clone(), "default");
+    let mut now = None;
+    assert!(
+        poll(Duration::from_secs(15), || {
+            now = lab
+                .c
+                .rt
+                .block_on(api.get("moved"))
+                .ok()
+                .and_then(|s| s.status?.load_balancer?.ingress?.first()?.ip.clone())
+                .and_then(|ip| ip.parse::<Ipv4Addr>().ok())
+                .filter(|ip| *ip != moved);
+            now.is_some()
+        }),
+        "re-annotated Service got no new IP\n{}",
+        lab.c.controller.log()
+    );
+    let l2_ip = now.unwrap_or(moved);
+    assert!(
+        (10..50).contains(&l2_ip.octets()[3]),
+        "the new IP is from the l2 pool: {l2_ip}"
+    );
+    assert!(
+        poll(Duration::from_secs(10), || lab
+            .router
+            .kernel_route(&moved.to_string())
+            .is_empty()),
+        "the old bgp IP is withdrawn\n{}",
+        lab.explain(moved)
+    );
+    assert!(
+        lab.c
+            .wait_announcer(l2_ip, Duration::from_secs(10), |_| true)
+            .is_some(),
+        "the new IP is answered by ARP\n{}",
+        lab.c.speaker_logs()
+    );
+    assert!(lab.router.kernel_route(&l2_ip.to_string()).is_empty());
+    assert_eq!(lab.hops(stay), vec![1, 2], "{}", lab.explain(stay));
+
+    // The pool itself switches from bgp to l2: same IP, now withdrawn and answered by ARP,
+    // and the sessions stay up (an advertisement change, not a session setting).
+    lab.set_config(&config("9s", "").replace("announce: [bgp]", "announce: [l2]"));
+    assert!(
+        poll(Duration::from_secs(10), || lab
+            .router
+            .kernel_route(&stay.to_string())
+            .is_empty()),
+        "pool switched to l2: route withdrawn\n{}",
+        lab.explain(stay)
+    );
+    assert!(
+        lab.c
+            .wait_announcer(stay, Duration::from_secs(10), |_| true)
+            .is_some(),
+        "pool switched to l2: the IP is answered by ARP\n{}",
+        lab.c.speaker_logs()
+    );
+    assert_eq!(
+        lab.c.wait_ip("stay", Duration::from_secs(5)),
+        stay,
+        "IP kept"
+    );
+    for i in 1..=2 {
+        let m = lab.c.speaker_metrics(i);
+        assert_eq!(
+            metric(
+                &m,
+                "ferrolb_speaker_bgp_sessions_established_total{peer=\"tor\"}"
+            ),
+            Some(1.0),
+            "node-{i}: no session reset\n{m}"
+        );
+    }
+}
+
+/// A 4-octet ASN (RFC 6793) for the cluster in [`ibgp_and_a_four_octet_asn_show_on_the_router`].
+const WIDE_ASN: u32 = 4_200_000_000;
+
+#[test]
+fn ibgp_and_a_four_octet_asn_show_on_the_router() {
+    let Some(mut lab) = BgpLab::start(2, "9s") else {
+        return;
+    };
+    // BIRD again: eBGP from AS 64513 to node-1 in our 4-octet AS, iBGP inside AS 4200000000
+    // with node-2. (One protocol per node: BIRD locks a neighbor address to one protocol.)
+    lab.router.stop_bird();
+    lab.router.start_bird(
+        LAN_ROUTER_IP,
+        &format!(
+            "protocol bgp n1 {{ local {LAN_ROUTER_IP} as {ROUTER_ASN}; neighbor {} as {WIDE_ASN}; error wait time 1, 5; ipv4 {{ import all; export none; }}; }}\n\
+             protocol bgp i2 {{ local {LAN_ROUTER_IP} as {WIDE_ASN}; neighbor {} as {WIDE_ASN}; direct; error wait time 1, 5; ipv4 {{ import all; export none; }}; }}\n",
+            node_ip(1),
+            node_ip(2)
+        ),
+    );
+    let only = |i: usize| format!("      nodeSelector: {{kubernetes.io/hostname: node-{i}}}\n");
+    let text = config(
+        "9s",
+        "  advertisements:\n    - pools: [edge]\n      localPref: 250\n      communities: [\"64512:7\", \"large:4200000000:1:2\"]\n",
+    )
+    .replace(&format!("myASN: {OUR_ASN}"), &format!("myASN: {WIDE_ASN}"))
+    .replace(
+        "  advertisements:",
+        &format!(
+            "{}    - name: inside\n      address: {LAN_ROUTER_IP}\n      asn: {WIDE_ASN}\n      holdTime: 9s\n{}  advertisements:",
+            only(1),
+            only(2)
+        ),
+    );
+    lab.set_config(&text);
+    let up = |p: &str| {
+        lab.router
+            .birdc(&format!("show protocols {p}"))
+            .contains("Established")
+    };
+    assert!(
+        poll(Duration::from_secs(30), || up("n1") && up("i2")),
+        "eBGP to a 4-octet AS and iBGP sessions\n{}\n{}",
+        lab.router.birdc("show protocols all"),
+        lab.c.speaker_logs()
+    );
+    let vip = lab.bgp_service("web", false, &[1]);
+    let learned = |p: &str| {
+        lab.router
+            .birdc(&format!("show route all {vip}/32 protocol {p}"))
+    };
+    assert!(
+        poll(Duration::from_secs(10), || ["n1", "i2"]
+            .iter()
+            .all(|p| learned(p).contains(&vip.to_string()))),
+        "both sessions carry the route\n{}",
+        lab.explain(vip)
+    );
+    // eBGP: the 4-octet AS is the whole AS_PATH, the communities ride along, and our
+    // LOCAL_PREF is not sent (BIRD shows its own default).
+    let ebgp = learned("n1");
+    for want in [
+        format!("via {}", node_ip(1)),
+        format!("BGP.as_path: {WIDE_ASN}\n"),
+        "BGP.community: (64512,7)".to_string(),
+        "BGP.large_community: (4200000000, 1, 2)".to_string(),
+    ] {
+        assert!(ebgp.contains(&want), "eBGP: {want}\n{ebgp}");
+    }
+    assert!(!ebgp.contains("BGP.local_pref: 250"), "{ebgp}");
+    // iBGP: empty AS_PATH, our LOCAL_PREF, both kinds of community, next hop node-2.
+    let ibgp = learned("i2");
+    for want in [
+        format!("via {}", node_ip(2)),
+        "BGP.local_pref: 250".to_string(),
+        "BGP.community: (64512,7)".to_string(),
+        "BGP.large_community: (4200000000, 1, 2)".to_string(),
+    ] {
+        assert!(ibgp.contains(&want), "iBGP: {want}\n{ibgp}");
+    }
+    assert!(
+        ibgp.lines().any(|l| l.trim() == "BGP.as_path:"),
+        "empty AS_PATH on iBGP\n{ibgp}"
+    );
+    // LOCAL_PREF decides: the kernel route goes via the iBGP path only.
+    assert!(
+        lab.wait_hops(vip, &[2], Duration::from_secs(10)),
+        "LOCAL_PREF 250 beats the eBGP path\n{}",
+        lab.explain(vip)
+    );
+}

@@ -56,6 +56,7 @@ fn example_binary() -> Result<PathBuf, String> {
         "examples/sandbox.rs",
         "tests/cluster/mod.rs",
         "tests/netns/mod.rs",
+        "tests/netns/router.rs",
     ] {
         if mtime(&root.join(src)).is_some_and(|m| m > built) {
             return Err(format!(
@@ -146,6 +147,20 @@ fn sandbox_once(backend: ApiBackend) {
             !stdout.contains("WITHOUT THE DATA PLANE"),
             "data plane expected\n{all}"
         );
+        // The BGP step: BIRD learns the demo Service's IP from all three speakers (CI installs
+        // bird2, so there it must run).
+        if strict() || (on_path("bird") && on_path("birdc")) {
+            for want in [
+                "BGP: the router's kernel route for 203.0.113.",
+                "ECMP via node-1, node-2, node-3",
+                "nexthop via 198.51.100.11",
+                "from behind the router, many connections -> node-",
+            ] {
+                assert!(stdout.contains(want), "missing `{want}`\n{all}");
+            }
+        } else {
+            assert!(stdout.contains("BGP: skipped"), "{all}");
+        }
     } else {
         assert!(
             stdout.contains("Running WITHOUT THE DATA PLANE because: "),

@@ -48,6 +48,7 @@
 pub mod child;
 pub mod cmd;
 pub mod dual_stack;
+pub mod fake_peer;
 pub mod frames;
 pub mod inject;
 pub mod ndp;
