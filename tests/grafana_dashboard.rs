@@ -1,15 +1,19 @@
 //! `deploy/grafana/ferrolb.json` cannot rot: every metric a panel queries must be exported by
 //! the running daemons. The controller is scraped against kube-sim; the speakers are scraped
-//! in a real namespace LAN (tests/cluster), after traffic to an announced IP, so the per-IP
-//! families have samples too.
+//! in a real dual-stack namespace LAN (tests/cluster), after traffic to an announced IP, so the
+//! per-IP families have samples too: an IPv6 VIP answered to `ndisc6` (NDP families), a forged
+//! heartbeat (rejections by reason) and a BGP peer the speakers dial that refuses the
+//! connection (per-peer session families).
 
 mod cluster;
 mod common;
 mod netns;
 
 use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
+use ferrolb_core::heartbeat::{encode, Heartbeat, HeartbeatKey};
 use ferrolb_testkit::metrics::exported_names;
 use serde_json::{json, Value};
 
@@ -119,7 +123,7 @@ fn every_metric_a_panel_queries_is_exported_by_the_daemons() {
     let mut have = exported_names(&controller_text);
 
     // The speakers, in a real LAN, after a client talked to an announced IP.
-    if netns::require().is_err() {
+    if netns::require_ipv6().is_err() {
         let speaker_wanted: Vec<&String> = wanted
             .iter()
             .filter(|n| n.starts_with("ferrolb_speaker_"))
@@ -138,8 +142,16 @@ fn every_metric_a_panel_queries_is_exported_by_the_daemons() {
         );
         return;
     }
+    // The client's address as a BGP peer: nothing listens on 179 there, so every speaker's
+    // dial is refused (speakers dial, never listen) and the per-peer families get samples.
+    let bgp = format!(
+        "bgp:\n  myASN: 64512\n  peers:\n    - {{name: tor, address: {}, asn: 64513, holdTime: 9s}}\n",
+        netns::CLIENT_IP
+    );
     let lan = cluster::Cluster::start(cluster::ClusterSpec {
         nodes: 2,
+        ipv6: true,
+        extra_config: bgp,
         ..cluster::ClusterSpec::default()
     });
     let vip = lan.create_service("web", json!({}));
@@ -150,6 +162,64 @@ fn every_metric_a_panel_queries_is_exported_by_the_daemons() {
     assert!(
         cluster::poll(Duration::from_secs(20), || lan.curl(vip, 80).is_ok()),
         "the VIP answers through node {node}"
+    );
+    // An IPv6 VIP: its winner sends unsolicited advertisements and answers ndisc6's solicitation.
+    let vip6 = lan.create_service6("web6", json!({}));
+    let node6 = lan
+        .wait_announcer6(vip6, Duration::from_secs(20), |_| true)
+        .unwrap_or_else(|| panic!("nobody answers NDP for {vip6}\n{}", lan.speaker_logs()));
+    assert!(
+        cluster::poll(Duration::from_secs(10), || {
+            lan.speaker_metric_sum(node6, "ferrolb_speaker_unsolicited_na_total") > 0.0
+        }),
+        "node {node6} won {vip6} but counts no unsolicited advertisement\n{}",
+        lan.speaker_metrics(node6)
+    );
+    // ndisc6 may have taken an unsolicited advertisement of the takeover burst for its answer,
+    // so keep soliciting until the owner counts one it answered.
+    assert!(
+        cluster::poll(Duration::from_secs(10), || {
+            lan.announcer6(vip6) == Some(node6)
+                && lan.speaker_metric_sum(node6, "ferrolb_speaker_ndp_solicitations_total") > 0.0
+        }),
+        "node {node6} answers NDP for {vip6} but counts no solicitation\n{}",
+        lan.speaker_metrics(node6)
+    );
+    // Every speaker dialled the peer and was refused.
+    for i in 1..=2 {
+        assert!(
+            cluster::poll(Duration::from_secs(15), || {
+                lan.speaker_metric_sum(i, "ferrolb_speaker_bgp_session_resets_total") > 0.0
+            }),
+            "node {i} counts no reset of its refused BGP session\n{}",
+            lan.speaker_metrics(i)
+        );
+        let m = lan.speaker_metrics(i);
+        assert!(
+            m.contains("ferrolb_speaker_bgp_session_up{peer=\"tor\"} 0"),
+            "node {i}: a refused session is not up\n{m}"
+        );
+    }
+    // A heartbeat in node 1's name signed with a key that is not the cluster's.
+    let forged = forged_heartbeat("node-1");
+    let rejected = |i: usize| lan.speaker_metric_sum(i, "ferrolb_speaker_heartbeat_rejected_total");
+    let mut last_sent: Option<Instant> = None;
+    assert!(
+        cluster::poll(Duration::from_secs(10), || {
+            if last_sent.is_none_or(|t| t.elapsed() >= Duration::from_millis(250)) {
+                send_heartbeat(&lan, forged.clone());
+                last_sent = Some(Instant::now());
+            }
+            rejected(1) + rejected(2) > 0.0
+        }),
+        "no speaker rejected a heartbeat signed with the wrong key\n{}",
+        lan.speaker_logs()
+    );
+    assert!(
+        (1..=2).any(|i| lan.speaker_metrics(i).contains("reason=\"bad_mac\"")),
+        "the forgery was rejected, but not for its tag\n{}\n{}",
+        lan.speaker_metrics(1),
+        lan.speaker_metrics(2)
     );
     // While announcing (the per-announcement gauge is gone once the owner yields below).
     for i in 1..=2 {
@@ -194,4 +264,37 @@ fn every_metric_a_panel_queries_is_exported_by_the_daemons() {
         missing.is_empty(),
         "the dashboard queries metrics no daemon exports: {missing:?}"
     );
+}
+
+/// The speakers' heartbeat group and port (design.md: `--heartbeat-port`, default 7474).
+const HEARTBEAT_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 74);
+const HEARTBEAT_PORT: u16 = 7474;
+
+/// A well-formed heartbeat claiming to come from `node`, tagged with a key the cluster does
+/// not use ([`cluster::E2E_HEARTBEAT_KEY`] is the real one).
+fn forged_heartbeat(node: &str) -> Vec<u8> {
+    let wrong_key = "not-the-cluster-heartbeat-key-0123456789";
+    assert_ne!(wrong_key, cluster::E2E_HEARTBEAT_KEY);
+    let wrong = HeartbeatKey::new(wrong_key.as_bytes()).expect("key");
+    let hb = Heartbeat {
+        node: node.to_string(),
+        epoch: u64::MAX / 2,
+        counter: 1,
+        interval: Duration::from_millis(100),
+        misses: 3,
+    };
+    encode(&hb, &wrong).expect("encode the forgery")
+}
+
+/// Sends `datagram` once to the heartbeat group from the client.
+fn send_heartbeat(lan: &cluster::Cluster, datagram: Vec<u8>) {
+    let client_ip = lan.lan.client().ip();
+    lan.lan.client().ns_thread().run(move || {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
+            .expect("socket");
+        s.set_multicast_if_v4(&client_ip).expect("multicast if");
+        let dest: std::net::SocketAddr = SocketAddrV4::new(HEARTBEAT_GROUP, HEARTBEAT_PORT).into();
+        s.send_to(&datagram, &dest.into())
+            .expect("send the forged heartbeat");
+    });
 }

@@ -100,6 +100,9 @@ pub struct ClusterSpec {
     /// default: a known key, so tests can forge and replay); `None`: no Secret is seeded and the
     /// controller creates one with a random key, as in a real install.
     pub heartbeat_key: Option<String>,
+    /// YAML appended to the seeded `config.yaml` after `pools:` and `l2:` (e.g. a `bgp:`
+    /// section), so a test can start the speakers with it rather than patching it in later.
+    pub extra_config: String,
 }
 
 impl Default for ClusterSpec {
@@ -112,6 +115,7 @@ impl Default for ClusterSpec {
             backend: ApiBackend::Sim,
             ipv6: false,
             heartbeat_key: Some(E2E_HEARTBEAT_KEY.into()),
+            extra_config: String::new(),
         }
     }
 }
@@ -449,7 +453,7 @@ impl Cluster {
 }
 
 /// Creates what a cluster needs before FerroLB starts: the `ferrolb-system` namespace, the pool
-/// ConfigMap ([`POOL`], `spec.garp`) and one Node object `node-<i>` per node.
+/// ConfigMap ([`POOL`], `spec.garp`, `spec.extra_config`) and one Node object `node-<i>` per node.
 pub async fn seed(client: &kube::Client, spec: &ClusterSpec) -> Result<(), kube::Error> {
     let ns: Api<Namespace> = Api::all(client.clone());
     ns.create(
@@ -463,8 +467,8 @@ pub async fn seed(client: &kube::Client, spec: &ClusterSpec) -> Result<(), kube:
         String::new()
     };
     let config = format!(
-        "pools:\n  - name: lan\n    addresses: [\"{POOL}\"{pool6}]\nl2:\n  garp: {}\n",
-        spec.garp
+        "pools:\n  - name: lan\n    addresses: [\"{POOL}\"{pool6}]\nl2:\n  garp: {}\n{}",
+        spec.garp, spec.extra_config
     );
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "ferrolb-system");
     let cm = json!({"metadata": {"name": "ferrolb-config"}, "data": {"config.yaml": config}});
