@@ -12,6 +12,16 @@ use k8s_openapi::api::core::v1::Service;
 /// The annotation the controller writes with the pool the IPs came from.
 pub const ALLOCATED_FROM_POOL: &str = "ferrolb.io/allocated-from-pool";
 
+/// The pool the controller recorded for `svc`'s addresses, if any: what decides how an address
+/// kept outside every pool (after a config edit) is announced.
+pub fn allocated_from_pool(svc: &Service) -> Option<&str> {
+    svc.metadata
+        .annotations
+        .as_ref()?
+        .get(ALLOCATED_FROM_POOL)
+        .map(String::as_str)
+}
+
 /// The `ipMode` the controller writes: traffic arrives with the VIP as destination.
 pub const IP_MODE: &str = "VIP";
 

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 use super::interfaces::parse_subnets_annotation;
-use crate::controller::service_view::ALLOCATED_FROM_POOL;
+use crate::controller::service_view::allocated_from_pool;
 
 /// The lease annotation listing the subnets a node can announce in.
 pub const SUBNETS_ANNOTATION: &str = "ferrolb.io/subnets";
@@ -137,11 +137,7 @@ pub fn retain_l2(
         let key = demands.services.get(ip)?.first()?;
         let svc = services
             .get(&kube::runtime::reflector::ObjectRef::new(&key.name).within(&key.namespace))?;
-        svc.metadata
-            .annotations
-            .as_ref()?
-            .get(ALLOCATED_FROM_POOL)
-            .cloned()
+        allocated_from_pool(&svc).map(str::to_string)
     };
     let drop: BTreeSet<IpAddr> = demands
         .demands

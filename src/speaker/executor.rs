@@ -14,15 +14,15 @@ use ferrolb_core::arp::{GarpParams, MacAddr};
 use ferrolb_core::config::L2Config;
 use ferrolb_core::election::{Action, StopReason};
 use ferrolb_core::service::ServiceKey;
-use k8s_openapi::api::core::v1::{ObjectReference, Service};
-use kube::runtime::reflector::{self, Store};
+use k8s_openapi::api::core::v1::Service;
+use kube::runtime::reflector::Store;
 use tokio::task::JoinHandle;
 
 use super::family::Families;
 use super::interfaces::{Interface, Interfaces};
 use super::metrics::{AnnounceLabels, FamilyLabels, IpLabels, SpeakerMetrics};
-use super::reasons::{EventReason, ANNOUNCE_ACTION};
-use crate::events::{EventPublisher, Notice};
+use super::reasons::{publish_service_event, EventReason, ANNOUNCE_ACTION};
+use crate::events::EventPublisher;
 
 /// At most one conflict Event per IP in this window; the metric counts every conflict.
 const CONFLICT_EVENT_EVERY: Duration = Duration::from_secs(10);
@@ -384,29 +384,14 @@ impl Executor {
 
     fn publish(&self, services: &[ServiceKey], reason: EventReason, note: String) {
         for key in services {
-            let reference = ObjectReference {
-                api_version: Some("v1".into()),
-                kind: Some("Service".into()),
-                namespace: Some(key.namespace.clone()),
-                name: Some(key.name.clone()),
-                uid: self
-                    .services
-                    .get(&reflector::ObjectRef::new(&key.name).within(&key.namespace))
-                    .and_then(|s| s.metadata.uid.clone()),
-                ..ObjectReference::default()
-            };
-            let events = self.events.clone();
-            let notice = Notice {
-                warning: reason.is_warning(),
-                reason: reason.as_str(),
-                action: ANNOUNCE_ACTION,
-                note: note.clone(),
-            };
-            tokio::spawn(async move {
-                if let Err(e) = events.publish(&notice, &reference).await {
-                    tracing::debug!(error = %e, "could not publish an Event");
-                }
-            });
+            publish_service_event(
+                &self.events,
+                &self.services,
+                key,
+                reason,
+                ANNOUNCE_ACTION,
+                note.clone(),
+            );
         }
     }
 }

@@ -3,6 +3,13 @@
 //! `kubectl get events` on them), so `Display` gives exactly the reason string.
 
 use std::fmt;
+use std::sync::Arc;
+
+use ferrolb_core::service::ServiceKey;
+use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use crate::events::{EventPublisher, Notice};
 
 /// Why the speaker publishes an Event about a Service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -58,6 +65,41 @@ pub const ANNOUNCE_ACTION: &str = "Announce";
 
 /// The Event's `action` field for BGP advertisements.
 pub const ADVERTISE_ACTION: &str = "Advertise";
+
+/// Publishes an Event about the Service `key` in the background: Events are best effort, and
+/// the speaker's loop must never wait on the API server for one. The Service's uid comes from
+/// `services` when cached, so the Event attaches to this incarnation of the Service.
+pub fn publish_service_event(
+    events: &Arc<EventPublisher>,
+    services: &Store<Service>,
+    key: &ServiceKey,
+    reason: EventReason,
+    action: &'static str,
+    note: String,
+) {
+    let reference = ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Service".into()),
+        namespace: Some(key.namespace.clone()),
+        name: Some(key.name.clone()),
+        uid: services
+            .get(&ObjectRef::new(&key.name).within(&key.namespace))
+            .and_then(|s| s.metadata.uid.clone()),
+        ..ObjectReference::default()
+    };
+    let events = events.clone();
+    let notice = Notice {
+        warning: reason.is_warning(),
+        reason: reason.as_str(),
+        action,
+        note,
+    };
+    tokio::spawn(async move {
+        if let Err(e) = events.publish(&notice, &reference).await {
+            tracing::debug!(error = %e, "could not publish an Event");
+        }
+    });
+}
 
 #[cfg(test)]
 mod tests {

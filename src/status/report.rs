@@ -18,7 +18,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::events::v1::Event;
 use serde::Serialize;
 
-use crate::controller::service_view::ALLOCATED_FROM_POOL;
+use crate::controller::service_view::allocated_from_pool;
 use crate::speaker::cluster_view;
 
 /// One read of the cluster: `Err` holds why a list could not be read (RBAC, network), so the
@@ -313,11 +313,8 @@ pub fn build(inputs: &Inputs) -> Report {
     for svc in &services {
         let key = key_of(svc);
         let ips = ingress_ips(svc);
-        let pool = svc
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(ALLOCATED_FROM_POOL).cloned())
+        let pool = allocated_from_pool(svc)
+            .map(str::to_string)
             .or_else(|| alloc.get(&key).and_then(|a| a.pool().map(str::to_string)));
         let mut problems = Vec::new();
         let mut announced_by: Vec<String> = Vec::new();
@@ -342,14 +339,8 @@ pub fn build(inputs: &Inputs) -> Report {
                     "{ip} is outside every pool (kept after a config change; it is not moved)"
                 ));
             }
-            let hint = svc
-                .metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(ALLOCATED_FROM_POOL))
-                .map(String::as_str);
             let announce = config
-                .map(|c| c.announce_of_ip(ip, hint))
+                .map(|c| c.announce_of_ip(ip, allocated_from_pool(svc)))
                 .unwrap_or_default();
             by_l2 |= announce.l2;
             by_bgp |= announce.bgp;

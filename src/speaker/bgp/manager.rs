@@ -16,7 +16,7 @@ use ferrolb_core::bgp::{
 use ferrolb_core::config::{BgpPeer, Config, PeerPassword};
 use ferrolb_core::election::Health;
 use ferrolb_core::service::ServiceKey;
-use k8s_openapi::api::core::v1::{Node, ObjectReference, Secret, Service};
+use k8s_openapi::api::core::v1::{Node, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
@@ -25,9 +25,9 @@ use tokio::sync::{mpsc::error::TrySendError, oneshot};
 use super::metrics::{BgpMetrics, Exported};
 use super::peer::{spawn_peer, spawn_peer_with_key, PeerCommand, PeerHandle, PeerSettings};
 use super::view::service_infos;
-use crate::events::{EventPublisher, Notice};
+use crate::events::EventPublisher;
 use crate::speaker::interfaces::Interfaces;
-use crate::speaker::reasons::{EventReason, ADVERTISE_ACTION};
+use crate::speaker::reasons::{publish_service_event, EventReason, ADVERTISE_ACTION};
 
 /// How long a graceful stop waits for every peer's Cease to be written.
 const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -282,30 +282,14 @@ impl BgpManager {
     }
 
     fn publish(&self, key: &ServiceKey, reason: EventReason, note: String) {
-        let reference = ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Service".into()),
-            namespace: Some(key.namespace.clone()),
-            name: Some(key.name.clone()),
-            uid: self
-                .caches
-                .services
-                .get(&reflector::ObjectRef::new(&key.name).within(&key.namespace))
-                .and_then(|s| s.metadata.uid.clone()),
-            ..ObjectReference::default()
-        };
-        let events = self.events.clone();
-        let notice = Notice {
-            warning: reason.is_warning(),
-            reason: reason.as_str(),
-            action: ADVERTISE_ACTION,
+        publish_service_event(
+            &self.events,
+            &self.caches.services,
+            key,
+            reason,
+            ADVERTISE_ACTION,
             note,
-        };
-        tokio::spawn(async move {
-            if let Err(e) = events.publish(&notice, &reference).await {
-                tracing::debug!(error = %e, "could not publish an Event");
-            }
-        });
+        );
     }
 
     /// Graceful stop: every peer gets an empty table (explicit withdrawals), then a Cease /

@@ -12,7 +12,7 @@ use ferrolb_core::service::ServiceKey;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
-use crate::controller::service_view::ALLOCATED_FROM_POOL;
+use crate::controller::service_view::allocated_from_pool;
 use crate::speaker::cluster_view::endpoint_nodes;
 
 /// One planner input per (Service, pool) of every LoadBalancer Service of class `lb_class`
@@ -41,12 +41,7 @@ pub fn service_infos(
             svc.metadata.namespace.clone().unwrap_or_default(),
             svc.metadata.name.clone().unwrap_or_default(),
         );
-        let hint = svc
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(ALLOCATED_FROM_POOL))
-            .map(String::as_str);
+        let hint = allocated_from_pool(svc);
         let ips = svc
             .status
             .as_ref()
@@ -89,6 +84,7 @@ pub fn service_infos(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::service_view::ALLOCATED_FROM_POOL;
     use ferrolb_core::config::{parse_config_map_data, NATIVE_KEY};
     use serde_json::json;
 
