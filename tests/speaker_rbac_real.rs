@@ -338,21 +338,7 @@ fn removing_any_single_speaker_rule_gets_a_request_refused() {
     }
     let path = repo().join("deploy/speaker-rbac.yaml");
     let docs = yaml_docs(&std::fs::read_to_string(&path).expect("read deploy/speaker-rbac.yaml"));
-    let mut variants = Vec::new();
-    for (d, doc) in docs.iter().enumerate() {
-        let rules = doc["rules"].as_array().cloned().unwrap_or_default();
-        for (r, rule) in rules.iter().enumerate() {
-            let mut without = docs.clone();
-            if let Some(list) = without[d]["rules"].as_array_mut() {
-                list.remove(r);
-            }
-            let name = format!(
-                "{} {} rule {r}: {rule}",
-                doc["kind"], doc["metadata"]["name"]
-            );
-            variants.push((name, without));
-        }
-    }
+    let variants = ferrolb_testkit::rbac::without_each_rule(&docs);
     assert!(
         variants.len() >= 5,
         "{} has fewer rules than expected: {variants:?}",

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod pki;
 pub mod poll;
 pub mod prereq;
+pub mod rbac;
 pub mod real_api;
 pub mod signals;
 pub mod temp_dir;
