@@ -232,6 +232,35 @@ impl BgpLab {
         poll(within, || self.hops(vip) == want)
     }
 
+    /// Fails the test (saying `why` and what the router and speakers show) unless the route to
+    /// `vip` goes via exactly the nodes `want` within `within`.
+    #[track_caller]
+    fn expect_hops(&self, vip: Ipv4Addr, want: &[usize], within: Duration, why: &str) {
+        assert!(
+            self.wait_hops(vip, want, within),
+            "{why}\n{}",
+            self.explain(vip)
+        );
+    }
+
+    /// Fails the test (saying `why` and what the router and speakers show) unless the route
+    /// to `vip` is gone within `within`.
+    #[track_caller]
+    fn expect_withdrawn(&self, vip: Ipv4Addr, within: Duration, why: &str) {
+        assert!(
+            self.wait_withdrawn(vip, within),
+            "{why}\n{}",
+            self.explain(vip)
+        );
+    }
+
+    /// Waits until the router's kernel has no route for `vip` any more.
+    fn wait_withdrawn(&self, vip: Ipv4Addr, within: Duration) -> bool {
+        poll(within, || {
+            self.router.kernel_route(&vip.to_string()).is_empty()
+        })
+    }
+
     fn explain(&self, vip: Ipv4Addr) -> String {
         let routes = match self.daemon {
             Daemon::Bird => self.router.birdc(&format!("show route all {vip}/32")),
@@ -287,10 +316,11 @@ fn service_ip_is_an_ecmp_route_via_every_eligible_node() {
         "allocated from the bgp pool: {vip}"
     );
     // Cluster policy with one ready endpoint anywhere: every node is a next hop.
-    assert!(
-        lab.wait_hops(vip, &[1, 2, 3], Duration::from_secs(10)),
-        "ECMP via all three nodes\n{}",
-        lab.explain(vip)
+    lab.expect_hops(
+        vip,
+        &[1, 2, 3],
+        Duration::from_secs(10),
+        "ECMP via all three nodes",
     );
     let route = lab.router.kernel_route(&vip.to_string());
     assert!(route.contains("proto bird"), "{route}");
@@ -340,16 +370,18 @@ fn service_ip_is_an_ecmp_route_via_every_eligible_node() {
     // The exclusion label takes a node out, and back in.
     let label = "node.kubernetes.io/exclude-from-external-load-balancers";
     lab.c.label_node(3, label, Some(""));
-    assert!(
-        lab.wait_hops(vip, &[1, 2], Duration::from_secs(10)),
-        "excluded node withdrawn\n{}",
-        lab.explain(vip)
+    lab.expect_hops(
+        vip,
+        &[1, 2],
+        Duration::from_secs(10),
+        "excluded node withdrawn",
     );
     lab.c.label_node(3, label, None);
-    assert!(
-        lab.wait_hops(vip, &[1, 2, 3], Duration::from_secs(10)),
-        "label removed: back\n{}",
-        lab.explain(vip)
+    lab.expect_hops(
+        vip,
+        &[1, 2, 3],
+        Duration::from_secs(10),
+        "label removed: back",
     );
 
     // A config edit (communities on the advertisement) is an UPDATE, not a session reset.
@@ -399,14 +431,7 @@ fn service_ip_is_an_ecmp_route_via_every_eligible_node() {
 
     // Service deleted: withdrawn everywhere.
     lab.c.delete_service("web");
-    assert!(
-        poll(Duration::from_secs(10), || lab
-            .router
-            .kernel_route(&vip.to_string())
-            .is_empty()),
-        "deleted Service withdrawn\n{}",
-        lab.explain(vip)
-    );
+    lab.expect_withdrawn(vip, Duration::from_secs(10), "deleted Service withdrawn");
 }
 
 #[test]
@@ -415,27 +440,22 @@ fn local_policy_advertises_only_from_nodes_with_a_ready_endpoint() {
         return;
     };
     let vip = lab.bgp_service("loc", true, &[2]);
-    assert!(
-        lab.wait_hops(vip, &[2], Duration::from_secs(10)),
-        "only node-2 has an endpoint\n{}",
-        lab.explain(vip)
+    lab.expect_hops(
+        vip,
+        &[2],
+        Duration::from_secs(10),
+        "only node-2 has an endpoint",
     );
     assert_eq!(lab.far_curl(vip).as_deref(), Ok("node-2"));
     lab.c.set_endpoints("loc", &[1, 3]);
-    assert!(
-        lab.wait_hops(vip, &[1, 3], Duration::from_secs(10)),
-        "the next hops follow the endpoints\n{}",
-        lab.explain(vip)
+    lab.expect_hops(
+        vip,
+        &[1, 3],
+        Duration::from_secs(10),
+        "the next hops follow the endpoints",
     );
     lab.c.set_endpoints("loc", &[]);
-    assert!(
-        poll(Duration::from_secs(10), || lab
-            .router
-            .kernel_route(&vip.to_string())
-            .is_empty()),
-        "no endpoint: withdrawn\n{}",
-        lab.explain(vip)
-    );
+    lab.expect_withdrawn(vip, Duration::from_secs(10), "no endpoint: withdrawn");
 }
 
 #[test]
@@ -444,10 +464,11 @@ fn api_degraded_speaker_keeps_its_routes_and_adds_none() {
         return;
     };
     let old = lab.bgp_service("old", false, &[1]);
-    assert!(
-        lab.wait_hops(old, &[1, 2, 3], Duration::from_secs(10)),
-        "{}",
-        lab.explain(old)
+    lab.expect_hops(
+        old,
+        &[1, 2, 3],
+        Duration::from_secs(10),
+        "the route goes via the expected nodes",
     );
     // Node 1 loses the API server (its BGP session to the router is untouched).
     lab.c.lan.block_api(1);
@@ -461,11 +482,12 @@ fn api_degraded_speaker_keeps_its_routes_and_adds_none() {
         lab.c.speaker_logs()
     );
     let new = lab.bgp_service("new", false, &[2]);
-    assert!(
-        lab.wait_hops(new, &[2, 3], Duration::from_secs(10)),
+    lab.expect_hops(
+        new,
+        &[2, 3],
+        Duration::from_secs(10),
         "the healthy nodes advertise the new Service
-{}",
-        lab.explain(new)
+",
     );
     // The degraded node still advertises what it had, and nothing new.
     assert_eq!(lab.hops(old), vec![1, 2, 3], "{}", lab.explain(old));
@@ -477,11 +499,12 @@ fn api_degraded_speaker_keeps_its_routes_and_adds_none() {
         Some(1.0)
     );
     lab.c.lan.unblock_api(1);
-    assert!(
-        lab.wait_hops(new, &[1, 2, 3], Duration::from_secs(20)),
+    lab.expect_hops(
+        new,
+        &[1, 2, 3],
+        Duration::from_secs(20),
         "back from degraded: node-1 adds the new Service
-{}",
-        lab.explain(new)
+",
     );
 }
 
@@ -492,15 +515,17 @@ fn router_restart_brings_sessions_back_with_backoff_and_the_full_table() {
     };
     let a = lab.bgp_service("a", false, &[1]);
     let b = lab.bgp_service("b", true, &[2, 3]);
-    assert!(
-        lab.wait_hops(a, &[1, 2, 3], Duration::from_secs(10)),
-        "{}",
-        lab.explain(a)
+    lab.expect_hops(
+        a,
+        &[1, 2, 3],
+        Duration::from_secs(10),
+        "the route goes via the expected nodes",
     );
-    assert!(
-        lab.wait_hops(b, &[2, 3], Duration::from_secs(10)),
-        "{}",
-        lab.explain(b)
+    lab.expect_hops(
+        b,
+        &[2, 3],
+        Duration::from_secs(10),
+        "the route goes via the expected nodes",
     );
     lab.router.stop_bird();
     assert!(
@@ -518,15 +543,17 @@ fn router_restart_brings_sessions_back_with_backoff_and_the_full_table() {
         lab.sessions(),
         lab.c.speaker_logs()
     );
-    assert!(
-        lab.wait_hops(a, &[1, 2, 3], Duration::from_secs(10)),
-        "{}",
-        lab.explain(a)
+    lab.expect_hops(
+        a,
+        &[1, 2, 3],
+        Duration::from_secs(10),
+        "the route goes via the expected nodes",
     );
-    assert!(
-        lab.wait_hops(b, &[2, 3], Duration::from_secs(10)),
-        "{}",
-        lab.explain(b)
+    lab.expect_hops(
+        b,
+        &[2, 3],
+        Duration::from_secs(10),
+        "the route goes via the expected nodes",
     );
     for i in 1..=3 {
         // Metrics are refreshed on the speaker's 100 ms tick.
@@ -706,10 +733,11 @@ fn stop_and_kill(lab: &mut BgpLab, vip: Ipv4Addr) -> StopTimes {
     // Graceful stop: the next hop leaves at once, and the router logs our Cease.
     let t = Instant::now();
     lab.c.speaker(2).term();
-    assert!(
-        lab.wait_hops(vip, &[1, 3], Duration::from_secs(3)),
-        "SIGTERM withdraws at once\n{}",
-        lab.explain(vip)
+    lab.expect_hops(
+        vip,
+        &[1, 3],
+        Duration::from_secs(3),
+        "SIGTERM withdraws at once",
     );
     let graceful = t.elapsed();
     let status = lab.c.speaker(2).wait_exit(Duration::from_secs(10));
@@ -727,10 +755,11 @@ fn stop_and_kill(lab: &mut BgpLab, vip: Ipv4Addr) -> StopTimes {
     lab.c.lan.cut_node(3);
     let t = Instant::now();
     lab.c.speaker(3).kill();
-    assert!(
-        lab.wait_hops(vip, &[1], Duration::from_secs(8)),
-        "the router's hold timer drops the dead node\n{}",
-        lab.explain(vip)
+    lab.expect_hops(
+        vip,
+        &[1],
+        Duration::from_secs(8),
+        "the router's hold timer drops the dead node",
     );
     let hard = t.elapsed();
     let n3 = lab.router.birdc("show protocols all n3");
@@ -744,10 +773,11 @@ fn graceful_stop_withdraws_at_once_and_a_dead_node_goes_with_the_hold_timer() {
         return;
     };
     let vip = lab.bgp_service("web", false, &[1]);
-    assert!(
-        lab.wait_hops(vip, &[1, 2, 3], Duration::from_secs(10)),
-        "{}",
-        lab.explain(vip)
+    lab.expect_hops(
+        vip,
+        &[1, 2, 3],
+        Duration::from_secs(10),
+        "the route goes via the expected nodes",
     );
     let times = stop_and_kill(&mut lab, vip);
     assert!(
@@ -835,10 +865,11 @@ fn frr_installs_the_ecmp_route_and_sees_a_graceful_stop() {
         return;
     };
     let vip = lab.bgp_service("web", false, &[3]);
-    assert!(
-        lab.wait_hops(vip, &[1, 2, 3], Duration::from_secs(15)),
-        "FRR installs the route via all three nodes\n{}",
-        lab.explain(vip)
+    lab.expect_hops(
+        vip,
+        &[1, 2, 3],
+        Duration::from_secs(15),
+        "FRR installs the route via all three nodes",
     );
     let mut answered = BTreeSet::new();
     for _ in 0..40 {
@@ -851,10 +882,11 @@ fn frr_installs_the_ecmp_route_and_sees_a_graceful_stop() {
     }
     assert!(answered.len() > 1, "traffic reached only {answered:?}");
     lab.c.speaker(1).term();
-    assert!(
-        lab.wait_hops(vip, &[2, 3], Duration::from_secs(3)),
-        "SIGTERM withdraws at once\n{}",
-        lab.explain(vip)
+    lab.expect_hops(
+        vip,
+        &[2, 3],
+        Duration::from_secs(3),
+        "SIGTERM withdraws at once",
     );
     let n1 = lab
         .router
@@ -886,10 +918,11 @@ fn md5_key_from_a_secret_establishes_and_a_wrong_one_never_does() {
     };
     // Established above: BIRD requires the key, so the speakers read it from the Secret.
     let vip = lab.bgp_service("web", false, &[1]);
-    assert!(
-        lab.wait_hops(vip, &[1, 2], Duration::from_secs(10)),
-        "{}",
-        lab.explain(vip)
+    lab.expect_hops(
+        vip,
+        &[1, 2],
+        Duration::from_secs(10),
+        "the route goes via the expected nodes",
     );
     // The peer's own settings change (another Secret, a wrong key): that session restarts and
     // never comes up; a metric says why.
@@ -973,10 +1006,11 @@ fn a_peer_sending_garbage_or_a_notification_is_reset_cleanly_and_retried_with_ba
     );
     // Meanwhile the BGP Service is advertised to BIRD as usual.
     let vip = lab.bgp_service("web", false, &[1]);
-    assert!(
-        lab.wait_hops(vip, &[1], Duration::from_secs(10)),
-        "the healthy peer is served while two others misbehave\n{}",
-        lab.explain(vip)
+    lab.expect_hops(
+        vip,
+        &[1],
+        Duration::from_secs(10),
+        "the healthy peer is served while two others misbehave",
     );
     // Garbage is answered with Message Header Error / Connection Not Synchronized (1, 1);
     // nothing answers a NOTIFICATION.
@@ -1039,10 +1073,11 @@ fn a_service_moved_out_of_the_bgp_pool_is_withdrawn_and_answered_by_arp() {
     let stay = lab.bgp_service("stay", false, &[1]);
     let moved = lab.bgp_service("moved", false, &[1]);
     for vip in [stay, moved] {
-        assert!(
-            lab.wait_hops(vip, &[1, 2], Duration::from_secs(10)),
-            "{}",
-            lab.explain(vip)
+        lab.expect_hops(
+            vip,
+            &[1, 2],
+            Duration::from_secs(10),
+            "the route goes via the expected nodes",
         );
         assert_eq!(
             lab.c.announcer(vip),
@@ -1078,13 +1113,10 @@ fn a_service_moved_out_of_the_bgp_pool_is_withdrawn_and_answered_by_arp() {
         (10..50).contains(&l2_ip.octets()[3]),
         "the new IP is from the l2 pool: {l2_ip}"
     );
-    assert!(
-        poll(Duration::from_secs(10), || lab
-            .router
-            .kernel_route(&moved.to_string())
-            .is_empty()),
-        "the old bgp IP is withdrawn\n{}",
-        lab.explain(moved)
+    lab.expect_withdrawn(
+        moved,
+        Duration::from_secs(10),
+        "the old bgp IP is withdrawn",
     );
     assert!(
         lab.c
@@ -1099,13 +1131,10 @@ fn a_service_moved_out_of_the_bgp_pool_is_withdrawn_and_answered_by_arp() {
     // The pool itself switches from bgp to l2: same IP, now withdrawn and answered by ARP,
     // and the sessions stay up (an advertisement change, not a session setting).
     lab.set_config(&config("9s", "").replace("announce: [bgp]", "announce: [l2]"));
-    assert!(
-        poll(Duration::from_secs(10), || lab
-            .router
-            .kernel_route(&stay.to_string())
-            .is_empty()),
-        "pool switched to l2: route withdrawn\n{}",
-        lab.explain(stay)
+    lab.expect_withdrawn(
+        stay,
+        Duration::from_secs(10),
+        "pool switched to l2: route withdrawn",
     );
     assert!(
         lab.c
@@ -1217,9 +1246,10 @@ fn ibgp_and_a_four_octet_asn_show_on_the_router() {
         "empty AS_PATH on iBGP\n{ibgp}"
     );
     // LOCAL_PREF decides: the kernel route goes via the iBGP path only.
-    assert!(
-        lab.wait_hops(vip, &[2], Duration::from_secs(10)),
-        "LOCAL_PREF 250 beats the eBGP path\n{}",
-        lab.explain(vip)
+    lab.expect_hops(
+        vip,
+        &[2],
+        Duration::from_secs(10),
+        "LOCAL_PREF 250 beats the eBGP path",
     );
 }
