@@ -224,21 +224,23 @@ fn failover_after(
 
 #[test]
 fn hard_failure_kill_9_moves_the_ip() {
-    if netns::require().is_err() {
-        return;
-    }
-    // The node's own data path stays up when only its speaker dies, so clients with a cached
-    // ARP entry keep being served; what matters is how soon the new owner takes over.
-    let (_c, f) = failover_after(ApiBackend::Sim, |c, owner| c.speaker(owner).kill());
-    eprintln!(
-        "hard failure (kill -9 speaker on node-{}) -> node-{}: switch {:?}, longest curl gap {:?}",
-        f.old, f.new, f.switch, f.gap
-    );
-    assert!(
-        f.switch < Duration::from_secs(10),
-        "switch {:?} is far beyond the 3 s lease",
-        f.switch
-    );
+    ferrolb_testkit::for_each_backend_blocking(|backend| {
+        if netns::require().is_err() {
+            return;
+        }
+        // The node's own data path stays up when only its speaker dies, so clients with a cached
+        // ARP entry keep being served; what matters is how soon the new owner takes over.
+        let (_c, f) = failover_after(backend, |c, owner| c.speaker(owner).kill());
+        eprintln!(
+            "hard failure (kill -9 speaker on node-{}) -> node-{}: switch {:?}, longest curl gap {:?}",
+            f.old, f.new, f.switch, f.gap
+        );
+        assert!(
+            f.switch < Duration::from_secs(10),
+            "switch {:?} is far beyond the 3 s lease",
+            f.switch
+        );
+    });
 }
 
 #[test]
@@ -461,42 +463,47 @@ fn node_excluded_from_load_balancers_gives_up_its_ips() {
 
 #[test]
 fn an_ip_used_by_another_host_is_not_fought_for() {
-    let Some(c) = cluster(ClusterSpec::default()) else {
-        return;
-    };
-    // The client configures the first pool address itself before any Service exists.
-    let taken: Ipv4Addr = "203.0.113.10".parse().expect("static");
-    c.lan
-        .client()
-        .exec(
-            "ip",
-            &["addr", "add", "203.0.113.10/32", "dev", "eth0"],
-            Duration::from_secs(5),
-        )
-        .expect("ip addr add");
-    let vip = c.create_service("web", json!({}));
-    assert_eq!(
-        vip, taken,
-        "the controller cannot know about the foreign host; the speaker must"
-    );
-    let warned = poll(Duration::from_secs(10), || {
-        c.service_events("web")
+    ferrolb_testkit::for_each_backend_blocking(|backend| {
+        let Some(c) = cluster(ClusterSpec {
+            backend,
+            ..ClusterSpec::default()
+        }) else {
+            return;
+        };
+        // The client configures the first pool address itself before any Service exists.
+        let taken: Ipv4Addr = "203.0.113.10".parse().expect("static");
+        c.lan
+            .client()
+            .exec(
+                "ip",
+                &["addr", "add", "203.0.113.10/32", "dev", "eth0"],
+                Duration::from_secs(5),
+            )
+            .expect("ip addr add");
+        let vip = c.create_service("web", json!({}));
+        assert_eq!(
+            vip, taken,
+            "the controller cannot know about the foreign host; the speaker must"
+        );
+        let warned = poll(Duration::from_secs(10), || {
+            c.service_events("web")
+                .iter()
+                .any(|(r, _)| r == "IPInUseByOtherHost")
+        });
+        assert!(warned, "Warning Event expected\n{}", c.speaker_logs());
+        let from_node = c.lan.node(1).arping_macs(vip, Duration::from_secs(1));
+        assert_eq!(
+            from_node,
+            vec![c.lan.client().mac()],
+            "only the foreign host answers; no speaker fights it"
+        );
+        let scrapes: Vec<String> = (1..=3).map(|i| c.speaker_metrics(i)).collect();
+        let total: f64 = scrapes
             .iter()
-            .any(|(r, _)| r == "IPInUseByOtherHost")
+            .filter_map(|m| cluster::metric(m, "ferrolb_speaker_foreign_claims_total"))
+            .sum();
+        assert!(total >= 1.0, "foreign claim counted: {scrapes:#?}");
     });
-    assert!(warned, "Warning Event expected\n{}", c.speaker_logs());
-    let from_node = c.lan.node(1).arping_macs(vip, Duration::from_secs(1));
-    assert_eq!(
-        from_node,
-        vec![c.lan.client().mac()],
-        "only the foreign host answers; no speaker fights it"
-    );
-    let scrapes: Vec<String> = (1..=3).map(|i| c.speaker_metrics(i)).collect();
-    let total: f64 = scrapes
-        .iter()
-        .filter_map(|m| cluster::metric(m, "ferrolb_speaker_foreign_claims_total"))
-        .sum();
-    assert!(total >= 1.0, "foreign claim counted: {scrapes:#?}");
 }
 
 /// A normal failback is a handover, not a conflict: the owner is killed, a peer takes over,
@@ -505,48 +512,53 @@ fn an_ip_used_by_another_host_is_not_fought_for() {
 /// `IPConflict` Event on the way (see "What is a conflict" in docs/architecture.md).
 #[test]
 fn a_failback_raises_no_ip_conflict() {
-    let Some(mut c) = cluster(ClusterSpec::default()) else {
-        return;
-    };
-    let vip = c.create_service("web", json!({}));
-    let owner = c
-        .wait_announcer(vip, Duration::from_secs(10), |_| true)
-        .unwrap_or_else(|| panic!("nobody announces {vip}\n{}", c.speaker_logs()));
-    let conflicts_of = |c: &Cluster, i: usize| {
-        cluster::metric_sum(&c.speaker_metrics(i), "ferrolb_speaker_conflicts_total")
-    };
-    let mut counted = 0.0;
-    for cycle in 0..3 {
-        // The returning speaker's counter dies with it: read it before each kill.
-        counted += conflicts_of(&c, owner);
-        c.speaker(owner).kill();
-        let away = c.wait_announcer(vip, Duration::from_secs(12), |n| n != owner);
+    ferrolb_testkit::for_each_backend_blocking(|backend| {
+        let Some(mut c) = cluster(ClusterSpec {
+            backend,
+            ..ClusterSpec::default()
+        }) else {
+            return;
+        };
+        let vip = c.create_service("web", json!({}));
+        let owner = c
+            .wait_announcer(vip, Duration::from_secs(10), |_| true)
+            .unwrap_or_else(|| panic!("nobody announces {vip}\n{}", c.speaker_logs()));
+        let conflicts_of = |c: &Cluster, i: usize| {
+            cluster::metric_sum(&c.speaker_metrics(i), "ferrolb_speaker_conflicts_total")
+        };
+        let mut counted = 0.0;
+        for cycle in 0..3 {
+            // The returning speaker's counter dies with it: read it before each kill.
+            counted += conflicts_of(&c, owner);
+            c.speaker(owner).kill();
+            let away = c.wait_announcer(vip, Duration::from_secs(12), |n| n != owner);
+            assert!(
+                away.is_some(),
+                "cycle {cycle}: {vip} never left node-{owner}\n{}",
+                c.speaker_logs()
+            );
+            c.restart_speaker(owner);
+            let home = c.wait_announcer(vip, Duration::from_secs(15), |n| n == owner);
+            assert!(
+                home.is_some(),
+                "cycle {cycle}: node-{owner} never took {vip} back\n{}",
+                c.speaker_logs()
+            );
+        }
+        // Let any late claim (the interim owner's remaining GARP burst) arrive and be judged.
+        std::thread::sleep(Duration::from_secs(2));
+        for i in 1..=3 {
+            counted += conflicts_of(&c, i);
+        }
+        let events: Vec<(String, String)> = c
+            .service_events("web")
+            .into_iter()
+            .filter(|(r, _)| r == "IPConflict")
+            .collect();
         assert!(
-            away.is_some(),
-            "cycle {cycle}: {vip} never left node-{owner}\n{}",
+            events.is_empty() && counted == 0.0,
+            "failback counted {counted} conflicts, Events {events:?}\n{}",
             c.speaker_logs()
         );
-        c.restart_speaker(owner);
-        let home = c.wait_announcer(vip, Duration::from_secs(15), |n| n == owner);
-        assert!(
-            home.is_some(),
-            "cycle {cycle}: node-{owner} never took {vip} back\n{}",
-            c.speaker_logs()
-        );
-    }
-    // Let any late claim (the interim owner's remaining GARP burst) arrive and be judged.
-    std::thread::sleep(Duration::from_secs(2));
-    for i in 1..=3 {
-        counted += conflicts_of(&c, i);
-    }
-    let events: Vec<(String, String)> = c
-        .service_events("web")
-        .into_iter()
-        .filter(|(r, _)| r == "IPConflict")
-        .collect();
-    assert!(
-        events.is_empty() && counted == 0.0,
-        "failback counted {counted} conflicts, Events {events:?}\n{}",
-        c.speaker_logs()
-    );
+    });
 }
