@@ -235,6 +235,7 @@ mod tests {
         if let Some(c) = class {
             s["spec"]["loadBalancerClass"] = json!(c);
         }
+        // A literal Service built just above: it always deserialises.
         Arc::new(serde_json::from_value(s).unwrap())
     }
 

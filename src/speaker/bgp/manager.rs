@@ -445,6 +445,7 @@ mod tests {
             "pools: []\nbgp: {myASN: 64512, peers: [{name: r, address: 192.0.2.1, asn: 64513, nodeSelector: {rack: a}}]}\n".to_string(),
         )]
         .into();
+        // A fixed test config: a parse failure is a broken test, so panicking is right.
         let c = parse_config_map_data(&data).unwrap().config;
         let peer = c.bgp.peers[0].clone();
         let mut other_selector = peer.clone();

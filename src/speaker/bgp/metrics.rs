@@ -188,6 +188,7 @@ mod tests {
 
     fn text(r: &Registry) -> String {
         let mut out = String::new();
+        // Encoding into a String cannot fail.
         encode(&mut out, r).unwrap();
         out
     }

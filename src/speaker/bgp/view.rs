@@ -96,6 +96,7 @@ mod tests {
         if let Some(p) = pool {
             s["metadata"]["annotations"] = json!({ALLOCATED_FROM_POOL: p});
         }
+        // A literal Service built just above: it always deserialises.
         Arc::new(serde_json::from_value(s).unwrap())
     }
 
@@ -118,6 +119,7 @@ mod tests {
             "pools:\n  - {name: edge, addresses: [203.0.113.0/24], announce: [bgp]}\n  - {name: lan, addresses: [198.51.100.0/24]}\n".to_string(),
         )]
         .into();
+        // A fixed test config: a parse failure is a broken test, so panicking is right.
         let config = parse_config_map_data(&data).unwrap().config;
         let services = [
             svc(
