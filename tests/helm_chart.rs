@@ -181,7 +181,7 @@ speaker:
   nodeSelector: {role: edge}
   tolerations: [{key: dedicated, operator: Equal, value: lb, effect: NoSchedule}]
   resources: {limits: {memory: 64Mi}}
-heartbeat: {key: "a-key-the-operator-chose-0123456789"}
+heartbeat: {key: "a-key-the-operator-chose-0123456789", port: 7575}
 metrics:
   serviceMonitor: {enabled: true, interval: 15s, labels: {release: prom}}
 "#;
@@ -228,6 +228,8 @@ metrics:
             "speaker",
             "--metrics-addr",
             "0.0.0.0:9473",
+            "--heartbeat-port",
+            "7575",
             "--log-format",
             "json"
         ])
@@ -385,5 +387,55 @@ fn a_whole_config_map_as_the_config_value_keeps_its_data_as_it_is() {
         let cm = &o[&("ConfigMap".to_string(), "ferrolb-config".to_string())];
         assert_eq!(cm["data"], want, "{sample}");
         assert_eq!(cm["metadata"]["namespace"], json!("ferrolb-system"));
+    }
+}
+
+#[test]
+fn heartbeat_port_zero_turns_heartbeats_off_and_a_bad_port_is_refused_by_name() {
+    if !available("helm") {
+        return;
+    }
+    let args_with = |port: &str| -> Value {
+        let o = objects(&template(Some(&format!("heartbeat: {{port: {port}}}\n"))));
+        o[&("DaemonSet".to_string(), "ferrolb-speaker".to_string())]["spec"]["template"]["spec"]
+            ["containers"][0]["args"]
+            .clone()
+    };
+    let off = args_with("0");
+    let args = off.as_array().expect("speaker args are a list");
+    let at = args
+        .iter()
+        .position(|a| a == "--heartbeat-port")
+        .expect("--heartbeat-port rendered for port 0");
+    assert_eq!(args.get(at + 1), Some(&json!("0")));
+    // The default port is the binary's default: no flag, as in deploy/.
+    let default = args_with("7474");
+    assert!(
+        !default
+            .as_array()
+            .expect("speaker args are a list")
+            .contains(&json!("--heartbeat-port")),
+        "{default}"
+    );
+    for bad in ["70000", "-1", "seven"] {
+        let dir = ferrolb_testkit::TempDir::new("ferrolb-helm-bad-port").expect("temp dir");
+        let file = dir.path().join("values.yaml");
+        std::fs::write(&file, format!("heartbeat: {{port: {bad}}}\n")).expect("write values");
+        let out = run(
+            "helm",
+            &[
+                "template",
+                "ferrolb",
+                &chart(),
+                "-f",
+                &file.display().to_string(),
+            ],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "port {bad} rendered");
+        assert!(
+            err.contains("heartbeat.port") && err.contains(bad),
+            "the error names the value and the field: {err}"
+        );
     }
 }
