@@ -22,7 +22,7 @@
 //!   over IPv6), with the session's local address as next hop.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use super::attrs::RouteAttrs;
@@ -30,141 +30,20 @@ use super::backoff::Backoff;
 use super::message::{decode, encode_keepalive, Context, Message};
 use super::notification::{self, CeaseSubcode, ErrorCode, OpenSubcode};
 use super::open::{Afi, Capability, Open, AS_TRANS, SAFI_UNICAST};
-use super::pack::{encode_end_of_rib, encode_updates, Outbound};
+use super::pack::encode_end_of_rib;
 use super::prefix::Prefix;
 use super::rib::AdjRibOut;
 use crate::election::MonoTime;
 
-/// How long a TCP connect may take before the attempt counts as failed. A peer that silently
-/// drops our SYNs (a TCP MD5 key mismatch looks exactly like this) is retried with backoff.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+mod params;
+mod rib_out;
+
+pub use params::{
+    Output, ResetReason, SessionCounters, SessionParams, State, DEFAULT_CONNECT_TIMEOUT,
+};
+
 /// RFC 4271 §8.2.2: the hold timer while waiting for the peer's OPEN.
 const OPEN_HOLD: Duration = Duration::from_secs(240);
-
-/// A session's fixed settings (a change to any of them means a new session).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionParams {
-    /// Our ASN.
-    pub local_asn: u32,
-    /// The ASN the peer must present.
-    pub peer_asn: u32,
-    /// Our BGP identifier.
-    pub router_id: Ipv4Addr,
-    /// Hold time we propose: zero (no keepalives) or at least 3 s.
-    pub hold_time: Duration,
-    /// Keepalive interval; `None` = a third of the negotiated hold time.
-    pub keepalive: Option<Duration>,
-    /// How long a TCP connect may take.
-    pub connect_timeout: Duration,
-    /// First reconnect delay.
-    pub backoff_base: Duration,
-    /// Largest reconnect delay.
-    pub backoff_cap: Duration,
-    /// An Established session lasting this long forgives past failures.
-    pub stable_after: Duration,
-    /// Randomness for the backoff jitter.
-    pub seed: u64,
-}
-
-impl SessionParams {
-    /// Settings with the defaults FerroLB uses for everything not in the peer's config.
-    pub fn new(local_asn: u32, peer_asn: u32, router_id: Ipv4Addr, hold_time: Duration) -> Self {
-        Self {
-            local_asn,
-            peer_asn,
-            router_id,
-            hold_time,
-            keepalive: None,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            backoff_base: Duration::from_secs(1),
-            backoff_cap: Duration::from_secs(120),
-            stable_after: Duration::from_secs(30),
-            seed: 1,
-        }
-    }
-}
-
-/// RFC 4271 §8.2.2 states (Active is folded into Connect: we never listen).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum State {
-    /// Waiting to (re)connect, or stopped.
-    Idle,
-    /// TCP connect in progress.
-    Connect,
-    /// Our OPEN is sent; waiting for the peer's.
-    OpenSent,
-    /// OPENs exchanged; waiting for the peer's KEEPALIVE.
-    OpenConfirm,
-    /// Routes flow.
-    Established,
-}
-
-/// Something the driver must do, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    /// Open a TCP connection to the peer and report [`Session::connected`] or
-    /// [`Session::tcp_failed`].
-    Connect,
-    /// Write these bytes to the connection.
-    Send(Vec<u8>),
-    /// Close the connection (after writing what was queued).
-    Close,
-    /// The state changed; for logs and the session-up metric.
-    StateChanged {
-        /// Old state.
-        from: State,
-        /// New state.
-        to: State,
-    },
-}
-
-/// Why a session went down, as a metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ResetReason {
-    /// The TCP connect failed (refused, unreachable).
-    ConnectFailed,
-    /// The TCP connect did not complete in time (also: an MD5 key mismatch).
-    ConnectTimeout,
-    /// The connection broke or the peer closed it.
-    ConnectionLost,
-    /// The peer was silent for the hold time.
-    HoldTimerExpired,
-    /// The peer sent a NOTIFICATION.
-    NotificationReceived(ErrorCode),
-    /// We sent a NOTIFICATION (a malformed message, a bad OPEN).
-    NotificationSent(ErrorCode),
-}
-
-impl ResetReason {
-    /// A stable label for the resets metric.
-    pub fn label(&self) -> &'static str {
-        match self {
-            ResetReason::ConnectFailed => "connect_failed",
-            ResetReason::ConnectTimeout => "connect_timeout",
-            ResetReason::ConnectionLost => "connection_lost",
-            ResetReason::HoldTimerExpired => "hold_timer_expired",
-            ResetReason::NotificationReceived(_) => "notification_received",
-            ResetReason::NotificationSent(ErrorCode::Open(OpenSubcode::BadPeerAs)) => "bad_peer_as",
-            ResetReason::NotificationSent(ErrorCode::Open(_)) => "bad_open",
-            ResetReason::NotificationSent(_) => "notification_sent",
-        }
-    }
-}
-
-/// What the metrics endpoint reports for a peer.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SessionCounters {
-    /// Times the session reached Established.
-    pub established: u64,
-    /// Session resets by [`ResetReason::label`].
-    pub resets: BTreeMap<&'static str, u64>,
-    /// UPDATE messages sent (including End-of-RIB).
-    pub updates_sent: u64,
-    /// Prefixes the peer currently holds from us.
-    pub prefixes_advertised: usize,
-    /// The most recent error, in words.
-    pub last_error: Option<String>,
-}
 
 /// One peer's session.
 #[derive(Debug, Clone)]
@@ -526,74 +405,6 @@ impl Session {
         push_send(out, bytes);
         self.next_keepalive = now + self.keepalive;
         self.set_state(State::OpenConfirm, out);
-    }
-
-    /// The families both sides can carry on this session: ours is the session's own family.
-    fn session_families(&self) -> Vec<(Afi, u8)> {
-        let ours = match self.local {
-            Some(IpAddr::V4(_)) => (Afi::Ipv4, SAFI_UNICAST),
-            Some(IpAddr::V6(_)) => (Afi::Ipv6, SAFI_UNICAST),
-            None => return Vec::new(),
-        };
-        if self.families.contains(&ours) {
-            vec![ours]
-        } else {
-            Vec::new()
-        }
-    }
-
-    fn outbound(&self) -> Outbound {
-        Outbound {
-            local_asn: self.params.local_asn,
-            peer_asn: self.params.peer_asn,
-            four_octet_as: self.ctx.four_octet_as,
-            next_hop_v4: match self.local {
-                Some(IpAddr::V4(a)) => Some(a),
-                _ => None,
-            },
-            next_hop_v6: match self.local {
-                Some(IpAddr::V6(a)) => Some(a),
-                _ => None,
-            },
-        }
-    }
-
-    fn wanted_here(&self) -> BTreeMap<Prefix, RouteAttrs> {
-        let fams = self.session_families();
-        self.desired
-            .iter()
-            .filter(|(p, _)| {
-                let afi = if p.is_ipv4() { Afi::Ipv4 } else { Afi::Ipv6 };
-                fams.contains(&(afi, SAFI_UNICAST))
-            })
-            .map(|(p, a)| (*p, a.clone()))
-            .collect()
-    }
-
-    fn sync(&mut self, out: &mut Vec<Output>) {
-        let wanted = self.wanted_here();
-        let diff = self.rib.sync(&wanted);
-        if diff.is_empty() {
-            return;
-        }
-        let mut bytes = Vec::new();
-        let stats = encode_updates(&self.outbound(), &diff.withdraw, &diff.announce, &mut bytes);
-        self.counters.updates_sent += stats.messages as u64;
-        self.counters.prefixes_advertised = self.rib.sent().len();
-        push_send(out, bytes);
-    }
-
-    fn resend(&mut self, out: &mut Vec<Output>) {
-        let all: Vec<(Prefix, RouteAttrs)> = self
-            .rib
-            .sent()
-            .iter()
-            .map(|(p, a)| (*p, a.clone()))
-            .collect();
-        let mut bytes = Vec::new();
-        let stats = encode_updates(&self.outbound(), &[], &all, &mut bytes);
-        self.counters.updates_sent += stats.messages as u64;
-        push_send(out, bytes);
     }
 
     fn notify(
