@@ -224,11 +224,7 @@ pub(super) fn bgp_section(
             Some(l) => ad.node_selector = l,
             None => w.at(obj, "spec.nodeSelectors", "not carried over: FerroLB's nodeSelector is one matchLabels (or In with one value); every eligible node is a next hop"),
         }
-        if obj
-            .spec
-            .get("serviceSelectors")
-            .is_some_and(|v| !v.is_null())
-        {
+        if obj.has("serviceSelectors") {
             w.at(
                 obj,
                 "spec.serviceSelectors",

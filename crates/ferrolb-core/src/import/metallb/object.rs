@@ -21,6 +21,11 @@ impl Obj {
     pub(super) fn id(&self) -> String {
         format!("{}/{}", self.kind, self.name)
     }
+
+    /// Whether `spec.<field>` is set to anything but null.
+    pub(super) fn has(&self, field: &str) -> bool {
+        self.spec.get(field).is_some_and(|v| !v.is_null())
+    }
 }
 
 /// Collects warnings, each naming the object and the field.

@@ -20,6 +20,7 @@ pub(super) struct PoolDraft {
     pub(super) l2: bool,
     pub(super) bgp: bool,
 }
+
 /// One pool; `taken` holds the ranges of the pools read so far, so overlaps are left out.
 pub(super) fn pool(
     obj: &Obj,
@@ -30,26 +31,23 @@ pub(super) fn pool(
     let mut addresses = Vec::new();
     for (i, a) in strings(obj, "addresses", w).into_iter().enumerate() {
         let field = format!("spec.addresses[{i}]");
-        let (range, text) = match a.parse::<AddressRange>() {
-            Ok(r) => (r, a.trim().to_string()),
-            // MetalLB (Go's net.ParseCIDR) masks the host bits; FerroLB's native format
-            // rejects them as a typo, so write the masked form.
-            Err(RangeError::HostBitsSet(_, fixed)) => {
-                match fixed.parse::<AddressRange>() {
-                    Ok(r) => {
-                        w.at(obj, &field, format!("{a:?} has host bits set; written as {fixed}, the network MetalLB used"));
-                        (r, fixed)
-                    }
-                    Err(e) => {
-                        w.at(
-                            obj,
-                            &field,
-                            format!("{a:?} is not a CIDR or range ({e}); left out"),
-                        );
-                        continue;
-                    }
-                }
-            }
+        // MetalLB (Go's net.ParseCIDR) masks the host bits; FerroLB's native format rejects
+        // them as a typo, so write the masked form.
+        let parsed = match a.parse::<AddressRange>() {
+            Err(RangeError::HostBitsSet(_, fixed)) => fixed.parse::<AddressRange>().map(|r| {
+                w.at(
+                    obj,
+                    &field,
+                    format!(
+                        "{a:?} has host bits set; written as {fixed}, the network MetalLB used"
+                    ),
+                );
+                (r, fixed)
+            }),
+            other => other.map(|r| (r, a.trim().to_string())),
+        };
+        let (range, text) = match parsed {
+            Ok(ok) => ok,
             Err(e) => {
                 w.at(
                     obj,
@@ -178,22 +176,14 @@ pub(super) fn l2_section(
         for i in selected(obj, pools, w).0 {
             pools[i].l2 = true;
         }
-        if obj
-            .spec
-            .get("serviceSelectors")
-            .is_some_and(|v| !v.is_null())
-        {
+        if obj.has("serviceSelectors") {
             w.at(
                 obj,
                 "spec.serviceSelectors",
                 "not carried over: FerroLB announces every Service of an l2 pool",
             );
         }
-        if obj
-            .spec
-            .get("preferredNodeSelectors")
-            .is_some_and(|v| !v.is_null())
-        {
+        if obj.has("preferredNodeSelectors") {
             w.at(obj, "spec.preferredNodeSelectors", "not carried over: FerroLB picks the announcing node by rendezvous hashing over the eligible nodes");
         }
         node_selectors.push(list_as_match_labels(&selectors(obj, "nodeSelectors", w)));

@@ -135,22 +135,35 @@ pub fn build_advertisement_reply(
     } else {
         (from_mac, from_ip)
     };
-    let frame = NdpFrame {
-        eth_dst,
+    write_fixed(
+        &our_advertisement(our_mac, target, (eth_dst, ip_dst), !dad),
+        buf,
+    )
+}
+
+/// An advertisement of `target` at `our_mac` (Override set, Router clear, from `target`
+/// itself), to `to`; the one shape every advertisement the speaker sends has.
+fn our_advertisement(
+    our_mac: MacAddr,
+    target: Ipv6Addr,
+    to: (MacAddr, Ipv6Addr),
+    solicited: bool,
+) -> NdpFrame<'static> {
+    NdpFrame {
+        eth_dst: to.0,
         eth_src: our_mac,
         ip_src: target,
-        ip_dst,
+        ip_dst: to.1,
         message: NdpMessage::Advertisement {
             router: false,
-            solicited: !dad,
+            solicited,
             override_flag: true,
         },
         target,
         source_ll: None,
         target_ll: Some(our_mac),
         nonce: None,
-    };
-    write_fixed(&frame, buf)
+    }
 }
 
 /// Builds an unsolicited Neighbor Advertisement for `target` from `our_mac`, to all-nodes
@@ -162,22 +175,8 @@ pub fn build_unsolicited_advertisement(
     our_mac: MacAddr,
     target: Ipv6Addr,
 ) -> &[u8] {
-    let frame = NdpFrame {
-        eth_dst: multicast_mac(ALL_NODES),
-        eth_src: our_mac,
-        ip_src: target,
-        ip_dst: ALL_NODES,
-        message: NdpMessage::Advertisement {
-            router: false,
-            solicited: false,
-            override_flag: true,
-        },
-        target,
-        source_ll: None,
-        target_ll: Some(our_mac),
-        nonce: None,
-    };
-    write_fixed(&frame, buf)
+    let all_nodes = (multicast_mac(ALL_NODES), ALL_NODES);
+    write_fixed(&our_advertisement(our_mac, target, all_nodes, false), buf)
 }
 
 /// Builds a duplicate-address-detection probe for `target` (RFC 4862 §5.4.2): a solicitation
