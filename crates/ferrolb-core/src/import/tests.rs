@@ -488,3 +488,34 @@ mod property {
         }
     }
 }
+
+#[test]
+fn host_bits_are_masked_as_metallb_does_and_nonsense_is_left_out_by_name() {
+    let doc = r#"
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: lan, namespace: metallb-system}
+spec:
+  addresses: ["198.51.100.77/26", "2001:db8::5/120", "198.51.100.300/24", "203.0.113.9-203.0.113.12"]
+"#;
+    let i = import(&[("pool.yaml", doc)]);
+    assert_eq!(
+        tree(&i)["pools"][0]["addresses"],
+        json!([
+            "198.51.100.64/26",
+            "2001:db8::/120",
+            "203.0.113.9-203.0.113.12"
+        ])
+    );
+    // The fourth says no advertisement selects the pool.
+    assert_eq!(i.warnings.len(), 4, "{:#?}", i.warnings);
+    assert!(i.warnings[0].starts_with("IPAddressPool/lan: spec.addresses[0]: \"198.51.100.77/26\" has host bits set; written as 198.51.100.64/26"), "{}", i.warnings[0]);
+    assert!(i.warnings[1].starts_with("IPAddressPool/lan: spec.addresses[1]: \"2001:db8::5/120\" has host bits set; written as 2001:db8::/120"), "{}", i.warnings[1]);
+    assert!(
+        i.warnings[2].starts_with(
+            "IPAddressPool/lan: spec.addresses[2]: \"198.51.100.300/24\" is not a CIDR or range"
+        ) && i.warnings[2].ends_with("; left out"),
+        "{}",
+        i.warnings[2]
+    );
+}
