@@ -320,7 +320,10 @@ async fn scenario() -> Report {
     report.allocate_writes = writes.len();
     report.allocate_kinds = breakdown(&writes);
 
-    // 2. Steady state over the window.
+    // 2. Steady state over the window. The core looks once more at each Service whose own
+    // write it had not yet seen echoed, EXPECTATION_TTL after that write (a no-op decision);
+    // wait that one-off pass out so the window holds steady state only.
+    tokio::time::sleep(ferrolb_core::reconcile::EXPECTATION_TTL + Duration::from_secs(1)).await;
     let pid = ctl.pid();
     let cpu0 = cpu_seconds(pid);
     let w0 = now_ms();

@@ -6,7 +6,9 @@ use std::net::IpAddr;
 
 use ferrolb_core::addr::Family;
 use ferrolb_core::reconcile::{Handling, ServiceFacts};
-use ferrolb_core::service::{IpFamilyPolicy, Protocol, ServiceInfo, ServiceKey, ServicePort};
+use ferrolb_core::service::{
+    IpFamilyPolicy, Protocol, ServiceInfo, ServiceKey, ServicePort, ANNOTATION_PREFIXES,
+};
 use k8s_openapi::api::core::v1::Service;
 
 /// The annotation the controller writes with the pool the IPs came from.
@@ -65,7 +67,15 @@ pub fn view(svc: &Service, lb_class: Option<&str>) -> ServiceFacts {
         namespace: key.namespace.clone(),
         name: key.name.clone(),
         labels: meta.labels.clone().unwrap_or_default(),
-        annotations: meta.annotations.clone().unwrap_or_default(),
+        // Only the annotations the allocator reads: the core keeps these facts for every
+        // Service, and a `kubectl apply`'s last-applied-configuration alone is kilobytes.
+        annotations: meta
+            .annotations
+            .iter()
+            .flatten()
+            .filter(|(k, _)| ANNOTATION_PREFIXES.iter().any(|p| k.starts_with(p)))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         load_balancer_ip: spec.load_balancer_ip.clone().filter(|s| !s.is_empty()),
         ip_families: if ip_families.is_empty() {
             vec![Family::V4]
@@ -176,5 +186,30 @@ mod tests {
         assert_eq!(v.ingress.len(), 2);
         assert!(v.ingress_in_our_shape);
         assert_eq!(v.created, 1_767_225_600);
+    }
+
+    #[test]
+    fn keeps_only_the_annotations_the_allocator_reads() {
+        let v = view(
+            &svc(serde_json::json!({
+                "metadata": {"name": "a", "namespace": "ns", "annotations": {
+                    "ferrolb.io/address-pool": "lan",
+                    "metallb.universe.tf/allow-shared-ip": "k",
+                    "metallb.io/loadBalancerIPs": "198.51.100.7",
+                    "kubectl.kubernetes.io/last-applied-configuration": "{\"a huge\": \"blob\"}",
+                    "example.com/team": "web"}},
+                "spec": {"type": "LoadBalancer"}
+            })),
+            None,
+        );
+        let keys: Vec<&str> = v.info.annotations.keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "ferrolb.io/address-pool",
+                "metallb.io/loadBalancerIPs",
+                "metallb.universe.tf/allow-shared-ip"
+            ]
+        );
     }
 }
