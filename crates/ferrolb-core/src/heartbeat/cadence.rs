@@ -2,8 +2,9 @@
 //!
 //! Heartbeats let peers notice a death without the API, so the Lease may be renewed rarely, but
 //! only while that is safe: a speaker relaxes to [`RELAXED_RENEW`] / [`RELAXED_DURATION`] only
-//! while it sends heartbeats, its last renewal succeeded, and **every live peer that shares one
-//! of its subnets lists it as heard** in that peer's Lease. Otherwise it keeps the fast
+//! while it sends heartbeats, its last renewal succeeded, and **every one of its live watchers
+//! lists it as heard** in that watcher's Lease (only its watchers receive its heartbeats,
+//! [`super::watchers`]; a watcher that suspects it tells everyone else). Otherwise it keeps the fast
 //! `--lease-renew` / `--lease-duration` (1 s / 3 s by default), so a peer that cannot hear it
 //! (no key, RBAC denied, a firewall) still sees it die within today's lease time. Peers judge
 //! each Lease by the duration written in it, so the two sides never disagree on the timing.
@@ -58,8 +59,9 @@ pub struct PeerView<'a> {
     pub node: &'a str,
     /// Whether its Lease is live in this speaker's eyes.
     pub live: bool,
-    /// Whether it shares at least one subnet with this speaker (only those must hear it).
-    pub shares_subnet: bool,
+    /// Whether it is one of this speaker's watchers (only those receive our heartbeats, so
+    /// only those must hear us).
+    pub is_watcher: bool,
     /// Whom its Lease says it hears (`None`: it publishes nothing, e.g. an older version).
     pub hears: Option<&'a BTreeSet<String>>,
 }
@@ -69,7 +71,7 @@ pub struct PeerView<'a> {
 pub struct CadenceChoice {
     /// The cadence in force.
     pub cadence: Cadence,
-    /// Live peers on our subnets that do not list us as heard, in name order: the reason a
+    /// Live watchers that do not list us as heard, in name order: the reason a
     /// speaker that sends heartbeats stays fast, for the alarm metric and the log.
     pub unheard_by: Vec<String>,
 }
@@ -86,7 +88,7 @@ pub fn choose_cadence<'a>(
 ) -> CadenceChoice {
     let unheard_by: Vec<String> = peers
         .into_iter()
-        .filter(|p| p.node != me && p.live && p.shares_subnet)
+        .filter(|p| p.node != me && p.live && p.is_watcher)
         .filter(|p| !p.hears.is_some_and(|h| h.contains(me)))
         .map(|p| p.node.to_owned())
         .collect::<BTreeSet<_>>()
@@ -120,13 +122,13 @@ mod tests {
         PeerView {
             node,
             live: true,
-            shares_subnet: true,
+            is_watcher: true,
             hears,
         }
     }
 
     #[test]
-    fn relaxed_only_while_every_live_peer_on_our_subnets_hears_us() {
+    fn relaxed_only_while_every_live_watcher_hears_us() {
         let hears_me = set(&["me", "c"]);
         let deaf = set(&["c"]);
         let all = choose_cadence("me", true, true, [peer("b", Some(&hears_me))]);
@@ -146,12 +148,12 @@ mod tests {
     }
 
     #[test]
-    fn dead_peers_and_peers_on_other_subnets_do_not_count() {
+    fn dead_peers_and_peers_that_do_not_watch_us_do_not_count() {
         let deaf = set(&[]);
         let mut dead = peer("b", Some(&deaf));
         dead.live = false;
         let mut elsewhere = peer("c", Some(&deaf));
-        elsewhere.shares_subnet = false;
+        elsewhere.is_watcher = false;
         let me_in_list = peer("me", Some(&deaf));
         let c = choose_cadence("me", true, true, [dead, elsewhere, me_in_list]);
         assert_eq!(c.cadence, Cadence::Relaxed);
