@@ -34,6 +34,21 @@ pub struct HeartbeatMetrics {
     pub key_loaded: Gauge,
     /// 1 while the lease is renewed at the relaxed cadence.
     pub lease_relaxed: Gauge,
+    /// How many peers our heartbeats currently go to (our watchers).
+    pub watchers: Gauge,
+    /// How many peers we watch (track and may suspect).
+    pub watching: Gauge,
+    /// Suspect and alive messages sent and received, by `kind` and `direction`.
+    pub messages: Family<MessageLabels, Counter>,
+}
+
+/// Labels of the message counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MessageLabels {
+    /// `suspect` or `alive`.
+    pub kind: String,
+    /// `sent` (datagrams) or `received` (accepted messages).
+    pub direction: String,
 }
 
 impl HeartbeatMetrics {
@@ -77,7 +92,32 @@ impl HeartbeatMetrics {
             "1 while the speaker lease is renewed at the relaxed cadence",
             m.lease_relaxed.clone(),
         );
+        r.register(
+            "watchers",
+            "Peers this speaker's heartbeats go to (its watchers)",
+            m.watchers.clone(),
+        );
+        r.register(
+            "watching",
+            "Peers whose heartbeats this speaker tracks (it is their watcher)",
+            m.watching.clone(),
+        );
+        r.register(
+            "messages",
+            "Suspect and alive messages sent (datagrams) and accepted, by kind",
+            m.messages.clone(),
+        );
         m
+    }
+
+    /// Counts one suspect or alive message.
+    pub fn message(&self, kind: &str, direction: &str) {
+        self.messages
+            .get_or_create(&MessageLabels {
+                kind: kind.to_string(),
+                direction: direction.to_string(),
+            })
+            .inc();
     }
 
     /// Counts one refused datagram.
