@@ -9,14 +9,13 @@
 mod cluster;
 mod netns;
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
 use cluster::{metric, poll, Cluster, ClusterSpec};
 use serde_json::json;
 
-/// Where speakers send heartbeats (src/speaker/heartbeat).
-const GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 74);
+/// The port speakers send heartbeats to (src/speaker/heartbeat).
 const PORT: u16 = 7474;
 
 fn cluster(spec: ClusterSpec) -> Option<Cluster> {
@@ -317,41 +316,38 @@ fn heartbeats_blocked_completely_fall_back_to_lease_failover() {
     );
 }
 
-/// A heartbeat of node `i` as it appears on the LAN, caught by the client.
-fn catch_heartbeat(c: &Cluster, from: Ipv4Addr) -> Vec<u8> {
-    let client_ip = c.lan.client().ip();
-    c.lan.client().ns_thread().run(move || {
-        let sock = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT))
-            .expect("bind the heartbeat port in the client");
-        sock.join_multicast_v4(&GROUP, &client_ip)
-            .expect("join the heartbeat group");
-        sock.set_read_timeout(Some(Duration::from_secs(2)))
-            .expect("timeout");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut buf = [0u8; 512];
-        while Instant::now() < deadline {
-            if let Ok((n, SocketAddr::V4(src))) = sock.recv_from(&mut buf) {
-                if *src.ip() == from {
-                    return buf[..n].to_vec();
-                }
-            }
-        }
-        panic!("no heartbeat from {from} reached the client");
-    })
+/// A heartbeat of node `from` as it arrives at node `at` (one of its watchers), caught there
+/// by tcpdump: the UDP payload of the first IPv4 datagram from `from` to port 7474.
+fn catch_heartbeat(c: &Cluster, from: usize, at: usize) -> Vec<u8> {
+    let src = netns::node_ip(from);
+    let cap = c
+        .lan
+        .node(at)
+        .capture(&format!("udp dst port {PORT} and src host {src}"));
+    let caught = cap.wait_until(Duration::from_secs(10), |f| !f.is_empty());
+    let frames = cap.stop();
+    assert!(caught, "no heartbeat from node-{from} reached node-{at}");
+    let frame = &frames[0].bytes;
+    // Ethernet (14), IPv4 (IHL words), UDP (8).
+    let ihl = usize::from(frame[14] & 0x0f) * 4;
+    frame[14 + ihl + 8..].to_vec()
 }
 
-/// Sends `datagrams` to the heartbeat group from the client, `every` apart, for `during`.
-fn inject(c: &Cluster, datagrams: Vec<Vec<u8>>, every: Duration, during: Duration) {
-    let client_ip = c.lan.client().ip();
+/// Sends `datagrams` from the client to every node's heartbeat port but `except`'s, `every`
+/// apart, for `during`.
+fn inject(c: &Cluster, except: usize, datagrams: Vec<Vec<u8>>, every: Duration, during: Duration) {
+    let targets: Vec<SocketAddrV4> = (1..=3)
+        .filter(|i| *i != except)
+        .map(|i| SocketAddrV4::new(netns::node_ip(i), PORT))
+        .collect();
     c.lan.client().ns_thread().run(move || {
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
-            .expect("socket");
-        s.set_multicast_if_v4(&client_ip).expect("multicast if");
-        let dest: SocketAddr = SocketAddrV4::new(GROUP, PORT).into();
+        let s = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)).expect("socket");
         let end = Instant::now() + during;
         while Instant::now() < end {
             for d in &datagrams {
-                let _ = s.send_to(d, &dest.into());
+                for t in &targets {
+                    let _ = s.send_to(d, t);
+                }
             }
             std::thread::sleep(every);
         }
@@ -369,12 +365,13 @@ fn forged_and_replayed_heartbeats_change_nothing() {
         .wait_announcer(vip, Duration::from_secs(10), |_| true)
         .expect("announced");
     wait_relaxed(&c, 3, Duration::from_secs(30));
-    let recorded = catch_heartbeat(&c, netns::node_ip(owner));
+    let others: Vec<usize> = (1..=3).filter(|i| *i != owner).collect();
+    // With three speakers every one watches the other two.
+    let recorded = catch_heartbeat(&c, owner, others[0]);
     // A forgery: the recording with its counter raised, so only the tag can give it away.
     let mut forged = recorded.clone();
     let counter_at = 17;
     forged[counter_at + 7] = forged[counter_at + 7].wrapping_add(100);
-    let others: Vec<usize> = (1..=3).filter(|i| *i != owner).collect();
     let rejected = |c: &Cluster| -> f64 {
         others
             .iter()
@@ -390,6 +387,7 @@ fn forged_and_replayed_heartbeats_change_nothing() {
             let h = s.spawn(|| {
                 inject(
                     c2,
+                    owner,
                     datagrams,
                     Duration::from_millis(50),
                     Duration::from_secs(6),
