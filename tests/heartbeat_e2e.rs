@@ -475,3 +475,175 @@ fn a_frozen_speaker_is_replaced_and_one_owner_remains_when_it_thaws() {
         "exactly one MAC answers after the thaw"
     );
 }
+
+/// Gives node `i`'s IPv4 LAN addresses a /32 prefix (with on-link routes for their /24s, so the
+/// API relay stays reachable): the node then shares no IPv4 subnet with any peer, and its
+/// speaker can only heartbeat over the IPv6 subnet, like an IPv6-only node.
+fn ipv4_alone(c: &Cluster, i: usize) {
+    let node = c.lan.node(i);
+    let run = |args: &[&str]| {
+        let out = node
+            .exec("ip", args, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("ip {args:?} in node-{i}: {e}"));
+        assert!(out.status.success(), "ip {args:?} in node-{i}: {out:?}");
+        out.stdout.clone()
+    };
+    let listing = run(&["-4", "-o", "addr", "show", "dev", node.ifname()]);
+    // One line per address: `2: eth0    inet 198.51.100.11/24 brd ... scope global eth0`.
+    let addrs: Vec<String> = listing
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            words.find(|w| *w == "inet")?;
+            words.next().map(str::to_owned)
+        })
+        .collect();
+    assert!(!addrs.is_empty(), "node-{i} has IPv4 addresses: {listing}");
+    for cidr in addrs {
+        let Some((ip, len)) = cidr.split_once('/') else {
+            continue;
+        };
+        if len == "32" {
+            continue;
+        }
+        let net: ipnetwork::Ipv4Network = cidr.parse().expect("ip prints CIDRs");
+        let route = format!("{}/{}", net.network(), net.prefix());
+        run(&["addr", "del", &cidr, "dev", node.ifname()]);
+        run(&["addr", "add", &format!("{ip}/32"), "dev", node.ifname()]);
+        run(&["route", "add", &route, "dev", node.ifname(), "src", ip]);
+    }
+}
+
+/// IPv6-only heartbeats: no node shares an IPv4 subnet with another, so every heartbeat goes
+/// over the IPv6 LAN. A node cut off the LAN hands its IPv6 Service IP over in about a second,
+/// far sooner than the relaxed 18 s lease, judged by `curl -6` from the client.
+#[test]
+fn ipv6_only_heartbeats_fail_an_ipv6_ip_over_in_about_a_second() {
+    if netns::require_ipv6().is_err() {
+        return;
+    }
+    let Some(mut c) = cluster(ClusterSpec {
+        ipv6: true,
+        ..ClusterSpec::default()
+    }) else {
+        return;
+    };
+    for i in 1..=3 {
+        ipv4_alone(&c, i);
+    }
+    // Each node's watchers are the two others, on the IPv6 ring.
+    assert!(
+        poll(Duration::from_secs(20), || (1..=3).all(|i| gauge(
+            &c,
+            i,
+            "ferrolb_speaker_heartbeat_watchers"
+        ) == Some(2.0))),
+        "every speaker has two watchers over IPv6\n{}",
+        c.speaker_logs()
+    );
+    let v6 = c
+        .lan
+        .node(1)
+        .capture(&format!("ip6 and udp dst port {PORT}"));
+    assert!(
+        v6.wait_until(Duration::from_secs(5), |f| f.len() >= 4),
+        "heartbeats arrive at node-1 over IPv6"
+    );
+    drop(v6);
+    let v4 = c
+        .lan
+        .node(1)
+        .capture(&format!("ip and udp dst port {PORT}"));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(v4.stop().is_empty(), "no heartbeat goes over IPv4");
+    wait_relaxed(&c, 3, Duration::from_secs(30));
+    let (vip, f) = c.measure_failover6(
+        Duration::from_millis(20),
+        Duration::from_secs(30),
+        |c, owner| c.lan.cut_node(owner),
+    );
+    eprintln!(
+        "IPv6-only heartbeats, node-{} cut off -> node-{} for {vip}: switch {:?}, longest curl -6 gap {:?}",
+        f.old, f.new, f.switch, f.gap
+    );
+    assert!(
+        f.gap <= Duration::from_millis(2000),
+        "gap {:?}: the failure was not detected by IPv6 heartbeats\n{}",
+        f.gap,
+        c.speaker_logs()
+    );
+}
+
+/// Six speakers: each is watched by only three, yet when a node is cut off every other speaker
+/// learns it is out (its watchers tell the rest), and each of its IPs moves in about a second
+/// whichever node wins it next, watcher or not.
+#[test]
+fn with_six_speakers_the_watchers_suspicion_reaches_every_node() {
+    let Some(c) = cluster(ClusterSpec {
+        nodes: 6,
+        ..ClusterSpec::default()
+    }) else {
+        return;
+    };
+    let vips: Vec<Ipv4Addr> = (0..8)
+        .map(|n| c.create_service(&format!("s{n}"), json!({})))
+        .collect();
+    let owners: Vec<usize> = vips
+        .iter()
+        .map(|v| {
+            c.wait_announcer(*v, Duration::from_secs(15), |_| true)
+                .expect("announced")
+        })
+        .collect();
+    wait_relaxed(&c, 6, Duration::from_secs(60));
+    for i in 1..=6 {
+        assert_eq!(
+            gauge(&c, i, "ferrolb_speaker_heartbeat_watchers"),
+            Some(3.0),
+            "node-{i} has three watchers, not five"
+        );
+    }
+    let x = owners[0];
+    let theirs: Vec<Ipv4Addr> = vips
+        .iter()
+        .zip(&owners)
+        .filter(|(_, o)| **o == x)
+        .map(|(v, _)| *v)
+        .collect();
+    let others: Vec<usize> = (1..=6).filter(|i| *i != x).collect();
+    let started = Instant::now();
+    c.lan.cut_node(x);
+    let moved = poll(Duration::from_secs(5), || {
+        theirs
+            .iter()
+            .all(|v| c.announcer(*v).is_some_and(|n| n != x))
+    });
+    let took = started.elapsed();
+    eprintln!(
+        "six speakers, node-{x} cut off: its {} IPs moved after {took:?}",
+        theirs.len()
+    );
+    assert!(
+        moved && took <= Duration::from_secs(2),
+        "moved {moved} after {took:?}: the suspicion did not reach the next winners\n{}",
+        c.speaker_logs()
+    );
+    assert!(
+        poll(Duration::from_secs(5), || others.iter().all(|i| gauge(
+            &c,
+            *i,
+            "ferrolb_speaker_heartbeat_peers_suspected"
+        ) == Some(
+            1.0
+        ))),
+        "all five remaining speakers agree node-{x} is out"
+    );
+    let told: f64 = others
+        .iter()
+        .map(|i| c.speaker_metric_sum(*i, "ferrolb_speaker_heartbeat_messages_total"))
+        .sum();
+    assert!(
+        told >= 2.0,
+        "watchers sent and peers accepted suspicions ({told})"
+    );
+}

@@ -39,6 +39,8 @@ pub struct HeartbeatView {
     detector: FailureDetector,
     peers: BTreeMap<String, PeerLeaseInfo>,
     assignment: Assignment,
+    /// The ring members the assignment was computed from (recomputed only when they change).
+    members: Vec<Member>,
     /// The peers we watch: the only ones whose heartbeats we track and may suspect.
     watched: BTreeSet<String>,
     /// Our watchers, with the address to reach each at.
@@ -112,10 +114,11 @@ impl HeartbeatView {
                 })
             })
             .collect();
-        let assignment = assign(&members, WATCHERS);
-        if assignment == self.assignment {
+        if members == self.members && !self.members.is_empty() {
             return;
         }
+        let assignment = assign(&members, WATCHERS);
+        self.members = members;
         let watched = assignment.watched_by(me);
         for gone in self.watched.difference(&watched) {
             self.detector.stop_watching(gone);

@@ -69,8 +69,8 @@ fn subnet_of(addr: &IpNetwork) -> SubnetKey {
 pub struct Assignment {
     /// node → watcher → the watcher's address to send to.
     watchers: BTreeMap<String, BTreeMap<String, IpAddr>>,
-    /// node → every other member sharing a subnet with it → its address there.
-    neighbours: BTreeMap<String, BTreeMap<String, IpAddr>>,
+    /// Every subnet's ring, in subnet order: (member, its address there), in ring order.
+    rings: Vec<Vec<(String, IpAddr)>>,
 }
 
 /// Assigns `k` watchers per subnet to every member.
@@ -105,13 +105,12 @@ pub fn assign(members: &[Member], k: usize) -> Assignment {
                 // Rings are visited in subnet order: the first shared subnet wins.
                 mine.entry(w.to_owned()).or_insert(addr);
             }
-            let near = out.neighbours.entry((*node).to_owned()).or_default();
-            for (_, other, addr) in ring.iter() {
-                if other != node {
-                    near.entry((*other).to_owned()).or_insert(*addr);
-                }
-            }
         }
+        out.rings.push(
+            ring.iter()
+                .map(|(_, node, addr)| ((*node).to_owned(), *addr))
+                .collect(),
+        );
     }
     out
 }
@@ -134,7 +133,17 @@ impl Assignment {
     /// Every other member sharing a subnet with `node`, with its address there: where a
     /// suspicion or a refutation is sent.
     pub fn neighbours_of(&self, node: &str) -> BTreeMap<String, IpAddr> {
-        self.neighbours.get(node).cloned().unwrap_or_default()
+        let mut out = BTreeMap::new();
+        for ring in &self.rings {
+            if ring.iter().any(|(n, _)| n == node) {
+                for (other, addr) in ring {
+                    if other != node {
+                        out.entry(other.clone()).or_insert(*addr);
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Whether `node` is on any ring.
