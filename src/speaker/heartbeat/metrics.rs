@@ -110,14 +110,14 @@ impl HeartbeatMetrics {
         m
     }
 
-    /// Counts one suspect or alive message.
-    pub fn message(&self, kind: &str, direction: &str) {
+    /// Counts `n` suspect or alive messages.
+    pub fn messages_by(&self, kind: &str, direction: &str, n: u64) {
         self.messages
             .get_or_create(&MessageLabels {
                 kind: kind.to_string(),
                 direction: direction.to_string(),
             })
-            .inc();
+            .inc_by(n);
     }
 
     /// Counts one refused datagram.

@@ -153,21 +153,14 @@ impl Sender {
                 }
             }
         }
+        let sent_u64 = u64::try_from(sent).unwrap_or(u64::MAX);
         match &msg.body {
             Body::Heartbeat => {
-                self.metrics.sent.inc_by(sent as u64);
+                self.metrics.sent.inc_by(sent_u64);
             }
-            Body::Suspect { .. } => {
-                for _ in 0..sent {
-                    self.metrics.message("suspect", "sent");
-                }
-            }
-            Body::Alive => {
-                for _ in 0..sent {
-                    self.metrics.message("alive", "sent");
-                }
-            }
-        };
+            Body::Suspect { .. } => self.metrics.messages_by("suspect", "sent", sent_u64),
+            Body::Alive => self.metrics.messages_by("alive", "sent", sent_u64),
+        }
         (sent, failed)
     }
 }
@@ -299,7 +292,7 @@ pub fn spawn_receiver(
                     metrics.received.inc();
                 }
                 Body::Suspect { node: subject, .. } => {
-                    metrics.message("suspect", "received");
+                    metrics.messages_by("suspect", "received", 1);
                     if *subject == node {
                         if matches!(msg.body, Body::Suspect { epoch: e, .. } if e == epoch) {
                             tracing::info!(by = %msg.from.node, "a peer suspects this speaker dead; telling every peer it is alive");
@@ -308,7 +301,7 @@ pub fn spawn_receiver(
                         continue;
                     }
                 }
-                Body::Alive => metrics.message("alive", "received"),
+                Body::Alive => metrics.messages_by("alive", "received", 1),
             }
             if accepted.try_send(msg).is_err() {
                 metrics.reject("overflow");
