@@ -174,8 +174,9 @@ fn a_node_cut_off_the_lan_is_replaced_in_about_a_second() {
 }
 
 /// A firewall in node `x` drops the heartbeats coming in: its peers hear it, it hears none of
-/// them. It suspects them, probes their IPs, hears them answer and takes the suspicion back;
-/// they learn from its lease that it does not hear them and keep the fast cadence.
+/// them. It suspects them and tells them so (its outgoing datagrams pass), probes their IPs,
+/// hears them answer and takes the suspicion back; they refute (an "alive" x cannot hear), and
+/// learn from its lease that it does not hear them and keep the fast cadence.
 #[test]
 fn heartbeats_lost_one_way_leave_one_owner_and_raise_the_alarm() {
     let Some(c) = cluster(ClusterSpec::default()) else {
@@ -253,6 +254,20 @@ fn heartbeats_lost_one_way_leave_one_owner_and_raise_the_alarm() {
         alarms(&c),
         "the alarm stays raised while heartbeats are lost"
     );
+    // Node x told its peers it suspects them; each, alive, refuted (what x cannot hear, while
+    // the probe answers excuse them on x).
+    for p in &peers {
+        let refuted = gauge(
+            &c,
+            *p,
+            "ferrolb_speaker_heartbeat_messages_total{kind=\"alive\",direction=\"sent\"}",
+        );
+        assert!(
+            refuted.is_some_and(|n| n >= 1.0),
+            "node-{p}, suspected by node-{x} while alive, refuted it: {refuted:?}\n{}",
+            c.speaker_metrics(*p)
+        );
+    }
 }
 
 #[test]
