@@ -17,7 +17,7 @@ pub struct ReasonLabels {
 /// Every heartbeat metric.
 #[derive(Clone, Default)]
 pub struct HeartbeatMetrics {
-    /// Datagrams sent (one per interface per interval).
+    /// Heartbeats sent (one per watcher per interval).
     pub sent: Counter,
     /// Heartbeats accepted (authenticated, not replayed, from a peer).
     pub received: Counter,
@@ -28,7 +28,8 @@ pub struct HeartbeatMetrics {
     /// Suspicions cancelled by wire evidence of life.
     pub cancelled: Counter,
     /// 1 while heartbeats cannot replace the fast lease cadence: no key, no socket, a live
-    /// peer on our subnets that does not hear us, or one we do not hear.
+    /// watcher that does not hear us, a live peer on our subnets without heartbeats, or a peer
+    /// we watch that we do not hear.
     pub missing: Gauge,
     /// 1 while a valid key is loaded.
     pub key_loaded: Gauge,
