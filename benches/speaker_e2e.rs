@@ -16,6 +16,23 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
+/// Waits until every speaker renews at the relaxed cadence, i.e. every peer hears it: the
+/// steady state. Right after start the speakers still learn each other's heartbeat addresses
+/// from the Leases (well under a second); a node that fails before that is judged by its lease.
+fn wait_heartbeats(c: &Cluster) {
+    let relaxed = |i: usize| {
+        cluster::metric(
+            &c.speaker_metrics(i),
+            "ferrolb_speaker_heartbeat_lease_relaxed",
+        ) == Some(1.0)
+    };
+    assert!(
+        poll(Duration::from_secs(30), || (1..=3).all(relaxed)),
+        "heartbeats never reached the steady state\n{}",
+        c.speaker_logs()
+    );
+}
+
 fn runs() -> usize {
     std::env::var("FERROLB_BENCH_RUNS")
         .ok()
@@ -36,6 +53,7 @@ fn report(name: &str, unit: &str, values: &mut [f64]) {
 /// answer from the new owner), both in milliseconds.
 fn failover(graceful: bool) -> (f64, f64) {
     let mut c = Cluster::start(ClusterSpec::default());
+    wait_heartbeats(&c);
     let f = c.measure_failover(
         Duration::from_millis(20),
         Duration::from_secs(20),

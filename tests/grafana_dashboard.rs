@@ -266,8 +266,7 @@ fn every_metric_a_panel_queries_is_exported_by_the_daemons() {
     );
 }
 
-/// The speakers' heartbeat group and port (design.md: `--heartbeat-port`, default 7474).
-const HEARTBEAT_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 74);
+/// The speakers' heartbeat port (design.md: `--heartbeat-port`, default 7474).
 const HEARTBEAT_PORT: u16 = 7474;
 
 /// A well-formed heartbeat claiming to come from `node`, tagged with a key the cluster does
@@ -286,15 +285,16 @@ fn forged_heartbeat(node: &str) -> Vec<u8> {
     encode(&hb, &wrong).expect("encode the forgery")
 }
 
-/// Sends `datagram` once to the heartbeat group from the client.
+/// Sends `datagram` once from the client to the heartbeat port of nodes 1 and 2 (heartbeats
+/// are unicast to each node's address).
 fn send_heartbeat(lan: &cluster::Cluster, datagram: Vec<u8>) {
-    let client_ip = lan.lan.client().ip();
     lan.lan.client().ns_thread().run(move || {
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
-            .expect("socket");
-        s.set_multicast_if_v4(&client_ip).expect("multicast if");
-        let dest: std::net::SocketAddr = SocketAddrV4::new(HEARTBEAT_GROUP, HEARTBEAT_PORT).into();
-        s.send_to(&datagram, &dest.into())
-            .expect("send the forged heartbeat");
+        let s =
+            std::net::UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)).expect("socket");
+        for i in 1..=2 {
+            let dest = SocketAddrV4::new(netns::node_ip(i), HEARTBEAT_PORT);
+            s.send_to(&datagram, dest)
+                .expect("send the forged heartbeat");
+        }
     });
 }

@@ -9,14 +9,13 @@
 mod cluster;
 mod netns;
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
 use cluster::{metric, poll, Cluster, ClusterSpec};
 use serde_json::json;
 
-/// Where speakers send heartbeats (src/speaker/heartbeat).
-const GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 74);
+/// The port speakers send heartbeats to (src/speaker/heartbeat).
 const PORT: u16 = 7474;
 
 fn cluster(spec: ClusterSpec) -> Option<Cluster> {
@@ -175,8 +174,9 @@ fn a_node_cut_off_the_lan_is_replaced_in_about_a_second() {
 }
 
 /// A firewall in node `x` drops the heartbeats coming in: its peers hear it, it hears none of
-/// them. It suspects them, probes their IPs, hears them answer and takes the suspicion back;
-/// they learn from its lease that it does not hear them and keep the fast cadence.
+/// them. It suspects them and tells them so (its outgoing datagrams pass), probes their IPs,
+/// hears them answer and takes the suspicion back; they refute (an "alive" x cannot hear), and
+/// learn from its lease that it does not hear them and keep the fast cadence.
 #[test]
 fn heartbeats_lost_one_way_leave_one_owner_and_raise_the_alarm() {
     let Some(c) = cluster(ClusterSpec::default()) else {
@@ -254,6 +254,20 @@ fn heartbeats_lost_one_way_leave_one_owner_and_raise_the_alarm() {
         alarms(&c),
         "the alarm stays raised while heartbeats are lost"
     );
+    // Node x told its peers it suspects them; each, alive, refuted (what x cannot hear, while
+    // the probe answers excuse them on x).
+    for p in &peers {
+        let refuted = gauge(
+            &c,
+            *p,
+            "ferrolb_speaker_heartbeat_messages_total{kind=\"alive\",direction=\"sent\"}",
+        );
+        assert!(
+            refuted.is_some_and(|n| n >= 1.0),
+            "node-{p}, suspected by node-{x} while alive, refuted it: {refuted:?}\n{}",
+            c.speaker_metrics(*p)
+        );
+    }
 }
 
 #[test]
@@ -317,41 +331,38 @@ fn heartbeats_blocked_completely_fall_back_to_lease_failover() {
     );
 }
 
-/// A heartbeat of node `i` as it appears on the LAN, caught by the client.
-fn catch_heartbeat(c: &Cluster, from: Ipv4Addr) -> Vec<u8> {
-    let client_ip = c.lan.client().ip();
-    c.lan.client().ns_thread().run(move || {
-        let sock = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, PORT))
-            .expect("bind the heartbeat port in the client");
-        sock.join_multicast_v4(&GROUP, &client_ip)
-            .expect("join the heartbeat group");
-        sock.set_read_timeout(Some(Duration::from_secs(2)))
-            .expect("timeout");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut buf = [0u8; 512];
-        while Instant::now() < deadline {
-            if let Ok((n, SocketAddr::V4(src))) = sock.recv_from(&mut buf) {
-                if *src.ip() == from {
-                    return buf[..n].to_vec();
-                }
-            }
-        }
-        panic!("no heartbeat from {from} reached the client");
-    })
+/// A heartbeat of node `from` as it arrives at node `at` (one of its watchers), caught there
+/// by tcpdump: the UDP payload of the first IPv4 datagram from `from` to port 7474.
+fn catch_heartbeat(c: &Cluster, from: usize, at: usize) -> Vec<u8> {
+    let src = netns::node_ip(from);
+    let cap = c
+        .lan
+        .node(at)
+        .capture(&format!("udp dst port {PORT} and src host {src}"));
+    let caught = cap.wait_until(Duration::from_secs(10), |f| !f.is_empty());
+    let frames = cap.stop();
+    assert!(caught, "no heartbeat from node-{from} reached node-{at}");
+    let frame = &frames[0].bytes;
+    // Ethernet (14), IPv4 (IHL words), UDP (8).
+    let ihl = usize::from(frame[14] & 0x0f) * 4;
+    frame[14 + ihl + 8..].to_vec()
 }
 
-/// Sends `datagrams` to the heartbeat group from the client, `every` apart, for `during`.
-fn inject(c: &Cluster, datagrams: Vec<Vec<u8>>, every: Duration, during: Duration) {
-    let client_ip = c.lan.client().ip();
+/// Sends `datagrams` from the client to every node's heartbeat port but `except`'s, `every`
+/// apart, for `during`.
+fn inject(c: &Cluster, except: usize, datagrams: Vec<Vec<u8>>, every: Duration, during: Duration) {
+    let targets: Vec<SocketAddrV4> = (1..=3)
+        .filter(|i| *i != except)
+        .map(|i| SocketAddrV4::new(netns::node_ip(i), PORT))
+        .collect();
     c.lan.client().ns_thread().run(move || {
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)
-            .expect("socket");
-        s.set_multicast_if_v4(&client_ip).expect("multicast if");
-        let dest: SocketAddr = SocketAddrV4::new(GROUP, PORT).into();
+        let s = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)).expect("socket");
         let end = Instant::now() + during;
         while Instant::now() < end {
             for d in &datagrams {
-                let _ = s.send_to(d, &dest.into());
+                for t in &targets {
+                    let _ = s.send_to(d, t);
+                }
             }
             std::thread::sleep(every);
         }
@@ -369,12 +380,13 @@ fn forged_and_replayed_heartbeats_change_nothing() {
         .wait_announcer(vip, Duration::from_secs(10), |_| true)
         .expect("announced");
     wait_relaxed(&c, 3, Duration::from_secs(30));
-    let recorded = catch_heartbeat(&c, netns::node_ip(owner));
+    let others: Vec<usize> = (1..=3).filter(|i| *i != owner).collect();
+    // With three speakers every one watches the other two.
+    let recorded = catch_heartbeat(&c, owner, others[0]);
     // A forgery: the recording with its counter raised, so only the tag can give it away.
     let mut forged = recorded.clone();
     let counter_at = 17;
     forged[counter_at + 7] = forged[counter_at + 7].wrapping_add(100);
-    let others: Vec<usize> = (1..=3).filter(|i| *i != owner).collect();
     let rejected = |c: &Cluster| -> f64 {
         others
             .iter()
@@ -390,6 +402,7 @@ fn forged_and_replayed_heartbeats_change_nothing() {
             let h = s.spawn(|| {
                 inject(
                     c2,
+                    owner,
                     datagrams,
                     Duration::from_millis(50),
                     Duration::from_secs(6),
@@ -475,5 +488,177 @@ fn a_frozen_speaker_is_replaced_and_one_owner_remains_when_it_thaws() {
             .len()
             == 1),
         "exactly one MAC answers after the thaw"
+    );
+}
+
+/// Gives node `i`'s IPv4 LAN addresses a /32 prefix (with on-link routes for their /24s, so the
+/// API relay stays reachable): the node then shares no IPv4 subnet with any peer, and its
+/// speaker can only heartbeat over the IPv6 subnet, like an IPv6-only node.
+fn ipv4_alone(c: &Cluster, i: usize) {
+    let node = c.lan.node(i);
+    let run = |args: &[&str]| {
+        let out = node
+            .exec("ip", args, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("ip {args:?} in node-{i}: {e}"));
+        assert!(out.status.success(), "ip {args:?} in node-{i}: {out:?}");
+        out.stdout.clone()
+    };
+    let listing = run(&["-4", "-o", "addr", "show", "dev", node.ifname()]);
+    // One line per address: `2: eth0    inet 198.51.100.11/24 brd ... scope global eth0`.
+    let addrs: Vec<String> = listing
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            words.find(|w| *w == "inet")?;
+            words.next().map(str::to_owned)
+        })
+        .collect();
+    assert!(!addrs.is_empty(), "node-{i} has IPv4 addresses: {listing}");
+    for cidr in addrs {
+        let Some((ip, len)) = cidr.split_once('/') else {
+            continue;
+        };
+        if len == "32" {
+            continue;
+        }
+        let net: ipnetwork::Ipv4Network = cidr.parse().expect("ip prints CIDRs");
+        let route = format!("{}/{}", net.network(), net.prefix());
+        run(&["addr", "del", &cidr, "dev", node.ifname()]);
+        run(&["addr", "add", &format!("{ip}/32"), "dev", node.ifname()]);
+        run(&["route", "add", &route, "dev", node.ifname(), "src", ip]);
+    }
+}
+
+/// IPv6-only heartbeats: no node shares an IPv4 subnet with another, so every heartbeat goes
+/// over the IPv6 LAN. A node cut off the LAN hands its IPv6 Service IP over in about a second,
+/// far sooner than the relaxed 18 s lease, judged by `curl -6` from the client.
+#[test]
+fn ipv6_only_heartbeats_fail_an_ipv6_ip_over_in_about_a_second() {
+    if netns::require_ipv6().is_err() {
+        return;
+    }
+    let Some(mut c) = cluster(ClusterSpec {
+        ipv6: true,
+        ..ClusterSpec::default()
+    }) else {
+        return;
+    };
+    for i in 1..=3 {
+        ipv4_alone(&c, i);
+    }
+    // Each node's watchers are the two others, on the IPv6 ring.
+    assert!(
+        poll(Duration::from_secs(20), || (1..=3).all(|i| gauge(
+            &c,
+            i,
+            "ferrolb_speaker_heartbeat_watchers"
+        ) == Some(2.0))),
+        "every speaker has two watchers over IPv6\n{}",
+        c.speaker_logs()
+    );
+    let v6 = c
+        .lan
+        .node(1)
+        .capture(&format!("ip6 and udp dst port {PORT}"));
+    assert!(
+        v6.wait_until(Duration::from_secs(5), |f| f.len() >= 4),
+        "heartbeats arrive at node-1 over IPv6"
+    );
+    drop(v6);
+    let v4 = c
+        .lan
+        .node(1)
+        .capture(&format!("ip and udp dst port {PORT}"));
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(v4.stop().is_empty(), "no heartbeat goes over IPv4");
+    wait_relaxed(&c, 3, Duration::from_secs(30));
+    let (vip, f) = c.measure_failover6(
+        Duration::from_millis(20),
+        Duration::from_secs(30),
+        |c, owner| c.lan.cut_node(owner),
+    );
+    eprintln!(
+        "IPv6-only heartbeats, node-{} cut off -> node-{} for {vip}: switch {:?}, longest curl -6 gap {:?}",
+        f.old, f.new, f.switch, f.gap
+    );
+    assert!(
+        f.gap <= Duration::from_millis(2000),
+        "gap {:?}: the failure was not detected by IPv6 heartbeats\n{}",
+        f.gap,
+        c.speaker_logs()
+    );
+}
+
+/// Six speakers: each is watched by only three, yet when a node is cut off every other speaker
+/// learns it is out (its watchers tell the rest), and each of its IPs moves in about a second
+/// whichever node wins it next, watcher or not.
+#[test]
+fn with_six_speakers_the_watchers_suspicion_reaches_every_node() {
+    let Some(c) = cluster(ClusterSpec {
+        nodes: 6,
+        ..ClusterSpec::default()
+    }) else {
+        return;
+    };
+    let vips: Vec<Ipv4Addr> = (0..8)
+        .map(|n| c.create_service(&format!("s{n}"), json!({})))
+        .collect();
+    let owners: Vec<usize> = vips
+        .iter()
+        .map(|v| {
+            c.wait_announcer(*v, Duration::from_secs(15), |_| true)
+                .expect("announced")
+        })
+        .collect();
+    wait_relaxed(&c, 6, Duration::from_secs(60));
+    for i in 1..=6 {
+        assert_eq!(
+            gauge(&c, i, "ferrolb_speaker_heartbeat_watchers"),
+            Some(3.0),
+            "node-{i} has three watchers, not five"
+        );
+    }
+    let x = owners[0];
+    let theirs: Vec<Ipv4Addr> = vips
+        .iter()
+        .zip(&owners)
+        .filter(|(_, o)| **o == x)
+        .map(|(v, _)| *v)
+        .collect();
+    let others: Vec<usize> = (1..=6).filter(|i| *i != x).collect();
+    let started = Instant::now();
+    c.lan.cut_node(x);
+    let moved = poll(Duration::from_secs(5), || {
+        theirs
+            .iter()
+            .all(|v| c.announcer(*v).is_some_and(|n| n != x))
+    });
+    let took = started.elapsed();
+    eprintln!(
+        "six speakers, node-{x} cut off: its {} IPs moved after {took:?}",
+        theirs.len()
+    );
+    assert!(
+        moved && took <= Duration::from_secs(2),
+        "moved {moved} after {took:?}: the suspicion did not reach the next winners\n{}",
+        c.speaker_logs()
+    );
+    assert!(
+        poll(Duration::from_secs(5), || others.iter().all(|i| gauge(
+            &c,
+            *i,
+            "ferrolb_speaker_heartbeat_peers_suspected"
+        ) == Some(
+            1.0
+        ))),
+        "all five remaining speakers agree node-{x} is out"
+    );
+    let told: f64 = others
+        .iter()
+        .map(|i| c.speaker_metric_sum(*i, "ferrolb_speaker_heartbeat_messages_total"))
+        .sum();
+    assert!(
+        told >= 2.0,
+        "watchers sent and peers accepted suspicions ({told})"
     );
 }

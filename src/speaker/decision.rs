@@ -103,10 +103,15 @@ impl Decision {
         &self.heartbeat
     }
 
-    /// An accepted heartbeat arrived now; returns whether it changed the peer's standing.
-    pub fn heartbeat_heard(&mut self, hb: &ferrolb_core::heartbeat::Heartbeat) -> bool {
+    /// The heartbeat view, to take what it has to send.
+    pub fn heartbeat_mut(&mut self) -> &mut HeartbeatView {
+        &mut self.heartbeat
+    }
+
+    /// An accepted heartbeat message arrived now; returns whether it changed a peer's standing.
+    pub fn heartbeat_heard(&mut self, msg: &ferrolb_core::heartbeat::Message) -> bool {
         let now = self.now();
-        self.heartbeat.heard(hb, now)
+        self.heartbeat.received(msg, now)
     }
 
     /// Whether `node` counts as live now in the election (lease, heartbeat suspicion, health).
@@ -335,6 +340,9 @@ impl Decision {
     pub fn reconcile(&mut self) -> (Vec<Action>, Option<HealthChange>) {
         let now = self.now();
         let nodes = self.node_list();
+        let announcer = &self.announcer;
+        self.heartbeat
+            .set_ring(&self.node, |n| announcer.is_lease_live(n, now));
         self.announcer.set_suspects(self.heartbeat.suspected(now));
         let actions =
             self.announcer

@@ -37,6 +37,8 @@ pub struct Interface {
     pub unsuitable: bool,
     /// Addresses with prefix lengths, as networks (host bits cleared).
     pub networks: Vec<IpNetwork>,
+    /// The same addresses with their host bits: where peers reach this node (heartbeats).
+    pub addresses: Vec<IpNetwork>,
 }
 
 /// A snapshot of every interface.
@@ -149,6 +151,7 @@ pub async fn dump(handle: &Handle) -> Result<Interfaces, InterfaceError> {
             up: false,
             unsuitable: false,
             networks: Vec::new(),
+            addresses: Vec::new(),
         };
         let mut oper = None;
         let mut enslaved = false;
@@ -184,15 +187,18 @@ pub async fn dump(handle: &Handle) -> Result<Interfaces, InterfaceError> {
             })
         });
         let Some(ip) = addr else { continue };
-        let Ok(net) = IpNetwork::new(ip, msg.header.prefix_len) else {
+        let Ok(addr) = IpNetwork::new(ip, msg.header.prefix_len) else {
             continue;
         };
-        let Ok(net) = IpNetwork::new(net.network(), net.prefix()) else {
+        let Ok(net) = IpNetwork::new(addr.network(), addr.prefix()) else {
             continue;
         };
         if let Some(iface) = out.iter_mut().find(|i| i.index == msg.header.index) {
             if !iface.networks.contains(&net) {
                 iface.networks.push(net);
+            }
+            if !iface.addresses.contains(&addr) {
+                iface.addresses.push(addr);
             }
         }
     }
@@ -256,6 +262,7 @@ mod tests {
             up,
             unsuitable: false,
             networks: nets.iter().map(|n| n.parse().unwrap()).collect(),
+            addresses: Vec::new(),
         }
     }
 

@@ -123,7 +123,7 @@ impl Speaker {
     fn reconcile(&mut self) {
         let (actions, _) = self.decision.reconcile();
         self.executor.execute(actions, &self.decision.world());
-        let published = self.heartbeat.sync(&self.decision);
+        let published = self.heartbeat.sync(&mut self.decision);
         self.publish(published);
         let health = self.decision.health();
         self.ready.set(health == Health::Healthy);
@@ -195,14 +195,13 @@ impl Speaker {
         .into();
         self.decision.set_own_macs(port_macs);
         let l2 = self.decision.l2();
-        self.heartbeat.set_interfaces(
-            self.decision
-                .ifaces()
-                .eligible(l2)
-                .filter(|i| i.networks.iter().any(ipnetwork::IpNetwork::is_ipv4))
-                .map(|i| i.index)
-                .collect(),
-        );
+        let addrs: Vec<ipnetwork::IpNetwork> = self
+            .decision
+            .ifaces()
+            .eligible(l2)
+            .flat_map(|i| i.addresses.iter().copied())
+            .collect();
+        self.heartbeat.set_addresses(addrs);
         self.publish(published);
     }
 

@@ -17,7 +17,7 @@ pub struct ReasonLabels {
 /// Every heartbeat metric.
 #[derive(Clone, Default)]
 pub struct HeartbeatMetrics {
-    /// Datagrams sent (one per interface per interval).
+    /// Heartbeats sent (one per watcher per interval).
     pub sent: Counter,
     /// Heartbeats accepted (authenticated, not replayed, from a peer).
     pub received: Counter,
@@ -28,12 +28,28 @@ pub struct HeartbeatMetrics {
     /// Suspicions cancelled by wire evidence of life.
     pub cancelled: Counter,
     /// 1 while heartbeats cannot replace the fast lease cadence: no key, no socket, a live
-    /// peer on our subnets that does not hear us, or one we do not hear.
+    /// watcher that does not hear us, a live peer on our subnets without heartbeats, or a peer
+    /// we watch that we do not hear.
     pub missing: Gauge,
     /// 1 while a valid key is loaded.
     pub key_loaded: Gauge,
     /// 1 while the lease is renewed at the relaxed cadence.
     pub lease_relaxed: Gauge,
+    /// How many peers our heartbeats currently go to (our watchers).
+    pub watchers: Gauge,
+    /// How many peers we watch (track and may suspect).
+    pub watching: Gauge,
+    /// Suspect and alive messages sent and received, by `kind` and `direction`.
+    pub messages: Family<MessageLabels, Counter>,
+}
+
+/// Labels of the message counter.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MessageLabels {
+    /// `suspect` or `alive`.
+    pub kind: String,
+    /// `sent` (datagrams) or `received` (accepted messages).
+    pub direction: String,
 }
 
 impl HeartbeatMetrics {
@@ -77,7 +93,32 @@ impl HeartbeatMetrics {
             "1 while the speaker lease is renewed at the relaxed cadence",
             m.lease_relaxed.clone(),
         );
+        r.register(
+            "watchers",
+            "Peers this speaker's heartbeats go to (its watchers)",
+            m.watchers.clone(),
+        );
+        r.register(
+            "watching",
+            "Peers whose heartbeats this speaker tracks (it is their watcher)",
+            m.watching.clone(),
+        );
+        r.register(
+            "messages",
+            "Suspect and alive messages sent (datagrams) and accepted, by kind",
+            m.messages.clone(),
+        );
         m
+    }
+
+    /// Counts `n` suspect or alive messages.
+    pub fn messages_by(&self, kind: &str, direction: &str, n: u64) {
+        self.messages
+            .get_or_create(&MessageLabels {
+                kind: kind.to_string(),
+                direction: direction.to_string(),
+            })
+            .inc_by(n);
     }
 
     /// Counts one refused datagram.

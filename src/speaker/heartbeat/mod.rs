@@ -1,14 +1,16 @@
 //! Direct heartbeats between speakers (issue 12, design.md "Fast failure detection").
 //!
 //! * [`key`]: the key from Secret `ferrolb-heartbeat`, read again every 10 s.
-//! * [`socket`]: the UDP socket on `--heartbeat-port`, link-local multicast to
-//!   [`DEFAULT_GROUP`] on every eligible interface; sender and receiver tasks.
+//! * [`socket`]: the dual-stack UDP socket on `--heartbeat-port`: unicast heartbeats to our
+//!   watchers, suspicions and refutations to our neighbours; sender and receiver tasks.
 //! * [`view`]: the failure detector and peers' heartbeat annotations, owned by the decision.
 //! * [`metrics`]: the `ferrolb_speaker_heartbeat_*` metrics.
 //!
 //! [`HeartbeatLink`] is what the speaker's loop holds: it starts the tasks, feeds accepted
-//! heartbeats to the decision, and after every reconcile publishes whom we hear, picks the
-//! lease cadence and raises or clears the alarm. The pure rules live in
+//! messages to the decision, and after every reconcile points the sender at our watchers
+//! (keeping dropped ones for the release grace), tells our neighbours whom we began to
+//! suspect, publishes our addresses and whom we hear, picks the lease cadence and raises or
+//! clears the alarm. The pure rules live in
 //! `ferrolb_core::heartbeat`.
 
 pub mod key;
@@ -17,13 +19,13 @@ pub mod socket;
 pub mod view;
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ferrolb_core::heartbeat::{
-    Cadence, Heartbeat, HeartbeatAdvert, LeaseTiming, DEFAULT_INTERVAL, DEFAULT_MISSES,
-    HEARS_ANNOTATION, HEARTBEAT_ANNOTATION,
+    usable_heartbeat_addr, Body, Cadence, HeartbeatAdvert, LeaseTiming, Message, SendSet,
+    DEFAULT_INTERVAL, DEFAULT_MISSES, HEARS_ANNOTATION, HEARTBEAT_ANNOTATION,
 };
+use ipnetwork::IpNetwork;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use tokio::sync::{mpsc, watch};
@@ -33,10 +35,6 @@ use super::decision::Decision;
 use key::{KeyState, KeyWatch};
 use metrics::HeartbeatMetrics;
 
-/// The link-local multicast group heartbeats are sent to (224.0.0.0/24 is never forwarded by
-/// routers and is flooded by IGMP-snooping switches without any membership report).
-pub const DEFAULT_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 74);
-
 /// The speaker loop's handle on heartbeats.
 pub struct HeartbeatLink {
     node: String,
@@ -44,7 +42,9 @@ pub struct HeartbeatLink {
     fast: LeaseTiming,
     key: Option<KeyWatch>,
     sending: watch::Receiver<bool>,
-    ifaces_tx: watch::Sender<Vec<u32>>,
+    targets_tx: watch::Sender<socket::Targets>,
+    outgoing_tx: Option<mpsc::Sender<Body>>,
+    send_set: SendSet,
     epochs_tx: watch::Sender<BTreeMap<String, u64>>,
     timing_tx: watch::Sender<LeaseTiming>,
     metrics: HeartbeatMetrics,
@@ -66,7 +66,7 @@ fn boot_epoch() -> u64 {
 
 impl HeartbeatLink {
     /// Starts heartbeats on UDP `port` (`0`: off) and returns the link, the lease timing
-    /// channel the lease task follows, and the accepted heartbeats for the decision. `fast` is
+    /// channel the lease task follows, and the accepted messages for the decision. `fast` is
     /// `--lease-renew` / `--lease-duration`.
     pub fn start(
         node: &str,
@@ -76,13 +76,10 @@ impl HeartbeatLink {
         namespace: &str,
         metrics: HeartbeatMetrics,
         shutdown: &CancellationToken,
-    ) -> (
-        Self,
-        watch::Receiver<LeaseTiming>,
-        mpsc::Receiver<Heartbeat>,
-    ) {
+    ) -> (Self, watch::Receiver<LeaseTiming>, mpsc::Receiver<Message>) {
         let (timing_tx, timing_rx) = watch::channel(fast);
-        let (ifaces_tx, ifaces_rx) = watch::channel(Vec::new());
+        let (targets_tx, targets_rx) = watch::channel(socket::Targets::default());
+        let (outgoing_tx, outgoing_rx) = mpsc::channel(256);
         let (epochs_tx, epochs_rx) = watch::channel(BTreeMap::new());
         let (sending_tx, sending) = watch::channel(false);
         let (accepted_tx, accepted) = mpsc::channel(4096);
@@ -92,7 +89,9 @@ impl HeartbeatLink {
             fast,
             key: None,
             sending,
-            ifaces_tx,
+            targets_tx,
+            outgoing_tx: None,
+            send_set: SendSet::new(),
             epochs_tx,
             timing_tx,
             metrics: metrics.clone(),
@@ -117,7 +116,6 @@ impl HeartbeatLink {
         let params = socket::SendParams {
             node: node.to_owned(),
             epoch: boot_epoch(),
-            group: DEFAULT_GROUP,
             port,
             interval: DEFAULT_INTERVAL,
             misses: DEFAULT_MISSES,
@@ -126,12 +124,15 @@ impl HeartbeatLink {
             epoch: params.epoch,
             interval: params.interval,
             port,
+            addrs: Vec::new(),
         });
+        let epoch = params.epoch;
         socket::spawn_sender(
             sock.clone(),
             params,
             key.clone(),
-            ifaces_rx,
+            targets_rx,
+            outgoing_rx,
             sending_tx,
             metrics.clone(),
             shutdown.clone(),
@@ -139,23 +140,29 @@ impl HeartbeatLink {
         socket::spawn_receiver(
             sock,
             node.to_owned(),
+            epoch,
             key.clone(),
             epochs_rx,
             accepted_tx,
+            outgoing_tx.clone(),
             metrics,
             shutdown.clone(),
         );
+        link.outgoing_tx = Some(outgoing_tx);
         link.key = Some(key);
         (link, timing_rx, accepted)
     }
 
-    /// The interfaces to send on (eligible, with an IPv4 subnet) changed.
-    pub fn set_interfaces(&self, ifindexes: Vec<u32>) {
-        self.ifaces_tx.send_if_modified(|cur| {
-            let changed = *cur != ifindexes;
-            *cur = ifindexes;
-            changed
-        });
+    /// Our addresses on the eligible interfaces changed: the ones peers can reach us at
+    /// (IPv4 or global IPv6, never link-local) go in our advert.
+    pub fn set_addresses(&mut self, addrs: impl IntoIterator<Item = IpNetwork>) {
+        if let Some(advert) = &mut self.advert {
+            let mut usable: Vec<IpNetwork> =
+                addrs.into_iter().filter(usable_heartbeat_addr).collect();
+            usable.sort();
+            usable.dedup();
+            advert.addrs = usable;
+        }
     }
 
     /// Our last lease renewal succeeded (`true`) or failed.
@@ -174,9 +181,34 @@ impl HeartbeatLink {
 
     /// After every reconcile: publish whom we hear and our heartbeat advert, choose the lease
     /// cadence, update the metrics and the alarm. Returns the annotations to publish.
-    pub fn sync(&mut self, decision: &Decision) -> BTreeMap<String, String> {
+    pub fn sync(&mut self, decision: &mut Decision) -> BTreeMap<String, String> {
         let now = decision.now();
+        let new_suspicions = decision.heartbeat_mut().newly_suspected(now);
+        if let Some(out) = &self.outgoing_tx {
+            for (node, epoch) in new_suspicions {
+                tracing::info!(peer = %node, "stopped hearing a peer this speaker watches; telling every peer on our subnets");
+                if out.try_send(Body::Suspect { node, epoch }).is_err() {
+                    tracing::warn!("heartbeat sender is behind; a suspicion was not sent (peers fall back to the peer's lease)");
+                }
+            }
+        }
         let view = decision.heartbeat();
+        self.send_set.update(view.watchers().clone(), now);
+        let targets = socket::Targets {
+            watchers: self.send_set.targets(now),
+            neighbours: view.neighbours().values().copied().collect(),
+        };
+        self.targets_tx.send_if_modified(|cur| {
+            let changed = *cur != targets;
+            *cur = targets;
+            changed
+        });
+        self.metrics
+            .watchers
+            .set(i64::try_from(view.watchers().len()).unwrap_or(i64::MAX));
+        self.metrics
+            .watching
+            .set(i64::try_from(view.watched().len()).unwrap_or(i64::MAX));
         let own = decision.ifaces().subnets(decision.l2());
         let is_live = |n: &str| decision.is_live(n);
         let key_loaded = self
@@ -185,8 +217,11 @@ impl HeartbeatLink {
             .is_some_and(|k| k.borrow().1 == KeyState::Loaded);
         self.metrics.key_loaded.set(i64::from(key_loaded));
         let sending = key_loaded && *self.sending.borrow();
-        let choice = view.cadence(&self.node, &own, is_live, sending, self.renew_ok);
-        let unheard = view.unheard_senders(&self.node, &own, is_live, now);
+        // Off the rings (our advert not seen yet, or no address to be reached at) nobody
+        // watches us: the lease must stay fast.
+        let on_ring = view.on_ring(&self.node);
+        let choice = view.cadence(&self.node, &own, is_live, sending && on_ring, self.renew_ok);
+        let unheard = view.unheard_senders(is_live, now);
         let suspected = view.suspected(now);
         self.metrics
             .suspected
@@ -224,7 +259,9 @@ impl HeartbeatLink {
         } else if let Some(p) = self.key_problem() {
             Some(p)
         } else if !sending {
-            Some("no heartbeat went out on any interface".into())
+            Some("no heartbeat went out to any watcher".into())
+        } else if !on_ring && self.advert.as_ref().is_some_and(|a| a.addrs.is_empty()) {
+            Some("no address on an eligible interface to receive heartbeats at".into())
         } else if !choice.unheard_by.is_empty() {
             Some(format!(
                 "not heard by live peers {}",
@@ -247,7 +284,10 @@ impl HeartbeatLink {
         self.metrics.missing.set(i64::from(problem.is_some()));
 
         let mut published = BTreeMap::new();
-        let advert = match (&self.advert, sending) {
+        // Published while a key is loaded, whether or not the last sends worked: a firewall
+        // that fails our sends must not take us off the rings and put us back a moment later
+        // (a lease write each time); failing sends keep the lease fast instead.
+        let advert = match (&self.advert, key_loaded) {
             (Some(a), true) => a.to_string(),
             _ => String::new(),
         };

@@ -335,6 +335,13 @@ impl Announcer {
         }
     }
 
+    /// Whether `node`'s lease alone is live at `now`, heartbeat suspicions aside: who is on the
+    /// heartbeat watcher rings (a suspicion must not take a node off the ring, or its
+    /// watchers would stop watching it and the suspicion would end by itself).
+    pub fn is_lease_live(&self, node: &str, now: MonoTime) -> bool {
+        self.liveness.is_live(node, self.judge_time(now))
+    }
+
     /// Recomputes what to announce at `now` from the current nodes and IP demands, fires the
     /// probe and hold deadlines that are due, and returns the actions that get there: stops
     /// first, then due deadlines, then probes for newly won IPs, each in IP order.

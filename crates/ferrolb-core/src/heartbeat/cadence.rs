@@ -2,8 +2,11 @@
 //!
 //! Heartbeats let peers notice a death without the API, so the Lease may be renewed rarely, but
 //! only while that is safe: a speaker relaxes to [`RELAXED_RENEW`] / [`RELAXED_DURATION`] only
-//! while it sends heartbeats, its last renewal succeeded, and **every live peer that shares one
-//! of its subnets lists it as heard** in that peer's Lease. Otherwise it keeps the fast
+//! while it sends heartbeats, its last renewal succeeded, and **every one of its live watchers
+//! lists it as heard** in that watcher's Lease (only its watchers receive its heartbeats,
+//! [`super::watchers`]; a watcher that suspects it tells everyone else), and **every other live
+//! peer sharing one of its subnets is on the watcher rings** too (so it adopts the watchers'
+//! suspicions; a peer without heartbeats, or an older one, judges us by our Lease alone). Otherwise it keeps the fast
 //! `--lease-renew` / `--lease-duration` (1 s / 3 s by default), so a peer that cannot hear it
 //! (no key, RBAC denied, a firewall) still sees it die within today's lease time. Peers judge
 //! each Lease by the duration written in it, so the two sides never disagree on the timing.
@@ -58,8 +61,15 @@ pub struct PeerView<'a> {
     pub node: &'a str,
     /// Whether its Lease is live in this speaker's eyes.
     pub live: bool,
-    /// Whether it shares at least one subnet with this speaker (only those must hear it).
+    /// Whether it shares at least one subnet with this speaker (only those can take over our
+    /// IPs, so only those must learn of our death quickly).
     pub shares_subnet: bool,
+    /// Whether it is one of this speaker's watchers (only those receive our heartbeats, so
+    /// only those must hear us).
+    pub is_watcher: bool,
+    /// Whether it is on the watcher rings (it advertises heartbeat addresses, so it adopts
+    /// our watchers' suspicion of us).
+    pub on_ring: bool,
     /// Whom its Lease says it hears (`None`: it publishes nothing, e.g. an older version).
     pub hears: Option<&'a BTreeSet<String>>,
 }
@@ -69,7 +79,8 @@ pub struct PeerView<'a> {
 pub struct CadenceChoice {
     /// The cadence in force.
     pub cadence: Cadence,
-    /// Live peers on our subnets that do not list us as heard, in name order: the reason a
+    /// Live watchers that do not list us as heard and live peers on our subnets that are off
+    /// the rings, in name order: the reason a
     /// speaker that sends heartbeats stays fast, for the alarm metric and the log.
     pub unheard_by: Vec<String>,
 }
@@ -86,8 +97,8 @@ pub fn choose_cadence<'a>(
 ) -> CadenceChoice {
     let unheard_by: Vec<String> = peers
         .into_iter()
-        .filter(|p| p.node != me && p.live && p.shares_subnet)
-        .filter(|p| !p.hears.is_some_and(|h| h.contains(me)))
+        .filter(|p| p.node != me && p.live && (p.is_watcher || p.shares_subnet))
+        .filter(|p| !p.on_ring || (p.is_watcher && !p.hears.is_some_and(|h| h.contains(me))))
         .map(|p| p.node.to_owned())
         .collect::<BTreeSet<_>>()
         .into_iter()
@@ -121,12 +132,14 @@ mod tests {
             node,
             live: true,
             shares_subnet: true,
+            is_watcher: true,
+            on_ring: true,
             hears,
         }
     }
 
     #[test]
-    fn relaxed_only_while_every_live_peer_on_our_subnets_hears_us() {
+    fn relaxed_only_while_every_live_watcher_hears_us() {
         let hears_me = set(&["me", "c"]);
         let deaf = set(&["c"]);
         let all = choose_cadence("me", true, true, [peer("b", Some(&hears_me))]);
@@ -146,15 +159,29 @@ mod tests {
     }
 
     #[test]
-    fn dead_peers_and_peers_on_other_subnets_do_not_count() {
+    fn dead_peers_and_peers_that_do_not_watch_us_do_not_count() {
         let deaf = set(&[]);
         let mut dead = peer("b", Some(&deaf));
         dead.live = false;
         let mut elsewhere = peer("c", Some(&deaf));
+        elsewhere.is_watcher = false;
         elsewhere.shares_subnet = false;
+        // On our subnet and on the ring, but not our watcher: it need not hear us.
+        let mut bystander = peer("d", Some(&deaf));
+        bystander.is_watcher = false;
         let me_in_list = peer("me", Some(&deaf));
-        let c = choose_cadence("me", true, true, [dead, elsewhere, me_in_list]);
+        let c = choose_cadence("me", true, true, [dead, elsewhere, me_in_list, bystander]);
         assert_eq!(c.cadence, Cadence::Relaxed);
+        // A live peer on our subnet that is off the rings (no heartbeats, an older version)
+        // judges us by our Lease alone: keep it fast.
+        let mut old = peer("e", None);
+        old.is_watcher = false;
+        old.on_ring = false;
+        let c = choose_cadence("me", true, true, [old]);
+        assert_eq!(
+            (c.cadence, c.unheard_by),
+            (Cadence::Fast, vec!["e".to_string()])
+        );
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub const VERSION: u8 = 1;
 /// Bytes of the HMAC-SHA256 tag.
 pub const TAG_LEN: usize = 32;
 /// Bytes before the node name.
-const HEADER_LEN: usize = 26;
+pub(super) const HEADER_LEN: usize = 26;
 /// The longest node name Kubernetes allows (a DNS subdomain).
 pub const MAX_NODE_NAME: usize = 253;
 /// The shortest key accepted: 128 bits.
@@ -83,7 +83,7 @@ impl HeartbeatKey {
         })
     }
 
-    fn mac(&self) -> HmacSha256 {
+    pub(super) fn mac(&self) -> HmacSha256 {
         self.keyed.clone()
     }
 
@@ -187,7 +187,7 @@ pub fn encode(hb: &Heartbeat, key: &HeartbeatKey) -> Result<Vec<u8>, EncodeError
     Ok(out)
 }
 
-fn be_u64(b: &[u8]) -> u64 {
+pub(super) fn be_u64(b: &[u8]) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(b);
     u64::from_be_bytes(a)

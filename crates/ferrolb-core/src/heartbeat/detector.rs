@@ -22,6 +22,13 @@
 //! again before the probe wait ends. A peer that thaws from a freeze sends heartbeats and
 //! defends its IPs with gratuitous ARP, either of which excuses it within one GARP interval.
 //!
+//! **Adopted suspicions.** Only a peer's watchers track its heartbeats; a watcher that starts
+//! suspecting it tells every speaker sharing a subnet ([`super::message::Body::Suspect`]), and
+//! each adopts the suspicion ([`FailureDetector::adopt`]) unless it hears the peer itself. An
+//! adopted suspicion counts like an own one and ends the same way: any evidence of life (wire
+//! evidence, a Lease write after it began, a heartbeat, the peer's own "alive"), or the peer's
+//! Lease going away.
+//!
 //! Pure: every input carries its time.
 
 use std::collections::BTreeMap;
@@ -67,6 +74,10 @@ pub struct FailureDetector {
     last_heard: BTreeMap<String, MonoTime>,
     floor: Duration,
     cancelled: u64,
+    /// Suspicions adopted from a watcher, with when they were adopted.
+    adopted: BTreeMap<String, MonoTime>,
+    /// Own suspicions already handed out by [`FailureDetector::newly_suspected`].
+    reported: std::collections::BTreeSet<String>,
 }
 
 impl Default for FailureDetector {
@@ -83,6 +94,8 @@ impl FailureDetector {
             last_heard: BTreeMap::new(),
             floor,
             cancelled: 0,
+            adopted: BTreeMap::new(),
+            reported: std::collections::BTreeSet::new(),
         }
     }
 
@@ -101,6 +114,46 @@ impl FailureDetector {
         *entry = Watch::Heard { last, timeout };
         let heard = self.last_heard.entry(node.to_owned()).or_insert(at);
         *heard = (*heard).max(at);
+        // A heartbeat is evidence of life: it ends an adopted suspicion too.
+        self.adopted.remove(node);
+        self.reported.remove(node);
+    }
+
+    /// A watcher of `node` says at `at` that it stopped hearing it. Adopted unless this speaker
+    /// hears `node` itself right now (its own evidence of life outweighs another's silence).
+    /// Returns whether `node` became suspected.
+    pub fn adopt(&mut self, node: &str, at: MonoTime) -> bool {
+        match self.state(node, at) {
+            PeerState::Heard | PeerState::Suspected => false,
+            PeerState::Unheard | PeerState::Excused => {
+                self.adopted.insert(node.to_owned(), at);
+                true
+            }
+        }
+    }
+
+    /// This speaker no longer watches `node` (the watcher assignment moved): stop tracking its
+    /// heartbeats, so their end is never taken for a death. An adopted suspicion stays.
+    pub fn stop_watching(&mut self, node: &str) {
+        self.peers.remove(node);
+        self.last_heard.remove(node);
+        self.reported.remove(node);
+    }
+
+    /// Peers this speaker itself started suspecting (its own heartbeat timeout, not adopted)
+    /// since the last call: the suspicions to tell the other speakers about.
+    pub fn newly_suspected(&mut self, at: MonoTime) -> Vec<String> {
+        let new: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|(n, w)| {
+                matches!(w, Watch::Heard { last, timeout } if at.saturating_since(*last) > *timeout)
+                    && !self.reported.contains(*n)
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        self.reported.extend(new.iter().cloned());
+        new
     }
 
     /// `node` showed wire evidence of life at `at` (it answered or claimed one of its IPs from
@@ -109,7 +162,11 @@ impl FailureDetector {
         if self.state(node, at) != PeerState::Suspected {
             return false;
         }
-        self.peers.insert(node.to_owned(), Watch::Excused);
+        self.adopted.remove(node);
+        if self.peers.contains_key(node) {
+            self.peers.insert(node.to_owned(), Watch::Excused);
+        }
+        self.reported.remove(node);
         self.cancelled += 1;
         true
     }
@@ -118,11 +175,13 @@ impl FailureDetector {
     pub fn forget(&mut self, node: &str) {
         self.peers.remove(node);
         self.last_heard.remove(node);
+        self.adopted.remove(node);
+        self.reported.remove(node);
     }
 
     /// What this speaker thinks of `node` at `at`.
     pub fn state(&self, node: &str, at: MonoTime) -> PeerState {
-        match self.peers.get(node) {
+        let own = match self.peers.get(node) {
             None => PeerState::Unheard,
             Some(Watch::Excused) => PeerState::Excused,
             Some(Watch::Heard { last, timeout }) => {
@@ -132,6 +191,12 @@ impl FailureDetector {
                     PeerState::Heard
                 }
             }
+        };
+        match own {
+            PeerState::Unheard | PeerState::Excused if self.adopted.contains_key(node) => {
+                PeerState::Suspected
+            }
+            s => s,
         }
     }
 
@@ -142,10 +207,13 @@ impl FailureDetector {
 
     /// The peers suspected at `at`, in name order.
     pub fn suspected(&self, at: MonoTime) -> impl Iterator<Item = &str> + '_ {
-        self.peers
+        let names: std::collections::BTreeSet<&str> = self
+            .peers
             .keys()
+            .chain(self.adopted.keys())
             .map(String::as_str)
-            .filter(move |n| self.is_suspected(n, at))
+            .collect();
+        names.into_iter().filter(move |n| self.is_suspected(n, at))
     }
 
     /// The peers heard (and not suspected) at `at`, in name order.
@@ -278,5 +346,56 @@ mod tests {
         d.forget("a");
         assert_eq!(d.state("a", t(10_000)), PeerState::Unheard);
         assert_eq!(d.heard_within(t(1), HEARS_GRACE).count(), 0);
+    }
+
+    #[test]
+    fn an_adopted_suspicion_counts_until_evidence_of_life() {
+        let mut d = FailureDetector::default();
+        assert!(d.adopt("a", t(0)));
+        assert!(d.is_suspected("a", t(0)));
+        assert_eq!(d.suspected(t(5)).collect::<Vec<_>>(), ["a"]);
+        assert!(
+            d.newly_suspected(t(5)).is_empty(),
+            "adopted, not ours to tell"
+        );
+        assert!(d.evidence_of_life("a", t(10)));
+        assert!(!d.is_suspected("a", t(10)));
+        // A heartbeat ends it as well; forgetting the peer too.
+        assert!(d.adopt("a", t(20)));
+        d.heard("a", I, 3, t(30));
+        assert_eq!(d.state("a", t(30)), PeerState::Heard);
+        d.forget("a");
+        assert!(d.adopt("a", t(40)));
+        d.forget("a");
+        assert_eq!(d.state("a", t(40)), PeerState::Unheard);
+    }
+
+    #[test]
+    fn a_peer_we_hear_ourselves_is_not_adopted_as_suspected() {
+        let mut d = FailureDetector::default();
+        d.heard("a", I, 3, t(0));
+        assert!(!d.adopt("a", t(100)));
+        assert_eq!(d.state("a", t(100)), PeerState::Heard);
+    }
+
+    #[test]
+    fn own_suspicions_are_reported_once_until_heard_again() {
+        let mut d = FailureDetector::default();
+        d.heard("a", I, 3, t(0));
+        d.heard("b", I, 3, t(0));
+        assert!(d.newly_suspected(t(600)).is_empty());
+        assert_eq!(d.newly_suspected(t(601)), ["a", "b"]);
+        assert!(d.newly_suspected(t(700)).is_empty());
+        d.heard("a", I, 3, t(800));
+        assert_eq!(d.newly_suspected(t(1401)), ["a"]);
+    }
+
+    #[test]
+    fn a_peer_no_longer_watched_is_never_suspected_for_its_silence() {
+        let mut d = FailureDetector::default();
+        d.heard("a", I, 3, t(0));
+        d.stop_watching("a");
+        assert_eq!(d.state("a", t(10_000)), PeerState::Unheard);
+        assert!(d.newly_suspected(t(10_000)).is_empty());
     }
 }

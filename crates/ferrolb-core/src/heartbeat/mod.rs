@@ -1,7 +1,7 @@
 //! Direct heartbeats between speakers: the pure half of fast failure detection.
 //!
-//! Speakers that share a subnet send each other small authenticated datagrams several times a
-//! second, so a dead node is noticed in well under a second without any API write, and the
+//! Each speaker sends small authenticated datagrams several times a second to its few
+//! watchers on its subnets, so a dead node is noticed in well under a second without any API write, and the
 //! Lease, still the record of which speakers exist, can be renewed rarely. Heartbeats only ever
 //! speed failover up: a node never heard is judged by its Lease alone, and a speaker that not
 //! every live peer hears keeps the fast lease cadence.
@@ -11,6 +11,8 @@
 //! * [`detector`]: heard → silent → suspected, and the cancel rule (wire evidence of life).
 //! * [`cadence`]: when a speaker may renew its Lease rarely.
 //! * [`annotations`]: what goes in the Lease (`ferrolb.io/heartbeat`, `ferrolb.io/hears`).
+//! * [`watchers`]: which [`WATCHERS`] peers receive (and track) each speaker's heartbeats.
+//! * [`message`]: the suspect and alive messages that spread a watcher's suspicion.
 //!
 //! No I/O, no clock: times are passed in as [`MonoTime`](crate::election::MonoTime).
 
@@ -18,20 +20,25 @@ pub mod annotations;
 pub mod cadence;
 pub mod datagram;
 pub mod detector;
+pub mod message;
 pub mod replay;
 pub mod secret;
+pub mod watchers;
 
 use std::time::Duration;
 
 pub use annotations::{
-    format_hears, parse_hears, HeartbeatAdvert, HEARS_ANNOTATION, HEARTBEAT_ANNOTATION,
+    format_hears, parse_hears, usable_heartbeat_addr, HeartbeatAdvert, HEARS_ANNOTATION,
+    HEARTBEAT_ANNOTATION,
 };
 pub use cadence::{
     choose_cadence, Cadence, CadenceChoice, LeaseTiming, PeerView, RELAXED_DURATION, RELAXED_RENEW,
 };
 pub use datagram::{decode, encode, DecodeError, EncodeError, Heartbeat, HeartbeatKey, KeyError};
 pub use detector::{FailureDetector, PeerState, HEARS_GRACE, MIN_SUSPICION_TIMEOUT};
+pub use message::{decode_message, encode_message, Body, Message};
 pub use replay::{Replay, ReplayGuard};
+pub use watchers::{assign, Assignment, Member, SendSet, RELEASE_GRACE, WATCHERS};
 
 /// The default UDP port (`--heartbeat-port`).
 pub const DEFAULT_PORT: u16 = 7474;
