@@ -504,7 +504,7 @@ proptest! {
             }
             // Own suspicions of node 0 are told to every other node (the subject included).
             for (i, d) in det.iter_mut().enumerate().skip(1) {
-                if !d.newly_suspected(at).is_empty() {
+                if !d.suspicions_to_tell(at).is_empty() {
                     for to in 0..N {
                         if to != i && !suspect_lost[to] {
                             wire.push((now + delays[to], Wire::Suspect { to }));

@@ -183,10 +183,12 @@ impl HeartbeatLink {
     /// cadence, update the metrics and the alarm. Returns the annotations to publish.
     pub fn sync(&mut self, decision: &mut Decision) -> BTreeMap<String, String> {
         let now = decision.now();
-        let new_suspicions = decision.heartbeat_mut().newly_suspected(now);
+        let to_tell = decision.heartbeat_mut().suspicions_to_tell(now);
         if let Some(out) = &self.outgoing_tx {
-            for (node, epoch) in new_suspicions {
-                tracing::info!(peer = %node, "stopped hearing a peer this speaker watches; telling every peer on our subnets");
+            for (node, epoch, first) in to_tell {
+                if first {
+                    tracing::info!(peer = %node, "stopped hearing a peer this speaker watches; telling every peer on our subnets");
+                }
                 if out.try_send(Body::Suspect { node, epoch }).is_err() {
                     tracing::warn!("heartbeat sender is behind; a suspicion was not sent (peers fall back to the peer's lease)");
                 }

@@ -86,14 +86,15 @@ impl HeartbeatView {
         current == Some(epoch) && self.detector.adopt(node, at)
     }
 
-    /// Peers we began suspecting ourselves since the last call, with the boot epoch their
-    /// Leases name: the suspicions to tell our neighbours.
-    pub fn newly_suspected(&mut self, at: MonoTime) -> Vec<(String, u64)> {
-        let new = self.detector.newly_suspected(at);
-        new.into_iter()
-            .filter_map(|n| {
+    /// Our own suspicions to tell our neighbours now (new ones, and standing ones again every
+    /// [`RETELL_INTERVAL`](ferrolb_core::heartbeat::RETELL_INTERVAL)), with the boot epoch
+    /// their Leases name and whether this is the first telling.
+    pub fn suspicions_to_tell(&mut self, at: MonoTime) -> Vec<(String, u64, bool)> {
+        let due = self.detector.suspicions_to_tell(at);
+        due.into_iter()
+            .filter_map(|(n, first)| {
                 let epoch = self.peers.get(&n)?.advert.as_ref()?.epoch;
-                Some((n, epoch))
+                Some((n, epoch, first))
             })
             .collect()
     }
@@ -322,8 +323,14 @@ mod tests {
         assert!(v.received(&msg(&watched[0], Body::Heartbeat), t0));
         assert_eq!(v.suspected(late), [watched[0].clone()]);
         let first_epoch: u64 = watched[0][1..].parse().unwrap();
-        assert_eq!(v.newly_suspected(late), [(watched[0].clone(), first_epoch)]);
-        assert!(v.newly_suspected(late).is_empty(), "told once");
+        assert_eq!(
+            v.suspicions_to_tell(late),
+            [(watched[0].clone(), first_epoch, true)]
+        );
+        assert!(
+            v.suspicions_to_tell(late).is_empty(),
+            "told once per interval"
+        );
         // The cadence rule counts the old speaker (off the rings) and our watchers.
         let c = v.cadence("n1", &own, |_| true, true, true);
         assert_eq!(c.cadence, ferrolb_core::heartbeat::Cadence::Fast);

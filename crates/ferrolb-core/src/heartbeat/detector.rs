@@ -47,6 +47,16 @@ pub const MIN_SUSPICION_TIMEOUT: Duration = Duration::from_millis(300);
 /// peer that really stops hearing us stops listing us after this long.
 pub const HEARS_GRACE: Duration = Duration::from_secs(3);
 
+/// How often a speaker tells its neighbours again about a peer it still suspects itself. A
+/// suspicion travels as a datagram that may be lost; the next winner of the dead node's IPs may
+/// not be one of its watchers, and would otherwise wait for the dead node's (relaxed) lease.
+pub const RETELL_INTERVAL: Duration = Duration::from_secs(1);
+/// How many times in all a speaker tells one suspicion. Bounded because under one-way loss
+/// (we do not hear a peer that is alive, and its refutations do not reach us either) every
+/// telling makes the others suspect a live peer until its refutation arrives: a few tellings
+/// cover lost datagrams without turning one bad link into endless churn.
+pub const TELLINGS: u8 = 3;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Watch {
     Heard { last: MonoTime, timeout: Duration },
@@ -76,8 +86,9 @@ pub struct FailureDetector {
     cancelled: u64,
     /// Suspicions adopted from a watcher, with when they were adopted.
     adopted: BTreeMap<String, MonoTime>,
-    /// Own suspicions already handed out by [`FailureDetector::newly_suspected`].
-    reported: std::collections::BTreeSet<String>,
+    /// Own suspicions handed out by [`FailureDetector::suspicions_to_tell`]: when last, and
+    /// how many times.
+    reported: BTreeMap<String, (MonoTime, u8)>,
 }
 
 impl Default for FailureDetector {
@@ -95,7 +106,7 @@ impl FailureDetector {
             floor,
             cancelled: 0,
             adopted: BTreeMap::new(),
-            reported: std::collections::BTreeSet::new(),
+            reported: BTreeMap::new(),
         }
     }
 
@@ -140,20 +151,33 @@ impl FailureDetector {
         self.reported.remove(node);
     }
 
-    /// Peers this speaker itself started suspecting (its own heartbeat timeout, not adopted)
-    /// since the last call: the suspicions to tell the other speakers about.
-    pub fn newly_suspected(&mut self, at: MonoTime) -> Vec<String> {
-        let new: Vec<String> = self
+    /// Own suspicions (this speaker's heartbeat timeout, not adopted) to tell the other
+    /// speakers about at `at`: each as soon as it starts, and again every [`RETELL_INTERVAL`]
+    /// while it lasts, [`TELLINGS`] times in all, so a speaker that lost a telling still learns
+    /// within a second instead of waiting for the dead node's lease. The flag says whether this
+    /// is the first telling.
+    pub fn suspicions_to_tell(&mut self, at: MonoTime) -> Vec<(String, bool)> {
+        let due: Vec<(String, bool)> = self
             .peers
             .iter()
-            .filter(|(n, w)| {
+            .filter(|(_, w)| {
                 matches!(w, Watch::Heard { last, timeout } if at.saturating_since(*last) > *timeout)
-                    && !self.reported.contains(*n)
             })
-            .map(|(n, _)| n.clone())
+            .filter_map(|(n, _)| match self.reported.get(n) {
+                None => Some((n.clone(), true)),
+                Some((told, times))
+                    if *times < TELLINGS && at.saturating_since(*told) >= RETELL_INTERVAL =>
+                {
+                    Some((n.clone(), false))
+                }
+                Some(_) => None,
+            })
             .collect();
-        self.reported.extend(new.iter().cloned());
-        new
+        for (n, _) in &due {
+            let times = self.reported.get(n).map_or(0, |(_, t)| *t);
+            self.reported.insert(n.clone(), (at, times + 1));
+        }
+        due
     }
 
     /// `node` showed wire evidence of life at `at` (it answered or claimed one of its IPs from
@@ -244,6 +268,19 @@ impl FailureDetector {
                 Watch::Heard { last, timeout } => Some(last + timeout + Duration::from_millis(1)),
                 Watch::Excused => None,
             })
+            .chain(
+                // Own suspicions still standing are told again once their interval is up.
+                self.reported
+                    .iter()
+                    .filter(|(n, (_, times))| {
+                        *times < TELLINGS
+                            && self
+                                .peers
+                                .get(*n)
+                                .is_some_and(|w| matches!(w, Watch::Heard { .. }))
+                    })
+                    .map(|(_, (told, _))| *told + RETELL_INTERVAL),
+            )
             .filter(|d| *d > at)
             .min()
     }
@@ -355,7 +392,7 @@ mod tests {
         assert!(d.is_suspected("a", t(0)));
         assert_eq!(d.suspected(t(5)).collect::<Vec<_>>(), ["a"]);
         assert!(
-            d.newly_suspected(t(5)).is_empty(),
+            d.suspicions_to_tell(t(5)).is_empty(),
             "adopted, not ours to tell"
         );
         assert!(d.evidence_of_life("a", t(10)));
@@ -379,15 +416,42 @@ mod tests {
     }
 
     #[test]
-    fn own_suspicions_are_reported_once_until_heard_again() {
+    fn own_suspicions_are_told_at_once_then_every_retell_interval_until_heard_again() {
         let mut d = FailureDetector::default();
         d.heard("a", I, 3, t(0));
         d.heard("b", I, 3, t(0));
-        assert!(d.newly_suspected(t(600)).is_empty());
-        assert_eq!(d.newly_suspected(t(601)), ["a", "b"]);
-        assert!(d.newly_suspected(t(700)).is_empty());
+        assert!(d.suspicions_to_tell(t(600)).is_empty());
+        let first = |v: &[(&str, bool)]| {
+            v.iter()
+                .map(|(n, f)| ((*n).to_owned(), *f))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            d.suspicions_to_tell(t(601)),
+            first(&[("a", true), ("b", true)])
+        );
+        assert!(d.suspicions_to_tell(t(700)).is_empty());
+        // The decision is woken for the next telling.
+        assert_eq!(d.next_deadline(t(700)), Some(t(1601)));
         d.heard("a", I, 3, t(800));
-        assert_eq!(d.newly_suspected(t(1401)), ["a"]);
+        // Heard again, then silent again: a new suspicion, told at once.
+        assert_eq!(d.suspicions_to_tell(t(1401)), first(&[("a", true)]));
+        // b is still suspected: told again one interval after the first telling, then once
+        // more, then never again however long it stays suspected.
+        assert_eq!(d.suspicions_to_tell(t(1601)), first(&[("b", false)]));
+        assert_eq!(
+            d.suspicions_to_tell(t(2601)),
+            first(&[("a", false), ("b", false)])
+        );
+        assert_eq!(d.suspicions_to_tell(t(3601)), first(&[("a", false)]));
+        assert!(d.suspicions_to_tell(t(60_000)).is_empty());
+        assert_eq!(d.next_deadline(t(60_000)), None);
+        // Forgotten (its Lease went): nothing more to tell.
+        d.forget("b");
+        assert!(d
+            .suspicions_to_tell(t(10_000))
+            .iter()
+            .all(|(n, _)| n != "b"));
     }
 
     #[test]
@@ -396,6 +460,6 @@ mod tests {
         d.heard("a", I, 3, t(0));
         d.stop_watching("a");
         assert_eq!(d.state("a", t(10_000)), PeerState::Unheard);
-        assert!(d.newly_suspected(t(10_000)).is_empty());
+        assert!(d.suspicions_to_tell(t(10_000)).is_empty());
     }
 }

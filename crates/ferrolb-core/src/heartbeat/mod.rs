@@ -35,7 +35,9 @@ pub use cadence::{
     choose_cadence, Cadence, CadenceChoice, LeaseTiming, PeerView, RELAXED_DURATION, RELAXED_RENEW,
 };
 pub use datagram::{decode, encode, DecodeError, EncodeError, Heartbeat, HeartbeatKey, KeyError};
-pub use detector::{FailureDetector, PeerState, HEARS_GRACE, MIN_SUSPICION_TIMEOUT};
+pub use detector::{
+    FailureDetector, PeerState, HEARS_GRACE, MIN_SUSPICION_TIMEOUT, RETELL_INTERVAL, TELLINGS,
+};
 pub use message::{decode_message, encode_message, Body, Message};
 pub use replay::{Replay, ReplayGuard};
 pub use watchers::{assign, Assignment, Member, SendSet, RELEASE_GRACE, WATCHERS};
