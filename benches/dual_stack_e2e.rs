@@ -4,10 +4,8 @@
 //! p99 over `FERROLB_BENCH_RUNS` runs (default 10). Run: `cargo bench --bench dual_stack_e2e`
 //! (`FERROLB_BENCH_ONLY=failover|curl|na` runs one part).
 
-#[path = "../tests/cluster/mod.rs"]
-mod cluster;
-#[path = "../tests/netns/mod.rs"]
-mod netns;
+use ferrolb_testkit::cluster;
+use ferrolb_testkit::netns;
 
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant, UNIX_EPOCH};

@@ -8,10 +8,8 @@
 //!
 //! Run: `cargo bench --bench ndp_flood` (`FERROLB_FLOOD_SECS`, default 5, per step).
 
-#[path = "../tests/cluster/mod.rs"]
-mod cluster;
-#[path = "../tests/netns/mod.rs"]
-mod netns;
+use ferrolb_testkit::cluster;
+use ferrolb_testkit::netns;
 
 use std::net::Ipv6Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

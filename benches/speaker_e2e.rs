@@ -3,10 +3,8 @@
 //! latency, and the idle speaker's CPU and memory with many announced IPs. Prints median and
 //! p99 over `FERROLB_BENCH_RUNS` runs (default 10). Run: `cargo bench --bench speaker_e2e`.
 
-#[path = "../tests/cluster/mod.rs"]
-mod cluster;
-#[path = "../tests/netns/mod.rs"]
-mod netns;
+use ferrolb_testkit::cluster;
+use ferrolb_testkit::netns;
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};

@@ -8,8 +8,8 @@
 //! Needs root, the netns tools and BIRD (`bird2`); skips loudly without them, except under
 //! `CI=true` or `FERROLB_E2E=1`, where a missing prerequisite fails.
 
-mod cluster;
-mod netns;
+use ferrolb_testkit::cluster;
+use ferrolb_testkit::netns;
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;

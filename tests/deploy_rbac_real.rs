@@ -10,13 +10,11 @@
 //! Runs when `FERROLB_API` selects the real server (`real` or `both`); needs `kubectl`, which
 //! applies the manifests exactly as a user would.
 
-mod common;
-
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use common::*;
+use ferrolb_testkit::api_cluster::*;
 use ferrolb_testkit::TestApi;
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{Secret, ServiceAccount};

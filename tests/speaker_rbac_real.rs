@@ -13,7 +13,7 @@
 //! Runs when `FERROLB_API` selects the real server (`real` or `both`); needs root and the netns
 //! tools (like the speaker e2e tests) and `kubectl`, which applies the manifests as a user would.
 
-mod netns;
+use ferrolb_testkit::netns;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -11,11 +11,28 @@
 //! - [`metrics`]: reading the daemons' Prometheus text;
 //! - [`json`]: building test objects from a base plus a test's changes;
 //! - [`signals`], [`temp_dir`]: Ctrl-C and temporary files for long-running machinery such as
-//!   the sandbox, cleaned up by drop guards.
+//!   the sandbox, cleaned up by drop guards;
+//! - [`netns`]: a real Ethernet LAN of network namespaces (nodes, client, routers, a fake BGP
+//!   peer, frame injection and capture, ARP/NDP/curl samplers);
+//! - [`cluster`]: a whole FerroLB cluster on that LAN (API server, the real controller, a real
+//!   speaker per node), for the end-to-end tests, the timed benches and the sandbox;
+//! - [`api_cluster`]: an API server plus the real controller process without a LAN, for the
+//!   controller tests, with the churn generator and history invariants of the reliability
+//!   suites;
+//! - [`binary`]: where the `ferrolb` binary under test is; [`kubectl`]: the real `kubectl` as a
+//!   judge of what a user sees.
+//!
+//! Tests, benches and the sandbox example all use this crate; nothing is included by `#[path]`
+//! or `mod` from a shared directory, so each module is compiled once and lints see all of it.
 
+pub mod api_cluster;
 pub mod backend;
+pub mod binary;
+pub mod cluster;
 pub mod json;
+pub mod kubectl;
 pub mod metrics;
+pub mod netns;
 pub mod pki;
 pub mod poll;
 pub mod prereq;

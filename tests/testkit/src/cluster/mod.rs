@@ -1,22 +1,17 @@
 //! A whole FerroLB cluster on one machine, for end-to-end tests and timed scenarios: kube-sim
 //! or a real kube-apiserver ([`ClusterSpec::backend`]),
-//! a namespace LAN (tests/netns), the real controller in the root namespace and a real speaker
-//! in every node namespace. Everything is torn down on drop, also on panic.
-//!
-//! Include it next to the harness: `mod netns; mod cluster;` (or with `#[path]` from benches).
-
-#![allow(dead_code)]
+//! a namespace LAN ([`crate::netns`]), the real controller in the root namespace and a real
+//! speaker in every node namespace. Everything is torn down on drop, also on panic.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferrolb_testkit::json::merge;
+use crate::json::merge;
 // The first sample of a metric, and the sum over its label sets, in the daemons' /metrics text.
-#[allow(unused_imports)] // Each user of this module uses a different subset.
-pub use ferrolb_testkit::metrics::{sum as metric_sum, value as metric};
-use ferrolb_testkit::{ApiBackend, TestApi};
+pub use crate::metrics::{sum as metric_sum, value as metric};
+use crate::{ApiBackend, TestApi};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -26,24 +21,6 @@ use serde_json::{json, Value};
 use crate::netns::{ApiEndpoint, Lan, MacAddr, NsChild};
 
 pub mod ipv6;
-
-/// The ferrolb binary under test.
-///
-/// Cargo sets `CARGO_BIN_EXE_ferrolb` when it compiles integration tests and benches, but not
-/// examples (`examples/sandbox.rs` includes this module too), so `env!` would not compile
-/// there. Without it, the binary is looked for where Cargo puts it relative to the running
-/// executable: `target/<profile>/deps/<test>` or `target/<profile>/examples/<example>` both
-/// sit one directory below `target/<profile>/ferrolb`. Callers that know better set
-/// [`ClusterSpec::ferrolb`].
-pub fn default_ferrolb() -> PathBuf {
-    if let Some(path) = option_env!("CARGO_BIN_EXE_ferrolb") {
-        return PathBuf::from(path);
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.join("ferrolb")))
-        .unwrap_or_else(|| PathBuf::from("ferrolb"))
-}
 
 /// The VIP pool every cluster uses: inside the nodes' 203.0.113.0/24 link subnet.
 pub const POOL: &str = "203.0.113.10-203.0.113.99";
@@ -90,7 +67,7 @@ pub struct ClusterSpec {
     pub garp: String,
     /// Extra speaker flags.
     pub speaker_args: Vec<String>,
-    /// The `ferrolb` binary to run (default: [`default_ferrolb`]).
+    /// The `ferrolb` binary to run (default: [`crate::binary::ferrolb`]).
     pub ferrolb: PathBuf,
     /// The API server (default kube-sim).
     pub backend: ApiBackend,
@@ -111,7 +88,7 @@ impl Default for ClusterSpec {
             nodes: 3,
             garp: "{ burst: 3, interval: 300ms, refresh: 0s }".into(),
             speaker_args: Vec::new(),
-            ferrolb: default_ferrolb(),
+            ferrolb: crate::binary::ferrolb(),
             backend: ApiBackend::Sim,
             ipv6: false,
             heartbeat_key: Some(E2E_HEARTBEAT_KEY.into()),
