@@ -19,6 +19,7 @@
 //! - [`api_cluster`]: an API server plus the real controller process without a LAN, for the
 //!   controller tests, with the churn generator and history invariants of the reliability
 //!   suites;
+//! - [`flood`]: frame floods against one speaker, for the ARP and NDP flood benches;
 //! - [`binary`]: where the `ferrolb` binary under test is; [`kubectl`]: the real `kubectl` as a
 //!   judge of what a user sees.
 //!
@@ -29,6 +30,7 @@ pub mod api_cluster;
 pub mod backend;
 pub mod binary;
 pub mod cluster;
+pub mod flood;
 pub mod json;
 pub mod kubectl;
 pub mod metrics;
