@@ -19,6 +19,7 @@
 //! - [`api_cluster`]: an API server plus the real controller process without a LAN, for the
 //!   controller tests, with the churn generator and history invariants of the reliability
 //!   suites;
+//! - [`timing`]: runs, parts and median/p99 lines of the timed end-to-end benches;
 //! - [`flood`]: frame floods against one speaker, for the ARP and NDP flood benches;
 //! - [`binary`]: where the `ferrolb` binary under test is; [`kubectl`]: the real `kubectl` as a
 //!   judge of what a user sees.
@@ -42,6 +43,7 @@ pub mod rbac;
 pub mod real_api;
 pub mod signals;
 pub mod temp_dir;
+pub mod timing;
 
 pub use backend::{
     for_each_backend, for_each_backend_blocking, for_each_backend_except, selected_backends,
