@@ -342,12 +342,7 @@ impl Cluster {
         timeout: Duration,
         want: impl Fn(usize) -> bool,
     ) -> Option<usize> {
-        let mut found = None;
-        poll(timeout, || {
-            found = self.announcer(vip).filter(|n| want(*n));
-            found.is_some()
-        });
-        found
+        wait_for_node(timeout, || self.announcer(vip).filter(|n| want(*n)))
     }
 
     /// `curl http://vip:port/` from the client.
@@ -514,6 +509,19 @@ pub fn poll(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Polls `answer` until it names a node or `timeout` passes; the last answer.
+pub(crate) fn wait_for_node(
+    timeout: Duration,
+    answer: impl Fn() -> Option<usize>,
+) -> Option<usize> {
+    let mut found = None;
+    poll(timeout, || {
+        found = answer();
+        found.is_some()
+    });
+    found
+}
+
 /// Median and 99th percentile (nearest rank) of `values`.
 pub fn median_p99(values: &mut [f64]) -> (f64, f64) {
     values.sort_by(|a, b| a.total_cmp(b));
@@ -553,15 +561,32 @@ impl Cluster {
         let owner = self
             .wait_announcer(vip, Duration::from_secs(10), |_| true)
             .expect("the VIP is announced");
-        let sampler = self
-            .lan
-            .client()
-            .curl_sampler(&format!("http://{vip}/"), every, every * 10);
+        self.follow_failover(&format!("http://{vip}/"), owner, every, within, fail, |c| {
+            c.announcer(vip)
+        })
+    }
+
+    /// What [`Cluster::measure_failover`] and [`Cluster::measure_failover6`] share once the
+    /// VIP is announced by `owner` and reachable at `url`: the client curls it every `every`,
+    /// `fail` is applied to `owner`, and the gap and the switch time are read from the samples
+    /// once another node's pod answers (within `within`); `announcer` tells who answers for
+    /// the VIP afterwards. Panics if traffic does not recover on another node.
+    pub(crate) fn follow_failover(
+        &mut self,
+        url: &str,
+        owner: usize,
+        every: Duration,
+        within: Duration,
+        fail: impl FnOnce(&mut Cluster, usize),
+        announcer: impl Fn(&Cluster) -> Option<usize>,
+    ) -> Failover {
+        let sampler = self.lan.client().curl_sampler(url, every, every * 10);
         assert!(
             sampler.wait_until(Duration::from_secs(5), |s| s
                 .iter()
                 .any(|x| x.result.is_ok())),
-            "curl works before the failure"
+            "curl {url} works before the failure\n{}",
+            self.speaker_logs()
         );
         let failed_at = sampler.snapshot().last().map_or(Duration::ZERO, |x| x.at);
         fail(self, owner);
@@ -572,7 +597,7 @@ impl Cluster {
         let samples = sampler.stop();
         assert!(
             moved,
-            "traffic never recovered on another node\n{}",
+            "traffic to {url} never recovered on another node\n{}",
             self.speaker_logs()
         );
         let gap = crate::netns::longest_outage(&samples).map_or(Duration::ZERO, |o| o.len());
@@ -580,7 +605,7 @@ impl Cluster {
             .iter()
             .find(|x| x.at > failed_at && from_another(x))
             .map_or(Duration::MAX, |x| x.at.saturating_sub(failed_at));
-        let new = self.announcer(vip).expect("someone answers for the VIP");
+        let new = announcer(self).unwrap_or_else(|| panic!("someone answers for {url}"));
         assert_ne!(new, owner, "another node took over");
         Failover {
             old: owner,
