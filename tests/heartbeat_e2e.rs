@@ -182,16 +182,7 @@ fn heartbeats_lost_one_way_leave_one_owner_and_raise_the_alarm() {
     let Some(c) = cluster(ClusterSpec::default()) else {
         return;
     };
-    let vips: Vec<Ipv4Addr> = (0..4)
-        .map(|n| c.create_service(&format!("s{n}"), json!({})))
-        .collect();
-    let owners: Vec<usize> = vips
-        .iter()
-        .map(|v| {
-            c.wait_announcer(*v, Duration::from_secs(10), |_| true)
-                .expect("announced")
-        })
-        .collect();
+    let (vips, owners) = c.create_announced_services(4);
     wait_relaxed(&c, 3, Duration::from_secs(30));
     let x = owners[0];
     let peers: Vec<usize> = (1..=3).filter(|i| *i != x).collect();

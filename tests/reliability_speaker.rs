@@ -1372,19 +1372,10 @@ fn ndp_pool_ip_other_than(vip: Ipv6Addr) -> Ipv6Addr {
 // ---------------------------------------------------------------------------------------------
 
 fn three_services(c: &Cluster) -> (Vec<Ipv4Addr>, Vec<usize>) {
-    let vips: Vec<Ipv4Addr> = (0..3)
-        .map(|n| c.create_service(&format!("s{n}"), json!({})))
-        .collect();
+    let (vips, owners) = c.create_announced_services(3);
     for v in &vips {
         c.lan.add_vip_dnat(*v, 80);
     }
-    let owners = vips
-        .iter()
-        .map(|v| {
-            c.wait_announcer(*v, Duration::from_secs(10), |_| true)
-                .unwrap_or_else(|| panic!("nobody announces {v}\n{}", c.speaker_logs()))
-        })
-        .collect();
     (vips, owners)
 }
 

@@ -322,6 +322,23 @@ impl Cluster {
         );
     }
 
+    /// Creates `n` default LoadBalancer Services `s0`, `s1`, ... and waits until a node answers
+    /// ARP for each; returns their IPs and, in the same order, the node announcing each.
+    /// Panics with the speakers' logs if one is not announced within 10 s.
+    pub fn create_announced_services(&self, n: usize) -> (Vec<Ipv4Addr>, Vec<usize>) {
+        let vips: Vec<Ipv4Addr> = (0..n)
+            .map(|k| self.create_service(&format!("s{k}"), json!({})))
+            .collect();
+        let owners = vips
+            .iter()
+            .map(|v| {
+                self.wait_announcer(*v, Duration::from_secs(10), |_| true)
+                    .unwrap_or_else(|| panic!("nobody announces {v}\n{}", self.speaker_logs()))
+            })
+            .collect();
+        (vips, owners)
+    }
+
     /// The node (1-based) whose MAC this is.
     pub fn node_of_mac(&self, mac: MacAddr) -> Option<usize> {
         (1..=self.spec.nodes).find(|i| self.lan.node(*i).mac() == mac)
