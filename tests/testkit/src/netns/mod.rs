@@ -206,6 +206,18 @@ pub fn check_prerequisites(extra_tools: &[(&str, &str)]) -> Result<(), String> {
     }
 }
 
+/// The `lladdr` of the one entry `ip <args>` (an `ip neigh show to ...`) prints in `ns`, if any.
+fn neighbour_mac(ns: &str, args: &[&str]) -> Option<MacAddr> {
+    let out = ip_n(ns, args).unwrap_or_else(|e| panic!("netns harness: {e}"));
+    let mut words = out.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "lladdr" {
+            return words.next().and_then(|m| m.parse().ok());
+        }
+    }
+    None
+}
+
 /// Deletes namespaces left by earlier runs of this harness that crashed: only names with
 /// [`PREFIX`] whose creating process (the pid in the name) is gone. Processes still running
 /// inside them are killed first.
@@ -447,18 +459,10 @@ impl Host {
 
     /// The MAC this host's kernel has for IPv6 neighbour `ip`, if any.
     pub fn neighbour6(&self, ip: Ipv6Addr) -> Option<MacAddr> {
-        let out = ip_n(
+        neighbour_mac(
             &self.ns,
             &["-6", "neigh", "show", "to", &ip.to_string(), "dev", IFNAME],
         )
-        .unwrap_or_else(|e| panic!("netns harness: {e}"));
-        let mut words = out.split_whitespace();
-        while let Some(w) = words.next() {
-            if w == "lladdr" {
-                return words.next().and_then(|m| m.parse().ok());
-            }
-        }
-        None
     }
 
     /// Sets this host's neighbour entry for IPv6 `ip` to `mac` in state STALE, as if learned
@@ -931,18 +935,10 @@ impl Lan {
 
     /// The MAC the client's kernel currently has for `ip`, if any (what its traffic uses).
     pub fn client_neighbour(&self, ip: Ipv4Addr) -> Option<MacAddr> {
-        let out = ip_n(
+        neighbour_mac(
             &self.client.ns,
             &["neigh", "show", "to", &ip.to_string(), "dev", IFNAME],
         )
-        .unwrap_or_else(|e| panic!("netns harness: {e}"));
-        let mut words = out.split_whitespace();
-        while let Some(w) = words.next() {
-            if w == "lladdr" {
-                return words.next().and_then(|m| m.parse().ok());
-            }
-        }
-        None
     }
 }
 

@@ -54,6 +54,58 @@ pub struct ArpCapture {
     pcap: PathBuf,
 }
 
+/// Starts `tcpdump -i <ifname> <filter>` in `ns`, writing `<log_dir>/<label>.pcap`, and
+/// returns it and the file once tcpdump reports it is listening (so nothing sent afterwards is
+/// missed). Shared by [`ArpCapture`] and [`super::FrameCapture`].
+pub(crate) fn start_tcpdump(
+    ns: &str,
+    ifname: &str,
+    log_dir: &Path,
+    label: &str,
+    filter: &str,
+) -> std::io::Result<(NsChild, PathBuf)> {
+    let pcap = log_dir.join(format!("{label}.pcap"));
+    let pcap_s = pcap.to_string_lossy().into_owned();
+    // --immediate-mode: deliver each frame at once rather than when a ring block fills;
+    // -s 256: ARP frames are at most 64 bytes (with a VLAN tag), NDP headers fit too. libpcap
+    // sizes every slot of its capture ring for the snapshot length, so the default (256 KiB)
+    // leaves room for about eight frames at a time in immediate mode, and a burst of a few
+    // hundred loses most of them;
+    // -B 8192: 8 MiB of ring, tens of thousands of frames of slack for a descheduled tcpdump;
+    // -U: flush the file per packet so it can be read while running;
+    // -Z root: do not drop to the tcpdump user, who may not write the log directory.
+    let mut child = NsChild::spawn(
+        ns,
+        label,
+        log_dir,
+        "tcpdump",
+        &[
+            "-i",
+            ifname,
+            "-n",
+            "--immediate-mode",
+            "-s",
+            "256",
+            "-B",
+            "8192",
+            "-U",
+            "-Z",
+            "root",
+            "-w",
+            &pcap_s,
+            filter,
+        ],
+    )?;
+    if !child.wait_for_output("listening on", Duration::from_secs(10)) {
+        let status = child.try_exit_status();
+        return Err(std::io::Error::other(format!(
+            "tcpdump in {ns} did not start listening within 10s (exit: {status:?}); stderr: {}",
+            child.stderr().trim()
+        )));
+    }
+    Ok((child, pcap))
+}
+
 impl ArpCapture {
     /// Starts `tcpdump -i <ifname> arp` in `ns`, writing `<log_dir>/<label>.pcap`, and returns
     /// once tcpdump reports it is listening (so nothing sent afterwards is missed).
@@ -63,44 +115,7 @@ impl ArpCapture {
         log_dir: &Path,
         label: &str,
     ) -> std::io::Result<Self> {
-        let pcap = log_dir.join(format!("{label}.pcap"));
-        let pcap_s = pcap.to_string_lossy().into_owned();
-        // --immediate-mode: deliver each frame at once rather than when a ring block fills;
-        // -s 256: ARP frames are at most 64 bytes (with a VLAN tag). libpcap sizes every slot of
-        // its capture ring for the snapshot length, so the default (256 KiB) leaves room for
-        // about eight frames at a time in immediate mode, and a burst of a few hundred loses most of them;
-        // -B 8192: 8 MiB of ring, tens of thousands of frames of slack for a descheduled tcpdump;
-        // -U: flush the file per packet so it can be read while running;
-        // -Z root: do not drop to the tcpdump user, who may not write the log directory.
-        let mut child = NsChild::spawn(
-            ns,
-            label,
-            log_dir,
-            "tcpdump",
-            &[
-                "-i",
-                ifname,
-                "-n",
-                "--immediate-mode",
-                "-s",
-                "256",
-                "-B",
-                "8192",
-                "-U",
-                "-Z",
-                "root",
-                "-w",
-                &pcap_s,
-                "arp",
-            ],
-        )?;
-        if !child.wait_for_output("listening on", Duration::from_secs(10)) {
-            let status = child.try_exit_status();
-            return Err(std::io::Error::other(format!(
-                "tcpdump in {ns} did not start listening within 10s (exit: {status:?}); stderr: {}",
-                child.stderr().trim()
-            )));
-        }
+        let (child, pcap) = start_tcpdump(ns, ifname, log_dir, label, "arp")?;
         Ok(Self { child, pcap })
     }
 
