@@ -39,11 +39,6 @@ impl FrameCapture {
         Ok(Self { child, pcap })
     }
 
-    /// The pcap file.
-    pub fn pcap_path(&self) -> &Path {
-        &self.pcap
-    }
-
     /// The frames captured so far.
     pub fn frames(&self) -> Vec<Frame> {
         std::fs::read(&self.pcap)

@@ -119,11 +119,6 @@ impl ArpCapture {
         Ok(Self { child, pcap })
     }
 
-    /// The pcap file (kept with the LAN's logs when a test fails).
-    pub fn pcap_path(&self) -> &Path {
-        &self.pcap
-    }
-
     /// The ARP frames captured so far.
     pub fn packets(&self) -> Vec<ArpPacket> {
         std::fs::read(&self.pcap)
