@@ -1,6 +1,6 @@
 //! `deploy/grafana/ferrolb.json` cannot rot: every metric a panel queries must be exported by
 //! the running daemons. The controller is scraped against kube-sim; the speakers are scraped
-//! in a real dual-stack namespace LAN (tests/cluster), after traffic to an announced IP, so the
+//! in a real dual-stack namespace LAN (ferrolb_testkit::cluster), after traffic to an announced IP, so the
 //! per-IP families have samples too: an IPv6 VIP answered to `ndisc6` (NDP families), a forged
 //! heartbeat (rejections by reason) and a BGP peer the speakers dial that refuses the
 //! connection (per-peer session families).

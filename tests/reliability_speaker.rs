@@ -944,7 +944,7 @@ fn same_group(vip: Ipv6Addr, b: u8, prefix: Option<u8>) -> Ipv6Addr {
 /// The ARP scenario above for IPv6 Neighbor Discovery: malformed and hostile solicitations,
 /// solicitations for IPs nobody announces, on a second interface and tagged for another VLAN,
 /// get no advertisement; claims from another segment are not heeded; floods cost bounded CPU
-/// and leave the owner healthy and answering `ndisc6`. Frames come from `tests/netns/ndp.rs`,
+/// and leave the owner healthy and answering `ndisc6`. Frames come from `ferrolb_testkit::netns::ndp`,
 /// not the product's codec.
 #[test]
 fn hostile_and_malformed_ndp_gets_no_reply_crashes_nothing_and_costs_little() {
