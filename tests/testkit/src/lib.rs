@@ -24,8 +24,8 @@
 //! - [`binary`]: where the `ferrolb` binary under test is; [`kubectl`]: the real `kubectl` as a
 //!   judge of what a user sees.
 //!
-//! Tests, benches and the sandbox example all use this crate; nothing is included by `#[path]`
-//! or `mod` from a shared directory, so each module is compiled once and lints see all of it.
+//! Tests, benches and the sandbox example all use this crate rather than including shared
+//! source files as modules, so each module is compiled once and lints see all of its users.
 
 pub mod api_cluster;
 pub mod backend;
