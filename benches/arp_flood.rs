@@ -6,17 +6,14 @@
 //!
 //! Run: `cargo bench --bench arp_flood` (`FERROLB_FLOOD_SECS`, default 5, per step).
 
-#[path = "../tests/cluster/mod.rs"]
-mod cluster;
-#[path = "../tests/netns/mod.rs"]
-mod netns;
+use ferrolb_testkit::cluster;
+use ferrolb_testkit::netns;
 
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cluster::{Cluster, ClusterSpec};
+use ferrolb_testkit::flood::{self, Counters, Step};
 use netns::inject::{arp_reply_of, RawArp};
 use netns::MacAddr;
 use serde_json::json;
@@ -24,25 +21,14 @@ use serde_json::json;
 const FLOOD_MAC: MacAddr = MacAddr([0x02, 0xfe, 0, 0, 0x0a, 0xf0]);
 const FLOOD_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 210);
 
-fn secs() -> Duration {
-    Duration::from_secs(
-        std::env::var("FERROLB_FLOOD_SECS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(5),
-    )
-}
+const COUNTERS: Counters = Counters {
+    requests: "ferrolb_speaker_arp_requests_total",
+    replies: "ferrolb_speaker_arp_replies_total",
+    request_unit: "req",
+    reply_unit: "rep",
+};
 
-struct Step {
-    offered: f64,
-    answered: f64,
-    counted_requests: f64,
-    counted_replies: f64,
-    cpu_pct: f64,
-    rss_mib: f64,
-}
-
-/// Sends `frame(n)` for `dur` at `rate` frames/s (`None`: as fast as possible) and measures.
+/// One step of the flood: answers are ARP replies for `vip` to the flooder.
 fn step(
     c: &Cluster,
     vip: Ipv4Addr,
@@ -50,68 +36,13 @@ fn step(
     dur: Duration,
     frame: &dyn Fn(u64) -> Vec<u8>,
 ) -> Step {
-    let (mut tx, mut rx) = c.lan.client().injector("eth0").split();
-    let stop = Arc::new(AtomicBool::new(false));
-    let replies = Arc::new(AtomicU64::new(0));
-    let reader = {
-        let (stop, replies) = (stop.clone(), replies.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                if let Ok(f) = rx.next() {
-                    if let Some((_, ip, dst)) = arp_reply_of(f) {
-                        if ip == vip && dst == FLOOD_MAC {
-                            replies.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                }
-            }
-        })
-    };
-    let speaker = c.speakers[0].as_ref().expect("speaker running");
-    let req0 = c.speaker_metric_sum(1, "ferrolb_speaker_arp_requests_total");
-    let rep0 = c.speaker_metric_sum(1, "ferrolb_speaker_arp_replies_total");
-    let cpu0 = speaker.cpu_time().unwrap_or_default();
-    let t = Instant::now();
-    let mut sent = 0u64;
-    while t.elapsed() < dur {
-        let due = match rate {
-            Some(r) => (t.elapsed().as_secs_f64() * r as f64) as u64,
-            None => sent + 512,
-        };
-        while sent < due {
-            if matches!(tx.send_to(&frame(sent), None), Some(Ok(()))) {
-                sent += 1;
-            } else {
-                break;
-            }
-        }
-        if rate.is_some() {
-            std::thread::sleep(Duration::from_micros(500));
-        }
-    }
-    let wall = t.elapsed();
-    let cpu = speaker.cpu_time().unwrap_or_default().saturating_sub(cpu0);
-    std::thread::sleep(Duration::from_millis(300)); // replies in flight
-    stop.store(true, Ordering::Relaxed);
-    let _ = reader.join();
-    let secs = wall.as_secs_f64();
-    Step {
-        offered: sent as f64 / secs,
-        answered: replies.load(Ordering::Relaxed) as f64 / secs,
-        counted_requests: (c.speaker_metric_sum(1, "ferrolb_speaker_arp_requests_total") - req0)
-            / secs,
-        counted_replies: (c.speaker_metric_sum(1, "ferrolb_speaker_arp_replies_total") - rep0)
-            / secs,
-        cpu_pct: 100.0 * cpu.as_secs_f64() / secs,
-        rss_mib: speaker.rss_bytes().unwrap_or_default() as f64 / (1024.0 * 1024.0),
-    }
+    let is_answer =
+        move |f: &[u8]| arp_reply_of(f).is_some_and(|(_, ip, dst)| ip == vip && dst == FLOOD_MAC);
+    flood::step(c, rate, dur, frame, is_answer, &COUNTERS)
 }
 
 fn print(name: &str, s: &Step) {
-    println!(
-        "{name:<40} offered {:>9.0}/s  replies seen {:>9.0}/s  speaker counted {:>9.0} req/s {:>9.0} rep/s  CPU {:>5.1}%  RSS {:>5.1} MiB",
-        s.offered, s.answered, s.counted_requests, s.counted_replies, s.cpu_pct, s.rss_mib
-    );
+    s.print(name, &COUNTERS);
 }
 
 fn main() {
@@ -121,7 +52,7 @@ fn main() {
     if netns::require().is_err() {
         return;
     }
-    let dur = secs();
+    let dur = flood::step_duration();
     println!(
         "ARP flood against one speaker, {dur:?} per step, on {} cores (shared: figures are lower bounds)",
         std::thread::available_parallelism().map_or(0, |p| p.get())
@@ -136,14 +67,10 @@ fn main() {
         Some(1),
         "node-1 announces {vip}"
     );
-    let speaker = c.speakers[0].as_ref().expect("speaker running");
-    let idle0 = speaker.cpu_time().unwrap_or_default();
-    std::thread::sleep(dur);
-    let idle = speaker.cpu_time().unwrap_or_default().saturating_sub(idle0);
     println!(
-        "{:<40} CPU {:>5.1}%",
+        "{:<44} CPU {:>5.1}%",
         "idle (one IP announced)",
-        100.0 * idle.as_secs_f64() / dur.as_secs_f64()
+        flood::idle_cpu_pct(&c, dur)
     );
     let valid = move |_: u64| RawArp::request(FLOOD_MAC, FLOOD_IP, vip).padded();
     for rate in [1_000u64, 10_000, 50_000] {
@@ -193,13 +120,8 @@ fn main() {
     };
     let s = step(&c, vip, None, dur, &ipv4);
     print("IPv4 broadcast (not ARP), flat out", &s);
-    let tagged = move |_: u64| {
-        let b = RawArp::request(FLOOD_MAC, FLOOD_IP, vip).padded();
-        let mut t = b[..12].to_vec();
-        t.extend_from_slice(&[0x81, 0x00, 0x00, 0x64]);
-        t.extend_from_slice(&b[12..]);
-        t
-    };
+    let tagged =
+        move |_: u64| flood::vlan_tagged(&RawArp::request(FLOOD_MAC, FLOOD_IP, vip).padded(), 100);
     let s = step(&c, vip, None, dur, &tagged);
     print("VLAN-100 requests for the VIP, flat out", &s);
     let alive = c.speaker_healthz(1);

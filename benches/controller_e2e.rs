@@ -8,13 +8,10 @@
 //! `cargo bench --bench controller_e2e` (release). `FERROLB_BENCH_RUNS` sets the number of runs
 //! (default 3). Prints numbers; asserts nothing.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Cluster, Controller, DEADLINE};
+use ferrolb_testkit::api_cluster::{self, Cluster, Controller, DEADLINE};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, PostParams};
@@ -52,11 +49,11 @@ fn service(name: &str, ipv6: bool) -> Service {
 }
 
 fn has_ingress(s: &Service) -> bool {
-    !common::ingress_ips(s).is_empty()
+    !api_cluster::ingress_ips(s).is_empty()
 }
 
 fn settled(s: &Service) -> bool {
-    has_ingress(s) && common::annotation(s, "ferrolb.io/allocated-from-pool").is_some()
+    has_ingress(s) && api_cluster::annotation(s, "ferrolb.io/allocated-from-pool").is_some()
 }
 
 /// Streams (name, when first seen settled) for Services in `default`.
@@ -224,7 +221,7 @@ async fn cold_start(existing: usize, new: usize) -> Duration {
                 .as_deref()
                 .and_then(|n| n[4..].parse().ok())
                 .unwrap_or(usize::MAX);
-            common::ingress_ips(s) != [format!("2001:db8::{:x}", n + 1)]
+            api_cluster::ingress_ips(s) != [format!("2001:db8::{:x}", n + 1)]
         })
         .count();
     if moved > 0 {

@@ -11,15 +11,12 @@
 //! `cargo bench --bench controller_load` (release). `FERROLB_BENCH_RUNS` sets the number of
 //! runs (default 1). Prints numbers; asserts nothing beyond "the scenario completed".
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Cluster, Controller, NS};
+use ferrolb_testkit::api_cluster::{Cluster, Controller, NS};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};

@@ -4,49 +4,15 @@
 //! p99 over `FERROLB_BENCH_RUNS` runs (default 10). Run: `cargo bench --bench dual_stack_e2e`
 //! (`FERROLB_BENCH_ONLY=failover|curl|na` runs one part).
 
-#[path = "../tests/cluster/mod.rs"]
-mod cluster;
-#[path = "../tests/netns/mod.rs"]
-mod netns;
+use ferrolb_testkit::cluster;
+use ferrolb_testkit::netns;
 
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use cluster::{median_p99, poll, Cluster, ClusterSpec};
+use cluster::{poll, Cluster, ClusterSpec};
+use ferrolb_testkit::timing::{self, report, runs, wanted, FailoverSeries};
 use serde_json::json;
-
-/// Waits until every speaker renews at the relaxed cadence, i.e. every peer hears it: the
-/// steady state. Right after start the speakers still learn each other's heartbeat addresses
-/// from the Leases (well under a second); a node that fails before that is judged by its lease.
-fn wait_heartbeats(c: &Cluster) {
-    let relaxed = |i: usize| {
-        cluster::metric(
-            &c.speaker_metrics(i),
-            "ferrolb_speaker_heartbeat_lease_relaxed",
-        ) == Some(1.0)
-    };
-    assert!(
-        poll(Duration::from_secs(30), || (1..=3).all(relaxed)),
-        "heartbeats never reached the steady state\n{}",
-        c.speaker_logs()
-    );
-}
-
-fn runs() -> usize {
-    std::env::var("FERROLB_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10)
-}
-
-fn report(name: &str, unit: &str, values: &mut [f64]) {
-    let (median, p99) = median_p99(values);
-    let (min, max) = (
-        values.first().copied().unwrap_or(f64::NAN),
-        values.last().copied().unwrap_or(f64::NAN),
-    );
-    println!("{name:<44} n={:<3} median {median:>9.1} {unit}  p99 {p99:>9.1} {unit}  (min {min:.1}, max {max:.1})", values.len());
-}
 
 fn dual_stack() -> Cluster {
     Cluster::start(ClusterSpec {
@@ -59,17 +25,11 @@ fn dual_stack() -> Cluster {
 /// answer from the new owner), both in milliseconds.
 fn failover(graceful: bool) -> (f64, f64) {
     let mut c = dual_stack();
-    wait_heartbeats(&c);
+    c.wait_relaxed(3, Duration::from_secs(30));
     let (_, f) = c.measure_failover6(
         Duration::from_millis(20),
         Duration::from_secs(20),
-        |c, owner| {
-            if graceful {
-                c.speaker(owner).term();
-            } else {
-                c.lan.cut_node(owner);
-            }
-        },
+        |c, owner| timing::fail_owner(c, owner, graceful),
     );
     (f.gap.as_secs_f64() * 1e3, f.switch.as_secs_f64() * 1e3)
 }
@@ -148,32 +108,27 @@ fn main() {
         return;
     }
     let n = runs();
-    let only = std::env::var("FERROLB_BENCH_ONLY").ok();
-    let wanted = |part: &str| only.as_deref().is_none_or(|o| o == part);
     println!(
         "IPv6 end-to-end timings, {n} runs each, on {} cores",
         std::thread::available_parallelism().map_or(0, |p| p.get())
     );
     if wanted("failover") {
-        let (mut hard_gap, mut graceful_switch, mut graceful_gap) =
-            (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..n {
-            hard_gap.push(failover(false).0);
-            let (gap, switch) = failover(true);
-            graceful_gap.push(gap);
-            graceful_switch.push(switch);
-        }
+        let mut f = FailoverSeries::measure(n, failover);
         report(
             "IPv6 hard failure (node cut off): curl gap",
             "ms",
-            &mut hard_gap,
+            &mut f.hard_gap,
         );
         report(
             "IPv6 graceful handover: switch time",
             "ms",
-            &mut graceful_switch,
+            &mut f.graceful_switch,
         );
-        report("IPv6 graceful handover: curl gap", "ms", &mut graceful_gap);
+        report(
+            "IPv6 graceful handover: curl gap",
+            "ms",
+            &mut f.graceful_gap,
+        );
     }
     if wanted("curl") {
         report(

@@ -2,38 +2,26 @@
 //! and `ndisc6`), the IPv6 twin of `benches/arp_flood.rs`: how many solicitations per second
 //! one speaker answers, what it costs in CPU, and what ignoring junk, other IPv6 traffic and
 //! other VLANs costs. A raw socket in the client namespace sends hand-made solicitations (built
-//! by `tests/netns/ndp.rs`, checksum included, without the product's codec) at fixed offered
+//! by `ferrolb_testkit::netns::ndp`, checksum included, without the product's codec) at fixed offered
 //! rates and flat out; a second thread on the same socket counts the advertisements that come
 //! back. The speaker's CPU comes from /proc/<pid>/stat.
 //!
 //! Run: `cargo bench --bench ndp_flood` (`FERROLB_FLOOD_SECS`, default 5, per step).
 
-#[path = "../tests/cluster/mod.rs"]
-mod cluster;
-#[path = "../tests/netns/mod.rs"]
-mod netns;
+use ferrolb_testkit::cluster;
+use ferrolb_testkit::netns;
 
 use std::net::Ipv6Addr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cluster::{Cluster, ClusterSpec};
+use ferrolb_testkit::flood::{self, Counters, Step};
 use netns::ndp::RawNd;
 use netns::MacAddr;
 use serde_json::json;
 
 const FLOOD_MAC: MacAddr = MacAddr([0x02, 0xfe, 0, 0, 0x0a, 0xf6]);
 const FLOOD_IP: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x210);
-
-fn secs() -> Duration {
-    Duration::from_secs(
-        std::env::var("FERROLB_FLOOD_SECS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(5),
-    )
-}
 
 /// A multicast Neighbor Solicitation for `target` from the flooder, with its source
 /// link-layer option; `hop_limit` 255 and `bad_checksum` false make it valid.
@@ -56,16 +44,14 @@ fn advert_to_flooder(f: &[u8]) -> Option<Ipv6Addr> {
     Some(Ipv6Addr::from(t))
 }
 
-struct Step {
-    offered: f64,
-    answered: f64,
-    counted_solicitations: f64,
-    counted_adverts: f64,
-    cpu_pct: f64,
-    rss_mib: f64,
-}
+const COUNTERS: Counters = Counters {
+    requests: "ferrolb_speaker_ndp_solicitations_total",
+    replies: "ferrolb_speaker_ndp_advertisements_total",
+    request_unit: "NS",
+    reply_unit: "NA",
+};
 
-/// Sends `frame(n)` for `dur` at `rate` frames/s (`None`: as fast as possible) and measures.
+/// One step of the flood: answers are Neighbor Advertisements for `vip` to the flooder.
 fn step(
     c: &Cluster,
     vip: Ipv6Addr,
@@ -73,68 +59,18 @@ fn step(
     dur: Duration,
     frame: &dyn Fn(u64) -> Vec<u8>,
 ) -> Step {
-    let (mut tx, mut rx) = c.lan.client().injector("eth0").split();
-    let stop = Arc::new(AtomicBool::new(false));
-    let replies = Arc::new(AtomicU64::new(0));
-    let reader = {
-        let (stop, replies) = (stop.clone(), replies.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                if let Ok(f) = rx.next() {
-                    if advert_to_flooder(f) == Some(vip) {
-                        replies.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-        })
-    };
-    let speaker = c.speakers[0].as_ref().expect("speaker running");
-    let sol0 = c.speaker_metric_sum(1, "ferrolb_speaker_ndp_solicitations_total");
-    let adv0 = c.speaker_metric_sum(1, "ferrolb_speaker_ndp_advertisements_total");
-    let cpu0 = speaker.cpu_time().unwrap_or_default();
-    let t = Instant::now();
-    let mut sent = 0u64;
-    while t.elapsed() < dur {
-        let due = match rate {
-            Some(r) => (t.elapsed().as_secs_f64() * r as f64) as u64,
-            None => sent + 512,
-        };
-        while sent < due {
-            if matches!(tx.send_to(&frame(sent), None), Some(Ok(()))) {
-                sent += 1;
-            } else {
-                break;
-            }
-        }
-        if rate.is_some() {
-            std::thread::sleep(Duration::from_micros(500));
-        }
-    }
-    let wall = t.elapsed();
-    let cpu = speaker.cpu_time().unwrap_or_default().saturating_sub(cpu0);
-    std::thread::sleep(Duration::from_millis(300)); // replies in flight
-    stop.store(true, Ordering::Relaxed);
-    let _ = reader.join();
-    let secs = wall.as_secs_f64();
-    Step {
-        offered: sent as f64 / secs,
-        answered: replies.load(Ordering::Relaxed) as f64 / secs,
-        counted_solicitations: (c.speaker_metric_sum(1, "ferrolb_speaker_ndp_solicitations_total")
-            - sol0)
-            / secs,
-        counted_adverts: (c.speaker_metric_sum(1, "ferrolb_speaker_ndp_advertisements_total")
-            - adv0)
-            / secs,
-        cpu_pct: 100.0 * cpu.as_secs_f64() / secs,
-        rss_mib: speaker.rss_bytes().unwrap_or_default() as f64 / (1024.0 * 1024.0),
-    }
+    flood::step(
+        c,
+        rate,
+        dur,
+        frame,
+        move |f: &[u8]| advert_to_flooder(f) == Some(vip),
+        &COUNTERS,
+    )
 }
 
 fn print(name: &str, s: &Step) {
-    println!(
-        "{name:<44} offered {:>9.0}/s  replies seen {:>9.0}/s  speaker counted {:>9.0} NS/s {:>9.0} NA/s  CPU {:>5.1}%  RSS {:>5.1} MiB",
-        s.offered, s.answered, s.counted_solicitations, s.counted_adverts, s.cpu_pct, s.rss_mib
-    );
+    s.print(name, &COUNTERS);
 }
 
 fn main() {
@@ -144,7 +80,7 @@ fn main() {
     if netns::require_ipv6().is_err() {
         return;
     }
-    let dur = secs();
+    let dur = flood::step_duration();
     println!(
         "NDP flood against one speaker, {dur:?} per step, on {} cores (shared: figures are lower bounds)",
         std::thread::available_parallelism().map_or(0, |p| p.get())
@@ -160,14 +96,10 @@ fn main() {
         Some(1),
         "node-1 announces {vip}"
     );
-    let speaker = c.speakers[0].as_ref().expect("speaker running");
-    let idle0 = speaker.cpu_time().unwrap_or_default();
-    std::thread::sleep(dur);
-    let idle = speaker.cpu_time().unwrap_or_default().saturating_sub(idle0);
     println!(
         "{:<44} CPU {:>5.1}%",
         "idle (one IPv6 IP announced)",
-        100.0 * idle.as_secs_f64() / dur.as_secs_f64()
+        flood::idle_cpu_pct(&c, dur)
     );
     let valid = move |_: u64| solicitation(vip, 255, false);
     for rate in [1_000u64, 10_000, 50_000] {
@@ -201,13 +133,7 @@ fn main() {
     };
     let s = step(&c, vip, None, dur, &udp);
     print("IPv6 multicast UDP (not NDP), flat out", &s);
-    let tagged = move |_: u64| {
-        let b = solicitation(vip, 255, false);
-        let mut t = b[..12].to_vec();
-        t.extend_from_slice(&[0x81, 0x00, 0x00, 0x64]);
-        t.extend_from_slice(&b[12..]);
-        t
-    };
+    let tagged = move |_: u64| flood::vlan_tagged(&solicitation(vip, 255, false), 100);
     let s = step(&c, vip, None, dur, &tagged);
     print("VLAN-100 solicitations for the VIP, flat out", &s);
     let alive = c.speaker_healthz(1);

@@ -3,67 +3,27 @@
 //! latency, and the idle speaker's CPU and memory with many announced IPs. Prints median and
 //! p99 over `FERROLB_BENCH_RUNS` runs (default 10). Run: `cargo bench --bench speaker_e2e`.
 
-#[path = "../tests/cluster/mod.rs"]
-mod cluster;
-#[path = "../tests/netns/mod.rs"]
-mod netns;
+use ferrolb_testkit::cluster;
+use ferrolb_testkit::netns;
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use cluster::{median_p99, poll, Cluster, ClusterSpec};
+use cluster::{poll, Cluster, ClusterSpec};
+use ferrolb_testkit::timing::{self, report, runs, wanted, FailoverSeries};
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-
-/// Waits until every speaker renews at the relaxed cadence, i.e. every peer hears it: the
-/// steady state. Right after start the speakers still learn each other's heartbeat addresses
-/// from the Leases (well under a second); a node that fails before that is judged by its lease.
-fn wait_heartbeats(c: &Cluster) {
-    let relaxed = |i: usize| {
-        cluster::metric(
-            &c.speaker_metrics(i),
-            "ferrolb_speaker_heartbeat_lease_relaxed",
-        ) == Some(1.0)
-    };
-    assert!(
-        poll(Duration::from_secs(30), || (1..=3).all(relaxed)),
-        "heartbeats never reached the steady state\n{}",
-        c.speaker_logs()
-    );
-}
-
-fn runs() -> usize {
-    std::env::var("FERROLB_BENCH_RUNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10)
-}
-
-fn report(name: &str, unit: &str, values: &mut [f64]) {
-    let (median, p99) = median_p99(values);
-    let (min, max) = (
-        values.first().copied().unwrap_or(f64::NAN),
-        values.last().copied().unwrap_or(f64::NAN),
-    );
-    println!("{name:<44} n={:<3} median {median:>9.1} {unit}  p99 {p99:>9.1} {unit}  (min {min:.1}, max {max:.1})", values.len());
-}
 
 /// One failover on a fresh cluster: (longest curl gap, time from the failure to the first
 /// answer from the new owner), both in milliseconds.
 fn failover(graceful: bool) -> (f64, f64) {
     let mut c = Cluster::start(ClusterSpec::default());
-    wait_heartbeats(&c);
+    c.wait_relaxed(3, Duration::from_secs(30));
     let f = c.measure_failover(
         Duration::from_millis(20),
         Duration::from_secs(20),
-        |c, owner| {
-            if graceful {
-                c.speaker(owner).term();
-            } else {
-                c.lan.cut_node(owner);
-            }
-        },
+        |c, owner| timing::fail_owner(c, owner, graceful),
     );
     (f.gap.as_secs_f64() * 1e3, f.switch.as_secs_f64() * 1e3)
 }
@@ -169,26 +129,13 @@ fn idle_cost() -> (usize, usize, f64, u64) {
         announced()
     );
     std::thread::sleep(Duration::from_secs(5)); // past the gratuitous bursts
-    let pid = c.speaker(1).pid();
-    let ticks = |pid: u32| -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let after = stat.rsplit(')').next().unwrap_or("");
-        let f: Vec<&str> = after.split_whitespace().collect();
-        f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
-            + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
-    };
+    let speaker = c.speaker(1);
     let window = Duration::from_secs(30);
-    let (t0, start) = (ticks(pid), Instant::now());
+    let (t0, start) = (speaker.cpu_time().unwrap_or_default(), Instant::now());
     std::thread::sleep(window);
-    let used = ticks(pid) - t0;
-    // Linux reports CPU time in USER_HZ ticks (100 per second).
-    let cpu = used as f64 / 100.0 / start.elapsed().as_secs_f64() * 100.0;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0);
+    let used = speaker.cpu_time().unwrap_or_default().saturating_sub(t0);
+    let cpu = used.as_secs_f64() / start.elapsed().as_secs_f64() * 100.0;
+    let rss = speaker.rss_bytes().unwrap_or(0) / 1024;
     (services, ips.len(), cpu, rss)
 }
 
@@ -201,31 +148,26 @@ fn main() {
     }
     let n = runs();
     // FERROLB_BENCH_ONLY=failover|curl|arp|idle runs one part.
-    let only = std::env::var("FERROLB_BENCH_ONLY").ok();
-    let wanted = |part: &str| only.as_deref().is_none_or(|o| o == part);
     println!(
         "speaker end-to-end timings, {n} runs each, on {} cores",
         std::thread::available_parallelism().map_or(0, |p| p.get())
     );
     if wanted("failover") {
-        let (mut hard_gap, mut graceful_switch, mut graceful_gap) =
-            (Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..n {
-            hard_gap.push(failover(false).0);
-            let (gap, switch) = failover(true);
-            graceful_gap.push(gap);
-            graceful_switch.push(switch);
-        }
-        report("hard failure (node cut off): curl gap", "ms", &mut hard_gap);
+        let mut f = FailoverSeries::measure(n, failover);
+        report(
+            "hard failure (node cut off): curl gap",
+            "ms",
+            &mut f.hard_gap,
+        );
         report(
             "graceful handover (SIGTERM): switch time",
             "ms",
-            &mut graceful_switch,
+            &mut f.graceful_switch,
         );
         report(
             "graceful handover (SIGTERM): curl gap",
             "ms",
-            &mut graceful_gap,
+            &mut f.graceful_gap,
         );
     }
     if wanted("curl") {

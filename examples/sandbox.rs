@@ -12,7 +12,7 @@
 //!
 //! It starts kube-sim (the API server emulator in `tests/kube-sim`), the real controller and,
 //! when it can, three real speakers on a LAN built from network namespaces (the end-to-end test
-//! fixture in `tests/cluster` and `tests/netns`, reused by path). Then it creates a
+//! fixture, `ferrolb_testkit::cluster` on `ferrolb_testkit::netns`). Then it creates a
 //! LoadBalancer Service and shows what a user sees: the EXTERNAL-IP in `kubectl get svc`, the
 //! node answering ARP for it, `curl` reaching that node, and the failover when that node's
 //! speaker stops. When BIRD (`bird2`) is installed, a router namespace then peers with every
@@ -25,26 +25,17 @@
 //! `CI=true` or `FERROLB_E2E=1` a missing prerequisite is a failure instead.
 //!
 //! The `ferrolb` binary: Cargo does not build a package's binaries for `cargo run --example`,
-//! so the sandbox finds or builds it itself (see [`locate_ferrolb`]).
+//! so the sandbox finds or builds it itself (`ferrolb_testkit::binary::locate_or_build`).
 //!
 //! Everything it creates (processes, namespaces, temporary files) is removed on exit, on an
 //! error and on Ctrl-C; a second Ctrl-C exits at once, and the next run then removes the
 //! leftover namespaces (the harness sweeps `flbh-<pid>-*` namespaces whose process is gone).
 
-// Needs libc/alloc calls std has no safe form of (setns(2), kill(2) and geteuid(2)); every unsafe block says
-// why it is sound.
-#![allow(unsafe_code)]
-
-#[path = "../tests/cluster/mod.rs"]
-mod cluster;
-#[path = "../tests/netns/mod.rs"]
-mod netns;
-
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -52,9 +43,12 @@ use k8s_openapi::api::core::v1::{ConfigMap, Event, Service};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use cluster::{Cluster, ClusterSpec};
-use ferrolb_testkit::{on_path, signals, strict, ApiBackend, TempDir, TestApi};
-use netns::router::{self, Router, LAN_ROUTER_IP};
+use ferrolb_testkit::cluster::{self, Cluster, ClusterSpec};
+use ferrolb_testkit::netns::{
+    self,
+    router::{self, Router, LAN_ROUTER_IP},
+};
+use ferrolb_testkit::{binary, kubectl, on_path, signals, strict, ApiBackend, TempDir, TestApi};
 
 /// The demo Service (the same name as `examples/basic.yaml`).
 const SERVICE: &str = "web";
@@ -167,20 +161,13 @@ fn server_name(backend: ApiBackend) -> &'static str {
     }
 }
 
-/// Where the API server listens (root namespace).
-fn server_url(api: &TestApi) -> String {
-    match api {
-        TestApi::Sim(s) => s.url(),
-        TestApi::Real(r) => r.url(),
-    }
-}
-
 fn run(once: bool, backend: ApiBackend) -> Result<()> {
     println!("FerroLB sandbox: the whole system on one machine, no cluster needed.\n");
-    let ferrolb = locate_ferrolb()?;
+    let ferrolb = binary::locate_or_build()?;
     println!("ferrolb binary: {}", ferrolb.display());
     signals::check()?;
-    match data_plane_prerequisites() {
+    // tcpdump, which the e2e tests also need, is not used here.
+    match netns::check_prerequisites(&[]) {
         Ok(()) => data_plane(ferrolb, once, backend),
         Err(why) => {
             if strict() {
@@ -199,125 +186,6 @@ fn run(once: bool, backend: ApiBackend) -> Result<()> {
             );
             allocation_only(ferrolb, once, backend)
         }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Finding the ferrolb binary
-// ---------------------------------------------------------------------------------------------
-
-/// Finds the `ferrolb` binary to run, in this order:
-///
-/// 1. `$FERROLB_BIN`, when set (tests/sandbox.rs passes Cargo's own path this way).
-/// 2. Started by Cargo (`cargo run --example sandbox` sets `$CARGO` at run time): run
-///    `cargo build --bin ferrolb` in the same profile, because Cargo builds no binaries for
-///    `cargo run --example`; when it is up to date that takes a moment, and it means the
-///    sandbox never runs a binary older than the sources.
-/// 3. Otherwise (e.g. the example run directly, maybe under sudo): `target/<profile>/ferrolb`,
-///    next to the `examples/` directory holding this executable.
-fn locate_ferrolb() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("FERROLB_BIN") {
-        let path = PathBuf::from(path);
-        if !path.is_file() {
-            bail!("FERROLB_BIN={} is not a file", path.display());
-        }
-        return Ok(path);
-    }
-    let exe = std::env::current_exe().context("cannot find this executable's path")?;
-    // target/<profile>/examples/sandbox -> target/<profile>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| anyhow!("unexpected executable path {}", exe.display()))?;
-    let candidate = profile_dir.join("ferrolb");
-    if let Some(cargo) = std::env::var_os("CARGO") {
-        // Cargo names the dev profile's directory `debug`; every other profile's after itself.
-        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => "dev".to_string(),
-            Some(name) => name.to_string(),
-        };
-        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-        println!("building the ferrolb binary (cargo build --profile {profile} --bin ferrolb) ...");
-        let status = Command::new(&cargo)
-            .args([
-                "build",
-                "--quiet",
-                "--profile",
-                &profile,
-                "--bin",
-                "ferrolb",
-            ])
-            .arg("--manifest-path")
-            .arg(&manifest)
-            .status()
-            .with_context(|| format!("cannot run {}", Path::new(&cargo).display()))?;
-        if !status.success() {
-            bail!("`cargo build --profile {profile} --bin ferrolb` failed ({status})");
-        }
-    }
-    if candidate.is_file() {
-        Ok(candidate)
-    } else {
-        bail!(
-            "no ferrolb binary at {}: build it with `cargo build --release --bin ferrolb` \
-             (or set FERROLB_BIN)",
-            candidate.display()
-        )
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Prerequisites
-// ---------------------------------------------------------------------------------------------
-
-/// What the data plane needs, all of it checked so the message lists everything missing at
-/// once. (tcpdump, which the e2e tests also need, is not used here.)
-fn data_plane_prerequisites() -> Result<(), String> {
-    let mut missing = Vec::new();
-    // SAFETY: geteuid(2) cannot fail and has no side effects.
-    if unsafe { libc::geteuid() } != 0 {
-        missing.push(
-            "not running as root (network namespaces, nftables and raw sockets need it)"
-                .to_string(),
-        );
-    }
-    for (tool, pkg) in [
-        ("ip", "iproute2"),
-        ("nft", "nftables"),
-        ("arping", "arping"),
-        ("curl", "curl"),
-    ] {
-        if !on_path(tool) {
-            missing.push(format!("`{tool}` is not installed (apt-get install {pkg})"));
-        }
-    }
-    if on_path("arping") {
-        // The harness drives Thomas Habets' arping; iputils' arping has different flags.
-        let help =
-            netns::cmd::output_within(Command::new("arping").arg("--help"), Duration::from_secs(5))
-                .map(|o| o.stdout + &o.stderr)
-                .unwrap_or_default();
-        if !help.contains("Habets") {
-            missing.push(
-                "`arping` is iputils' arping, not Thomas Habets' (Debian package `arping`)"
-                    .to_string(),
-            );
-        }
-    }
-    if missing.is_empty() {
-        // Root inside a container may still lack CAP_SYS_ADMIN: try it for real.
-        let probe = format!("{}{}-probe", netns::PREFIX, std::process::id());
-        match netns::cmd::run("ip", &["netns", "add", &probe]) {
-            Ok(_) => {
-                let _ = netns::cmd::run("ip", &["netns", "del", &probe]);
-            }
-            Err(e) => missing.push(format!("cannot create network namespaces ({e})")),
-        }
-    }
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(missing.join("; "))
     }
 }
 
@@ -347,7 +215,7 @@ fn data_plane(ferrolb: PathBuf, once: bool, backend: ApiBackend) -> Result<()> {
     ));
     detail(&format!(
         "{server:<14} {} (root namespace; nodes reach it at {})",
-        server_url(&c.server),
+        c.server.url(),
         c.api.url
     ));
     detail(&format!(
@@ -497,7 +365,7 @@ fn data_plane(ferrolb: PathBuf, once: bool, backend: ApiBackend) -> Result<()> {
     let mut programmed: BTreeSet<(Ipv4Addr, u16)> = BTreeSet::from([(vip, 80)]);
     while !signals::stopped() {
         forward_new_services(&c, &mut programmed);
-        sleep_unless_stopped(Duration::from_secs(1));
+        signals::sleep_unless_stopped(Duration::from_secs(1));
     }
     Ok(())
 }
@@ -761,7 +629,7 @@ fn allocation_only(ferrolb: PathBuf, once: bool, backend: ApiBackend) -> Result<
         dir,
     };
     detail(&format!("ready in {:.1} s", secs(t)));
-    detail(&format!("{server:<14} {}", server_url(&p.sim)));
+    detail(&format!("{server:<14} {}", p.sim.url()));
     detail(&format!(
         "controller     pid {} (log {})",
         p.controller.pid(),
@@ -826,7 +694,7 @@ fn allocation_only(ferrolb: PathBuf, once: bool, backend: ApiBackend) -> Result<
         if p.controller.exited() {
             bail!("the controller exited; its log:\n{}", p.controller.log());
         }
-        sleep_unless_stopped(Duration::from_secs(1));
+        signals::sleep_unless_stopped(Duration::from_secs(1));
     }
     Ok(())
 }
@@ -854,35 +722,10 @@ fn indent(text: &str) -> String {
         .join("\n")
 }
 
-/// Runs the real kubectl against kube-sim.
-fn kubectl(kubeconfig: &Path, args: &[&str]) -> Result<String, String> {
-    if !on_path("kubectl") {
-        return Err("kubectl is not installed".into());
-    }
-    let mut cmd = Command::new("kubectl");
-    cmd.arg("--kubeconfig").arg(kubeconfig).args(args);
-    // kube-sim is on loopback; a proxy inherited from the shell would only get in the way.
-    for v in [
-        "http_proxy",
-        "https_proxy",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "all_proxy",
-        "ALL_PROXY",
-    ] {
-        cmd.env_remove(v);
-    }
-    match netns::cmd::output_within(&mut cmd, Duration::from_secs(60)) {
-        Ok(o) if o.status.success() => Ok(o.stdout),
-        Ok(o) => Err(format!("{} ({})", o.stderr.trim(), o.status)),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 /// `kubectl get svc` for real, or the same table built from the API when kubectl is missing.
 fn show_services(rt: &tokio::runtime::Runtime, client: &kube::Client, kubeconfig: &Path) {
     println!("\n  $ kubectl get svc");
-    match kubectl(kubeconfig, &["get", "svc"]) {
+    match kubectl::run(kubeconfig, &["get", "svc"]) {
         Ok(out) => println!("{}", indent(out.trim_end())),
         Err(why) => {
             println!("    ({why}; the same table, from the API:)");
@@ -891,52 +734,7 @@ fn show_services(rt: &tokio::runtime::Runtime, client: &kube::Client, kubeconfig
                 .block_on(api.list(&ListParams::default()))
                 .map(|l| l.items)
                 .unwrap_or_default();
-            let mut table = format!(
-                "{:<12} {:<13} {:<15} {:<15} {}\n",
-                "NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)"
-            );
-            for s in services {
-                let spec = s.spec.unwrap_or_default();
-                let external = s
-                    .status
-                    .and_then(|st| st.load_balancer?.ingress)
-                    .map(|i| {
-                        i.into_iter()
-                            .filter_map(|x| x.ip)
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    })
-                    .filter(|x| !x.is_empty())
-                    .unwrap_or_else(|| {
-                        if spec.type_.as_deref() == Some("LoadBalancer") {
-                            "<pending>".into()
-                        } else {
-                            "<none>".into()
-                        }
-                    });
-                let ports = spec
-                    .ports
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|p| {
-                        let node_port = p.node_port.map(|n| format!(":{n}")).unwrap_or_default();
-                        format!(
-                            "{}{node_port}/{}",
-                            p.port,
-                            p.protocol.as_deref().unwrap_or("TCP")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(",");
-                table.push_str(&format!(
-                    "{:<12} {:<13} {:<15} {:<15} {}\n",
-                    s.metadata.name.unwrap_or_default(),
-                    spec.type_.unwrap_or_else(|| "ClusterIP".into()),
-                    spec.cluster_ip.unwrap_or_else(|| "<none>".into()),
-                    external,
-                    ports
-                ));
-            }
+            let table = kubectl::service_table(services);
             println!("{}", indent(table.trim_end()));
         }
     }
@@ -965,7 +763,7 @@ fn show_events(rt: &tokio::runtime::Runtime, client: &kube::Client) {
 
 fn show_leases(kubeconfig: &Path) {
     println!("\n  $ kubectl get leases -n ferrolb-system   (one per live speaker)");
-    match kubectl(kubeconfig, &["get", "leases", "-n", "ferrolb-system"]) {
+    match kubectl::run(kubeconfig, &["get", "leases", "-n", "ferrolb-system"]) {
         Ok(out) => println!("{}", indent(out.trim_end())),
         Err(why) => println!("    ({why})"),
     }
@@ -1013,12 +811,5 @@ fn show_how_to_poke(kubeconfig: &Path, lan: Option<(&Cluster, Ipv4Addr)>) {
             "  ip netns exec {cl} ip neigh   # the client's ARP cache: which MAC each IP is at"
         );
         println!("  logs: {}", c.lan.log_dir().display());
-    }
-}
-
-fn sleep_unless_stopped(d: Duration) {
-    let end = Instant::now() + d;
-    while Instant::now() < end && !signals::stopped() {
-        std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -8,8 +8,8 @@
 //! Needs root, the netns tools and BIRD (`bird2`); skips loudly without them, except under
 //! `CI=true` or `FERROLB_E2E=1`, where a missing prerequisite fails.
 
-mod cluster;
-mod netns;
+use ferrolb_testkit::cluster;
+use ferrolb_testkit::netns;
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -355,16 +355,17 @@ fn service_ip_is_an_ecmp_route_via_every_eligible_node() {
         "Advertising Event: {:?}",
         lab.c.service_events("web")
     );
-    let m = lab.c.speaker_metrics(1);
-    assert_eq!(
-        metric(&m, "ferrolb_speaker_bgp_session_up{peer=\"tor\"}"),
-        Some(1.0),
-        "{m}"
-    );
-    assert_eq!(
-        metric(&m, "ferrolb_speaker_bgp_prefixes_advertised{peer=\"tor\"}"),
-        Some(1.0),
-        "{m}"
+    // The speaker exports its sessions' counters on its own loop, after the UPDATE is on the
+    // wire, so the router can hold the route a moment before the metric says so: poll.
+    let exported = poll(Duration::from_secs(5), || {
+        let m = lab.c.speaker_metrics(1);
+        metric(&m, "ferrolb_speaker_bgp_session_up{peer=\"tor\"}") == Some(1.0)
+            && metric(&m, "ferrolb_speaker_bgp_prefixes_advertised{peer=\"tor\"}") == Some(1.0)
+    });
+    assert!(
+        exported,
+        "node-1 exports an Established session holding one prefix\n{}",
+        lab.c.speaker_metrics(1)
     );
 
     // The exclusion label takes a node out, and back in.

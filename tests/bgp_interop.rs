@@ -10,7 +10,7 @@
 // setns(2) and kill(2) are FFI; each unsafe block says why it is sound.
 #![allow(unsafe_code)]
 
-mod netns;
+use ferrolb_testkit::netns;
 
 use netns::router::{sh, wait_until, Router};
 

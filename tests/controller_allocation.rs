@@ -3,11 +3,9 @@
 //! or both in turn), and every assertion is on the API objects (status, annotations, Events)
 //! or on `kubectl` output.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use ferrolb_testkit::api_cluster::*;
 use serde_json::json;
 
 const LAN: &str = "pools:\n  - name: lan\n    addresses: [\"198.51.100.10-198.51.100.19\"]\n";

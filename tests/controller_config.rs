@@ -1,9 +1,7 @@
 //! The pool ConfigMap end to end: other products' formats work, a bad edit never takes effect,
 //! removing a pool moves no IP, new pools apply at once, and a missing ConfigMap is harmless.
 
-mod common;
-
-use common::*;
+use ferrolb_testkit::api_cluster::*;
 use serde_json::json;
 
 const LAN: &str = "pools:\n  - name: lan\n    addresses: [\"198.51.100.10-198.51.100.19\"]\n";

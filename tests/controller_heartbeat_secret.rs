@@ -4,14 +4,12 @@
 //! the field instead. Runs against the API servers `FERROLB_API` selects; the real server's
 //! RBAC side is in `tests/deploy_rbac_real.rs`.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
 use ferrolb::controller::heartbeat_secret::{Ensured, HeartbeatSecret};
 use ferrolb::events::EventPublisher;
 use ferrolb_core::heartbeat::secret::{KeyProblem, GENERATED_KEY_LEN, SECRET_NAME};
+use ferrolb_testkit::api_cluster::*;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::api::{Api, PostParams};

@@ -1,9 +1,7 @@
 //! Leader election safety: two replicas must never allocate at once, whatever the flags and
 //! however badly the API server behaves.
 
-mod common;
-
-use common::*;
+use ferrolb_testkit::api_cluster::*;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use serde_json::json;

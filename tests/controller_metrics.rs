@@ -1,8 +1,6 @@
 //! What an operator scrapes from `--metrics-addr`, and the health endpoints a kubelet probes.
 
-mod common;
-
-use common::*;
+use ferrolb_testkit::api_cluster::*;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,11 +2,9 @@
 //! writes while it is not the leader, duplicates found at start are resolved oldest-first, and a
 //! graceful stop hands the lease over at once.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use ferrolb_testkit::api_cluster::*;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use serde_json::{json, Value};

@@ -10,18 +10,13 @@
 //! Runs when `FERROLB_API` selects the real server (`real` or `both`); needs `kubectl`, which
 //! applies the manifests exactly as a user would.
 
-mod common;
-
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 
-use common::*;
-use ferrolb_testkit::TestApi;
-use k8s_openapi::api::authentication::v1::TokenRequest;
-use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
-use kube::api::{Api, PostParams};
-use serde_json::{json, Value};
+use ferrolb_testkit::api_cluster::*;
+use ferrolb_testkit::{rbac, TestApi};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use serde_json::json;
 
 const LAN: &str = "pools:\n  - name: lan\n    addresses: [\"198.51.100.10-198.51.100.11\"]\n";
 
@@ -99,8 +94,8 @@ async fn removing_any_single_controller_rule_gets_a_request_refused() {
     }
     let path = repo().join("deploy/controller-rbac.yaml");
     let text = std::fs::read_to_string(&path).expect("read deploy/controller-rbac.yaml");
-    let docs = yaml_docs(&text);
-    let variants = ferrolb_testkit::rbac::without_each_rule(&docs);
+    let docs = rbac::manifest_docs("deploy/controller-rbac.yaml", &text);
+    let variants = rbac::without_each_rule(&docs);
     assert!(
         variants.len() >= 8,
         "{} has fewer rules than expected: {variants:?}",
@@ -133,23 +128,6 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The YAML documents of a manifest file, as JSON values.
-fn yaml_docs(text: &str) -> Vec<Value> {
-    let mut docs = Vec::new();
-    for part in text.split("\n---") {
-        let meaningful = part
-            .lines()
-            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
-        if meaningful {
-            docs.push(
-                serde_saphyr::from_str::<Value>(part)
-                    .unwrap_or_else(|e| panic!("deploy/controller-rbac.yaml: {e}")),
-            );
-        }
-    }
-    docs
-}
-
 /// A real API server with `deploy/namespace.yaml` and the given controller RBAC manifest
 /// (YAML or JSON) applied by `kubectl`, and a kubeconfig holding a TokenRequest token of the
 /// `ferrolb-system/ferrolb-controller` ServiceAccount.
@@ -158,40 +136,8 @@ async fn cluster_with_controller_roles(rbac: &str) -> (Cluster, PathBuf) {
     let TestApi::Real(real) = &c.api else {
         unreachable!("started on the real backend")
     };
-    let mut apply = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(c.kubeconfig_path())
-        .args(["apply", "-f"])
-        .arg(repo().join("deploy/namespace.yaml"))
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kubectl apply");
-    apply
-        .stdin
-        .take()
-        .expect("kubectl stdin")
-        .write_all(rbac.as_bytes())
-        .expect("write the RBAC manifest to kubectl");
-    let out = apply.wait_with_output().expect("wait for kubectl apply");
-    assert!(
-        out.status.success(),
-        "kubectl apply of the controller RBAC failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sas: Api<ServiceAccount> = Api::namespaced(c.client.clone(), NS);
-    let req: TokenRequest =
-        serde_json::from_value(json!({"spec": {"audiences": [], "expirationSeconds": 3600}}))
-            .expect("token request json");
-    let token = sas
-        .create_token_request("ferrolb-controller", &PostParams::default(), &req)
-        .await
-        .expect("TokenRequest for ferrolb-system/ferrolb-controller")
-        .status
-        .expect("TokenRequest status")
-        .token;
+    rbac::apply_with_namespace(c.kubeconfig_path(), rbac, "controller RBAC");
+    let token = rbac::service_account_token(&c.client, NS, "ferrolb-controller").await;
     let kubeconfig = real.dir().join("controller-sa.kubeconfig");
     std::fs::write(&kubeconfig, real.token_kubeconfig(&real.url(), &token))
         .expect("write the ServiceAccount kubeconfig");
@@ -200,18 +146,5 @@ async fn cluster_with_controller_roles(rbac: &str) -> (Cluster, PathBuf) {
 
 /// The controller's requests the server refused (403), from its audit log.
 fn refused_controller_requests(c: &Cluster) -> Vec<String> {
-    c.request_log()
-        .into_iter()
-        .filter(|r| r.user_agent.starts_with("ferrolb-controller/") && r.status == 403)
-        .map(|r| {
-            format!(
-                "{} {}/{} {:?}/{:?}",
-                r.verb,
-                r.resource,
-                r.subresource.unwrap_or_default(),
-                r.namespace,
-                r.name
-            )
-        })
-        .collect()
+    rbac::refused_requests(c.request_log(), "ferrolb-controller/")
 }

@@ -8,8 +8,8 @@
 //! Needs root, ip, nft, arping, curl, tcpdump and ndisc6; skips loudly without them, except
 //! under `CI=true` or `FERROLB_E2E=1`, where a missing prerequisite fails.
 
-mod cluster;
-mod netns;
+use ferrolb_testkit::cluster;
+use ferrolb_testkit::netns;
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};

@@ -1,13 +1,13 @@
 //! `deploy/grafana/ferrolb.json` cannot rot: every metric a panel queries must be exported by
 //! the running daemons. The controller is scraped against kube-sim; the speakers are scraped
-//! in a real dual-stack namespace LAN (tests/cluster), after traffic to an announced IP, so the
+//! in a real dual-stack namespace LAN (ferrolb_testkit::cluster), after traffic to an announced IP, so the
 //! per-IP families have samples too: an IPv6 VIP answered to `ndisc6` (NDP families), a forged
 //! heartbeat (rejections by reason) and a BGP peer the speakers dial that refuses the
 //! connection (per-peer session families).
 
-mod cluster;
-mod common;
-mod netns;
+use ferrolb_testkit::api_cluster;
+use ferrolb_testkit::cluster;
+use ferrolb_testkit::netns;
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -103,7 +103,7 @@ fn every_metric_a_panel_queries_is_exported_by_the_daemons() {
     // The controller, with a pool and an allocated Service.
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let controller_text = rt.block_on(async {
-        let c = common::Cluster::start().await;
+        let c = api_cluster::Cluster::start().await;
         c.put_config("pools:\n  - name: lan\n    addresses: [198.51.100.10-198.51.100.13]\n")
             .await;
         let mut ctl = c.controller(&[]);

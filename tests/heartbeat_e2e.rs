@@ -6,8 +6,8 @@
 //! Needs root, ip, nft, arping, curl and tcpdump; skips loudly without them, except under
 //! `CI=true` or `FERROLB_E2E=1`, where a missing prerequisite fails.
 
-mod cluster;
-mod netns;
+use ferrolb_testkit::cluster;
+use ferrolb_testkit::netns;
 
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
@@ -25,18 +25,6 @@ fn cluster(spec: ClusterSpec) -> Option<Cluster> {
 
 fn gauge(c: &Cluster, i: usize, name: &str) -> Option<f64> {
     metric(&c.speaker_metrics(i), name)
-}
-
-/// Waits until every speaker renews at the relaxed cadence (every peer hears it).
-fn wait_relaxed(c: &Cluster, nodes: usize, within: Duration) {
-    let ok = poll(within, || {
-        (1..=nodes).all(|i| gauge(c, i, "ferrolb_speaker_heartbeat_lease_relaxed") == Some(1.0))
-    });
-    assert!(
-        ok,
-        "speakers never relaxed their lease cadence\n{}",
-        c.speaker_logs()
-    );
 }
 
 /// Runs `script` with `nft -f` in node `i`'s namespace.
@@ -78,7 +66,7 @@ fn api_writes(nodes: usize) {
     let vip = c.create_service("web", json!({}));
     c.wait_announcer(vip, Duration::from_secs(20), |_| true)
         .expect("announced");
-    wait_relaxed(&c, nodes, Duration::from_secs(60));
+    c.wait_relaxed(nodes, Duration::from_secs(60));
     let rate = speaker_writes_per_node_per_s(&c, nodes, Duration::from_secs(60));
     eprintln!("{nodes} speakers, steady state: {rate:.3} API writes per node per second");
     assert!(
@@ -146,7 +134,7 @@ fn a_node_cut_off_the_lan_is_replaced_in_about_a_second() {
     let Some(mut c) = cluster(ClusterSpec::default()) else {
         return;
     };
-    wait_relaxed(&c, 3, Duration::from_secs(30));
+    c.wait_relaxed(3, Duration::from_secs(30));
     // The relaxed lease (18 s) would take far longer: only heartbeats can make this fast.
     let f = c.measure_failover(
         Duration::from_millis(20),
@@ -182,17 +170,8 @@ fn heartbeats_lost_one_way_leave_one_owner_and_raise_the_alarm() {
     let Some(c) = cluster(ClusterSpec::default()) else {
         return;
     };
-    let vips: Vec<Ipv4Addr> = (0..4)
-        .map(|n| c.create_service(&format!("s{n}"), json!({})))
-        .collect();
-    let owners: Vec<usize> = vips
-        .iter()
-        .map(|v| {
-            c.wait_announcer(*v, Duration::from_secs(10), |_| true)
-                .expect("announced")
-        })
-        .collect();
-    wait_relaxed(&c, 3, Duration::from_secs(30));
+    let (vips, owners) = c.create_announced_services(4);
+    c.wait_relaxed(3, Duration::from_secs(30));
     let x = owners[0];
     let peers: Vec<usize> = (1..=3).filter(|i| *i != x).collect();
     // Watch an IP of each peer: x is the node that could wrongly take them.
@@ -278,7 +257,7 @@ fn heartbeats_blocked_completely_fall_back_to_lease_failover() {
     let vip = c.create_service("web", json!({}));
     c.wait_announcer(vip, Duration::from_secs(10), |_| true)
         .expect("announced");
-    wait_relaxed(&c, 3, Duration::from_secs(30));
+    c.wait_relaxed(3, Duration::from_secs(30));
     for i in 1..=3 {
         nft(
             &c,
@@ -379,7 +358,7 @@ fn forged_and_replayed_heartbeats_change_nothing() {
     let owner = c
         .wait_announcer(vip, Duration::from_secs(10), |_| true)
         .expect("announced");
-    wait_relaxed(&c, 3, Duration::from_secs(30));
+    c.wait_relaxed(3, Duration::from_secs(30));
     let others: Vec<usize> = (1..=3).filter(|i| *i != owner).collect();
     // With three speakers every one watches the other two.
     let recorded = catch_heartbeat(&c, owner, others[0]);
@@ -447,7 +426,7 @@ fn a_frozen_speaker_is_replaced_and_one_owner_remains_when_it_thaws() {
     let owner = c
         .wait_announcer(vip, Duration::from_secs(10), |_| true)
         .expect("announced");
-    wait_relaxed(&c, 3, Duration::from_secs(30));
+    c.wait_relaxed(3, Duration::from_secs(30));
     c.speaker(owner).pause();
     let started = Instant::now();
     let moved = poll(Duration::from_secs(10), || {
@@ -571,7 +550,7 @@ fn ipv6_only_heartbeats_fail_an_ipv6_ip_over_in_about_a_second() {
         .capture(&format!("ip and udp dst port {PORT}"));
     std::thread::sleep(Duration::from_secs(1));
     assert!(v4.stop().is_empty(), "no heartbeat goes over IPv4");
-    wait_relaxed(&c, 3, Duration::from_secs(30));
+    c.wait_relaxed(3, Duration::from_secs(30));
     let (vip, f) = c.measure_failover6(
         Duration::from_millis(20),
         Duration::from_secs(30),
@@ -610,7 +589,7 @@ fn with_six_speakers_the_watchers_suspicion_reaches_every_node() {
                 .expect("announced")
         })
         .collect();
-    wait_relaxed(&c, 6, Duration::from_secs(60));
+    c.wait_relaxed(6, Duration::from_secs(60));
     for i in 1..=6 {
         assert_eq!(
             gauge(&c, i, "ferrolb_speaker_heartbeat_watchers"),

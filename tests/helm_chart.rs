@@ -5,8 +5,6 @@
 //! Needs `helm` (3.x; see tests/kube-sim/install-helm.sh) and `kubectl` (for kustomize).
 //! Without them the tests print a loud SKIPPED line, unless `CI=true` or `FERROLB_E2E=1`.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -10,12 +10,10 @@
 //! Needs `helm` 3 (tests/kube-sim/install-helm.sh) and `kubectl`; without them it prints a loud
 //! SKIPPED line, unless `CI=true` or `FERROLB_E2E=1`.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
+use ferrolb_testkit::api_cluster::*;
 use ferrolb_testkit::{TempDir, TestApi};
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::ServiceAccount;

@@ -3,11 +3,9 @@
 //! namespaces' Services draw from the shared addresses, no address is ever given twice, the
 //! pools run out together, and a controller restart moves nothing.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::Cluster;
+use ferrolb_testkit::api_cluster::Cluster;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

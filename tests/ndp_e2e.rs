@@ -14,7 +14,7 @@
 // if_nametoindex(3) is FFI; each unsafe block says why it is sound.
 #![allow(unsafe_code)]
 
-mod netns;
+use ferrolb_testkit::netns;
 
 use std::net::Ipv6Addr;
 use std::sync::mpsc as std_mpsc;

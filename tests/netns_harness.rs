@@ -1,7 +1,7 @@
 //! The netns harness's own tests: prove each part works with real tools, without any speaker.
 //! Each test builds its own LAN, so they also prove that LANs run side by side.
 
-mod netns;
+use ferrolb_testkit::netns;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};

@@ -9,14 +9,12 @@
 //! the end kube-sim's full history must show no double allocation. Recovery times (fault
 //! end to converged) are printed.
 
-mod common;
-
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use common::churn::{self, Churn, CHURN_NS, POOLS};
-use common::invariants::{check_history, RvSampler};
-use common::*;
+use ferrolb_testkit::api_cluster::churn::{self, Churn, CHURN_NS, POOLS};
+use ferrolb_testkit::api_cluster::invariants::{check_history, RvSampler};
+use ferrolb_testkit::api_cluster::*;
 
 const SLOTS: usize = 200;
 const PINNED: usize = 40;

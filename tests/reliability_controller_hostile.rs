@@ -3,9 +3,7 @@
 //! After each input: the process is alive, `/healthz` answers 200, and a fresh canary Service
 //! still gets an IP from the last good config.
 
-mod common;
-
-use common::*;
+use ferrolb_testkit::api_cluster::*;
 use serde_json::{json, Value};
 
 const GOOD: &str = "pools:\n  - name: lan\n    addresses: [\"198.51.100.0/24\"]\n  - name: v6\n    addresses: [\"2001:db8:1::/112\"]\n";

@@ -8,15 +8,13 @@
 //! that may not share it, and that every surviving LoadBalancer Service settles with the right
 //! IP. `FERROLB_CHURN_SEED` replays a given churn (the seed is printed).
 
-mod common;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::churn::{self, Churn, CHURN_NS, POOLS};
-use common::invariants::{check_history, RvSampler};
-use common::*;
+use ferrolb_testkit::api_cluster::churn::{self, Churn, CHURN_NS, POOLS};
+use ferrolb_testkit::api_cluster::invariants::{self, check_history, RvSampler};
+use ferrolb_testkit::api_cluster::*;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use rand::rngs::StdRng;
@@ -214,8 +212,8 @@ async fn sigkill_of_the_leader_during_churn_never_double_allocates_and_converges
         };
         println!("  story of {ip} ({v}):");
         for ch in history.iter().filter(|ch| ch.resource == services) {
-            let new = common::invariants::SvcFacts::of(&ch.object);
-            let old = ch.old.as_ref().map(|o| common::invariants::SvcFacts::of(o));
+            let new = invariants::SvcFacts::of(&ch.object);
+            let old = ch.old.as_ref().map(|o| invariants::SvcFacts::of(o));
             let touches = new.ips.iter().any(|i| i == ip)
                 || old.as_ref().is_some_and(|o| o.ips.iter().any(|i| i == ip));
             if touches {
@@ -223,7 +221,7 @@ async fn sigkill_of_the_leader_during_churn_never_double_allocates_and_converges
                     "    rv {} {:?} {}: lb={} key={:?} ips {:?} -> {:?}",
                     ch.rv,
                     ch.kind,
-                    common::invariants::key_of(&ch.object),
+                    invariants::key_of(&ch.object),
                     new.lb,
                     new.key,
                     old.map(|o| o.ips).unwrap_or_default(),

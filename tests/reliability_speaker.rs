@@ -10,8 +10,8 @@
 //! Needs root, ip, nft, arping, curl and tcpdump; skips loudly without them, except under
 //! `CI=true` or `FERROLB_E2E=1`, where a missing prerequisite fails.
 
-mod cluster;
-mod netns;
+use ferrolb_testkit::cluster;
+use ferrolb_testkit::netns;
 
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -944,7 +944,7 @@ fn same_group(vip: Ipv6Addr, b: u8, prefix: Option<u8>) -> Ipv6Addr {
 /// The ARP scenario above for IPv6 Neighbor Discovery: malformed and hostile solicitations,
 /// solicitations for IPs nobody announces, on a second interface and tagged for another VLAN,
 /// get no advertisement; claims from another segment are not heeded; floods cost bounded CPU
-/// and leave the owner healthy and answering `ndisc6`. Frames come from `tests/netns/ndp.rs`,
+/// and leave the owner healthy and answering `ndisc6`. Frames come from `ferrolb_testkit::netns::ndp`,
 /// not the product's codec.
 #[test]
 fn hostile_and_malformed_ndp_gets_no_reply_crashes_nothing_and_costs_little() {
@@ -1372,19 +1372,10 @@ fn ndp_pool_ip_other_than(vip: Ipv6Addr) -> Ipv6Addr {
 // ---------------------------------------------------------------------------------------------
 
 fn three_services(c: &Cluster) -> (Vec<Ipv4Addr>, Vec<usize>) {
-    let vips: Vec<Ipv4Addr> = (0..3)
-        .map(|n| c.create_service(&format!("s{n}"), json!({})))
-        .collect();
+    let (vips, owners) = c.create_announced_services(3);
     for v in &vips {
         c.lan.add_vip_dnat(*v, 80);
     }
-    let owners = vips
-        .iter()
-        .map(|v| {
-            c.wait_announcer(*v, Duration::from_secs(10), |_| true)
-                .unwrap_or_else(|| panic!("nobody announces {v}\n{}", c.speaker_logs()))
-        })
-        .collect();
     (vips, owners)
 }
 

@@ -52,20 +52,32 @@ fn example_binary() -> Result<PathBuf, String> {
     })?;
     // `cargo test --test sandbox` would run an old build after an edit: refuse to judge it.
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for src in [
-        "examples/sandbox.rs",
-        "tests/cluster/mod.rs",
-        "tests/netns/mod.rs",
-        "tests/netns/router.rs",
-    ] {
-        if mtime(&root.join(src)).is_some_and(|m| m > built) {
+    let mut sources = vec![root.join("examples/sandbox.rs")];
+    rust_files_under(&root.join("tests/testkit/src"), &mut sources);
+    for src in sources {
+        if mtime(&src).is_some_and(|m| m > built) {
             return Err(format!(
-                "{} is older than {src}: run `cargo build --example sandbox` (or plain `cargo test`)",
-                exe.display()
+                "{} is older than {}: run `cargo build --example sandbox` (or plain `cargo test`)",
+                exe.display(),
+                src.display()
             ));
         }
     }
     Ok(exe)
+}
+
+/// Every `.rs` file under `dir`: the test kit the example is built from.
+fn rust_files_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for path in entries.flatten().map(|e| e.path()) {
+        if path.is_dir() {
+            rust_files_under(&path, out);
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            out.push(path);
+        }
+    }
 }
 
 #[test]

@@ -6,8 +6,8 @@
 //! Needs root, ip, nft, arping, curl and tcpdump; skips loudly without them, except under
 //! `CI=true` or `FERROLB_E2E=1`, where a missing prerequisite fails.
 
-mod cluster;
-mod netns;
+use ferrolb_testkit::cluster;
+use ferrolb_testkit::netns;
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -312,19 +312,10 @@ fn api_outage_moves_nothing_and_traffic_keeps_flowing() {
     let Some(c) = cluster(ClusterSpec::default()) else {
         return;
     };
-    let vips: Vec<Ipv4Addr> = (0..3)
-        .map(|n| c.create_service(&format!("s{n}"), json!({})))
-        .collect();
+    let (vips, before) = c.create_announced_services(3);
     for v in &vips {
         c.lan.add_vip_dnat(*v, 80);
     }
-    let before: Vec<usize> = vips
-        .iter()
-        .map(|v| {
-            c.wait_announcer(*v, Duration::from_secs(10), |_| true)
-                .expect("announced")
-        })
-        .collect();
     let sampler = c.lan.client().curl_sampler(
         &format!("http://{}/", vips[0]),
         Duration::from_millis(100),

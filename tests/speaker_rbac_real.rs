@@ -13,17 +13,14 @@
 //! Runs when `FERROLB_API` selects the real server (`real` or `both`); needs root and the netns
 //! tools (like the speaker e2e tests) and `kubectl`, which applies the manifests as a user would.
 
-mod netns;
+use ferrolb_testkit::netns;
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferrolb_testkit::{selected_backends, ApiBackend, TestApi};
-use k8s_openapi::api::authentication::v1::TokenRequest;
+use ferrolb_testkit::{rbac, selected_backends, ApiBackend, TestApi};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Node, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
@@ -76,9 +73,9 @@ impl Scenario {
             let _inside = rt.enter();
             api.client().expect("admin client")
         };
-        apply(&api, rbac);
+        rbac::apply_with_namespace(api.kubeconfig_path(), rbac, "speaker RBAC");
         rt.block_on(seed(&client));
-        let token = rt.block_on(speaker_token(&client));
+        let token = rt.block_on(rbac::service_account_token(&client, NS, "ferrolb-speaker"));
         let TestApi::Real(real) = &api else {
             unreachable!("started on the real backend")
         };
@@ -110,21 +107,7 @@ impl Scenario {
 
     /// The speaker's requests the server refused (403), from its audit log.
     fn refused(&self) -> Vec<String> {
-        self.api
-            .request_log()
-            .into_iter()
-            .filter(|r| r.user_agent.starts_with("ferrolb-speaker/") && r.status == 403)
-            .map(|r| {
-                format!(
-                    "{} {}/{} {:?}/{:?}",
-                    r.verb,
-                    r.resource,
-                    r.subresource.unwrap_or_default(),
-                    r.namespace,
-                    r.name
-                )
-            })
-            .collect()
+        rbac::refused_requests(self.api.request_log(), "ferrolb-speaker/")
     }
 
     fn speaker_log(&self) -> String {
@@ -169,33 +152,6 @@ impl Scenario {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-}
-
-/// `kubectl apply` of `deploy/namespace.yaml` and `rbac` (YAML or JSON) as the admin.
-fn apply(api: &TestApi, rbac: &str) {
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(api.kubeconfig_path())
-        .args(["apply", "-f"])
-        .arg(repo().join("deploy/namespace.yaml"))
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run kubectl apply");
-    child
-        .stdin
-        .take()
-        .expect("kubectl stdin")
-        .write_all(rbac.as_bytes())
-        .expect("write the RBAC manifest to kubectl");
-    let out = child.wait_with_output().expect("wait for kubectl apply");
-    assert!(
-        out.status.success(),
-        "kubectl apply of the speaker RBAC failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// The objects a cluster would have: the pool ConfigMap, Node `node-1`, Service `web` with an
@@ -258,32 +214,6 @@ async fn seed(client: &kube::Client) {
         .expect("create EndpointSlice web-abc");
 }
 
-async fn speaker_token(client: &kube::Client) -> String {
-    let sas: Api<ServiceAccount> = Api::namespaced(client.clone(), NS);
-    let req: TokenRequest =
-        from_json(json!({"spec": {"audiences": [], "expirationSeconds": 3600}}));
-    sas.create_token_request("ferrolb-speaker", &PostParams::default(), &req)
-        .await
-        .expect("TokenRequest for ferrolb-system/ferrolb-speaker")
-        .status
-        .expect("TokenRequest status")
-        .token
-}
-
-/// The YAML documents of a manifest, as JSON values.
-fn yaml_docs(text: &str) -> Vec<Value> {
-    text.split("\n---")
-        .filter(|part| {
-            part.lines()
-                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
-        })
-        .map(|part| {
-            serde_saphyr::from_str::<Value>(part)
-                .unwrap_or_else(|e| panic!("deploy/speaker-rbac.yaml: {e}"))
-        })
-        .collect()
-}
-
 #[test]
 fn speaker_works_with_exactly_the_deploy_roles_on_a_real_server() {
     const TEST: &str = "speaker_works_with_exactly_the_deploy_roles_on_a_real_server";
@@ -337,8 +267,11 @@ fn removing_any_single_speaker_rule_gets_a_request_refused() {
         return;
     }
     let path = repo().join("deploy/speaker-rbac.yaml");
-    let docs = yaml_docs(&std::fs::read_to_string(&path).expect("read deploy/speaker-rbac.yaml"));
-    let variants = ferrolb_testkit::rbac::without_each_rule(&docs);
+    let docs = rbac::manifest_docs(
+        "deploy/speaker-rbac.yaml",
+        &std::fs::read_to_string(&path).expect("read deploy/speaker-rbac.yaml"),
+    );
+    let variants = rbac::without_each_rule(&docs);
     assert!(
         variants.len() >= 5,
         "{} has fewer rules than expected: {variants:?}",

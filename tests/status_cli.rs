@@ -3,15 +3,14 @@
 //! among live speaker leases), why a Service has no IP (its AllocationFailed Event), a reply
 //! that degrades to named gaps when a read is forbidden, and the `kubectl ferrolb` plugin name.
 
-mod cluster;
-mod common;
-mod netns;
+use ferrolb_testkit::cluster;
+use ferrolb_testkit::netns;
 
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{eventually, Cluster, DEADLINE, NS};
 use ferrolb_core::election::winner;
+use ferrolb_testkit::api_cluster::{eventually, Cluster, DEADLINE, NS};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::discovery::v1::EndpointSlice;

@@ -160,6 +160,14 @@ impl TestApi {
         }
     }
 
+    /// The server's root URL on loopback (`http://` for kube-sim, `https://` for the real one).
+    pub fn url(&self) -> String {
+        match self {
+            TestApi::Sim(s) => s.url(),
+            TestApi::Real(r) => r.url(),
+        }
+    }
+
     /// A kubeconfig with full rights, for `kubectl` and for FerroLB's binaries.
     pub fn kubeconfig_path(&self) -> &Path {
         match self {

@@ -47,7 +47,7 @@ pub struct RealApiOptions {
 impl Default for RealApiOptions {
     fn default() -> Self {
         Self {
-            // The netns LAN's gateway (tests/netns GATEWAY_IP), where `Lan::expose_api` relays
+            // The netns LAN's gateway (netns::GATEWAY_IP), where `Lan::expose_api` relays
             // the API server to the node namespaces.
             extra_server_ips: vec![IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1))],
             binaries: None,

@@ -4,6 +4,7 @@
 //! kill the process on the spot and leave them behind. A second signal exits at once.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 static COUNT: AtomicUsize = AtomicUsize::new(0);
@@ -52,4 +53,13 @@ pub fn check() -> Result<(), Interrupted> {
         return Err(Interrupted);
     }
     Ok(())
+}
+
+/// Waits for `d`, or less when a stop is asked for meanwhile, so an interactive program that
+/// idles between steps still reacts to Ctrl-C at once.
+pub fn sleep_unless_stopped(d: Duration) {
+    let end = Instant::now() + d;
+    while Instant::now() < end && !stopped() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

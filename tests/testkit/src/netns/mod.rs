@@ -30,7 +30,7 @@
 //!
 //! Usage from a test file `tests/<name>.rs`:
 //! ```ignore
-//! mod netns;
+//! use ferrolb_testkit::netns;
 //! #[test]
 //! fn something() {
 //!     let Ok(()) = netns::require() else { return };
@@ -42,8 +42,6 @@
 // The harness needs libc (setns, kill, geteuid) where std has no safe equivalent; every
 // unsafe block says why it is sound.
 #![allow(unsafe_code)]
-// Each test binary that includes this module uses only part of it.
-#![allow(dead_code, unused_imports)]
 
 pub mod child;
 pub mod cmd;
@@ -135,11 +133,11 @@ pub fn node_ip6(i: usize) -> Ipv6Addr {
 /// same skip-or-fail rules.
 pub fn require_ipv6() -> Result<(), Skipped> {
     require()?;
-    ferrolb_testkit::require("netns IPv6 end-to-end test", &[("ndisc6", "ndisc6")])
+    crate::require("netns IPv6 end-to-end test", &[("ndisc6", "ndisc6")])
 }
 
 /// Why the end-to-end prerequisites are not met (the test should return early).
-pub use ferrolb_testkit::Skipped;
+pub use crate::Skipped;
 
 /// Checks that this machine can run netns tests: root, `ip`, `nft`, Thomas Habets' `arping`,
 /// `curl`, `tcpdump`, and that a network namespace can really be created.
@@ -148,55 +146,76 @@ pub use ferrolb_testkit::Skipped;
 /// prints `SKIPPED: <reason>` to stderr and returns `Err`, so the test returns early.
 pub fn require() -> Result<(), Skipped> {
     static CHECK: OnceLock<Result<(), String>> = OnceLock::new();
-    let verdict = CHECK.get_or_init(check_prerequisites);
+    let verdict = CHECK.get_or_init(|| check_prerequisites(&[("tcpdump", "tcpdump")]));
     match verdict {
         Ok(()) => Ok(()),
-        Err(why) => Err(ferrolb_testkit::skip_or_fail("netns end-to-end test", why)),
+        Err(why) => Err(crate::skip_or_fail("netns end-to-end test", why)),
     }
 }
 
-fn check_prerequisites() -> Result<(), String> {
+/// What a LAN with speakers on it needs: root, `ip`, `nft`, Thomas Habets' `arping`, `curl`,
+/// every `(tool, Debian package)` in `extra_tools`, and a network namespace that can really be
+/// created. Everything missing is listed at once, so one run tells a person all they must fix.
+/// The tests add `tcpdump` (through [`require`]); the sandbox needs nothing more.
+pub fn check_prerequisites(extra_tools: &[(&str, &str)]) -> Result<(), String> {
     let mut missing = Vec::new();
     // SAFETY: geteuid(2) cannot fail and has no side effects.
     if unsafe { libc::geteuid() } != 0 {
-        missing.push("root (network namespaces, nftables and raw sockets need it)".to_string());
+        missing.push(
+            "not running as root (network namespaces, nftables and raw sockets need it)"
+                .to_string(),
+        );
     }
-    for (tool, pkg) in [
+    let base = [
         ("ip", "iproute2"),
         ("nft", "nftables"),
         ("arping", "arping"),
         ("curl", "curl"),
-        ("tcpdump", "tcpdump"),
-    ] {
-        if !ferrolb_testkit::on_path(tool) {
-            missing.push(format!("`{tool}` on PATH (apt-get install {pkg})"));
+    ];
+    for (tool, pkg) in base.iter().chain(extra_tools) {
+        if !crate::on_path(tool) {
+            missing.push(format!("`{tool}` is not installed (apt-get install {pkg})"));
         }
     }
-    if ferrolb_testkit::on_path("arping") {
+    if crate::on_path("arping") {
         // iputils' arping has other flags (-C and fractional -w do not exist there).
         let help = cmd::output_within(Command::new("arping").arg("--help"), Duration::from_secs(5))
             .map(|o| o.stdout + &o.stderr)
             .unwrap_or_default();
         if !help.contains("Habets") {
             missing.push(
-                "Thomas Habets' arping (Debian package `arping`), not iputils-arping".to_string(),
+                "`arping` is iputils' arping, not Thomas Habets' (Debian package `arping`)"
+                    .to_string(),
             );
         }
     }
     if missing.is_empty() {
+        // Root inside a container may still lack CAP_SYS_ADMIN: try it for real.
         let probe = format!("{PREFIX}{}-probe", std::process::id());
         match cmd::run("ip", &["netns", "add", &probe]) {
             Ok(_) => {
                 let _ = cmd::run("ip", &["netns", "del", &probe]);
             }
-            Err(e) => missing.push(format!("permission to create network namespaces ({e})")),
+            Err(e) => missing.push(format!("cannot create network namespaces ({e})")),
         }
     }
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(missing.join(", "))
+        Err(missing.join("; "))
     }
+}
+
+/// The `lladdr` of the one entry `ip <args>` (an `ip neigh show to ...`) prints in `ns`, if any.
+fn neighbour_mac(ns: &str, args: &[&str]) -> Option<MacAddr> {
+    let out = ip_n(ns, args).unwrap_or_else(|e| panic!("netns harness: {e}"));
+    let mut words = out.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "lladdr" {
+            return words.next().and_then(|m| m.parse().ok());
+        }
+    }
+    None
 }
 
 /// Deletes namespaces left by earlier runs of this harness that crashed: only names with
@@ -440,18 +459,10 @@ impl Host {
 
     /// The MAC this host's kernel has for IPv6 neighbour `ip`, if any.
     pub fn neighbour6(&self, ip: Ipv6Addr) -> Option<MacAddr> {
-        let out = ip_n(
+        neighbour_mac(
             &self.ns,
             &["-6", "neigh", "show", "to", &ip.to_string(), "dev", IFNAME],
         )
-        .unwrap_or_else(|e| panic!("netns harness: {e}"));
-        let mut words = out.split_whitespace();
-        while let Some(w) = words.next() {
-            if w == "lladdr" {
-                return words.next().and_then(|m| m.parse().ok());
-            }
-        }
-        None
     }
 
     /// Sets this host's neighbour entry for IPv6 `ip` to `mac` in state STALE, as if learned
@@ -924,18 +935,10 @@ impl Lan {
 
     /// The MAC the client's kernel currently has for `ip`, if any (what its traffic uses).
     pub fn client_neighbour(&self, ip: Ipv4Addr) -> Option<MacAddr> {
-        let out = ip_n(
+        neighbour_mac(
             &self.client.ns,
             &["neigh", "show", "to", &ip.to_string(), "dev", IFNAME],
         )
-        .unwrap_or_else(|e| panic!("netns harness: {e}"));
-        let mut words = out.split_whitespace();
-        while let Some(w) = words.next() {
-            if w == "lladdr" {
-                return words.next().and_then(|m| m.parse().ok());
-            }
-        }
-        None
     }
 }
 

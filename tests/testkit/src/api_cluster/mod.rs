@@ -6,8 +6,6 @@
 //!
 //! Every wait here polls a condition until a deadline; none sleeps and hopes.
 
-#![allow(dead_code)] // Each test binary uses a different subset.
-
 pub mod churn;
 pub mod invariants;
 
@@ -18,10 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferrolb_testkit::TestApi;
-// Each test binary uses a different subset of these.
-#[allow(unused_imports)]
-pub use ferrolb_testkit::{eventually, for_each_backend, for_each_backend_except, ApiBackend};
+use crate::TestApi;
+// The controller tests glob-import this module; these are the crate-level helpers they use.
+pub use crate::{eventually, for_each_backend, for_each_backend_except, ApiBackend};
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Service};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube_sim::{KubeSim, RequestRecord};
@@ -299,7 +296,7 @@ pub fn annotation(svc: &Service, key: &str) -> Option<String> {
         .and_then(|a| a.get(key).cloned())
 }
 
-pub use ferrolb_testkit::json::merge;
+pub use crate::json::merge;
 
 /// Flags that make leader election fast enough for tests (the defaults are 15s/10s/2s).
 pub const FAST_LEADER: &[&str] = &[
@@ -332,7 +329,7 @@ impl Controller {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let log = dir.join("controller.log");
         let file = std::fs::File::create(&log).expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrolb"));
+        let mut cmd = Command::new(crate::binary::ferrolb());
         if let Some(p) = pod_name {
             cmd.env("POD_NAME", p);
         }
@@ -517,4 +514,4 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> 
 }
 
 /// Finds `series` (name and labels exactly as printed) in Prometheus/OpenMetrics text.
-pub use ferrolb_testkit::metrics::series_value as metric_value;
+pub use crate::metrics::series_value as metric_value;

@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::child::NsChild;
 use super::tools::MacAddr;
@@ -54,6 +54,58 @@ pub struct ArpCapture {
     pcap: PathBuf,
 }
 
+/// Starts `tcpdump -i <ifname> <filter>` in `ns`, writing `<log_dir>/<label>.pcap`, and
+/// returns it and the file once tcpdump reports it is listening (so nothing sent afterwards is
+/// missed). Shared by [`ArpCapture`] and [`super::FrameCapture`].
+pub(crate) fn start_tcpdump(
+    ns: &str,
+    ifname: &str,
+    log_dir: &Path,
+    label: &str,
+    filter: &str,
+) -> std::io::Result<(NsChild, PathBuf)> {
+    let pcap = log_dir.join(format!("{label}.pcap"));
+    let pcap_s = pcap.to_string_lossy().into_owned();
+    // --immediate-mode: deliver each frame at once rather than when a ring block fills;
+    // -s 256: ARP frames are at most 64 bytes (with a VLAN tag), NDP headers fit too. libpcap
+    // sizes every slot of its capture ring for the snapshot length, so the default (256 KiB)
+    // leaves room for about eight frames at a time in immediate mode, and a burst of a few
+    // hundred loses most of them;
+    // -B 8192: 8 MiB of ring, tens of thousands of frames of slack for a descheduled tcpdump;
+    // -U: flush the file per packet so it can be read while running;
+    // -Z root: do not drop to the tcpdump user, who may not write the log directory.
+    let mut child = NsChild::spawn(
+        ns,
+        label,
+        log_dir,
+        "tcpdump",
+        &[
+            "-i",
+            ifname,
+            "-n",
+            "--immediate-mode",
+            "-s",
+            "256",
+            "-B",
+            "8192",
+            "-U",
+            "-Z",
+            "root",
+            "-w",
+            &pcap_s,
+            filter,
+        ],
+    )?;
+    if !child.wait_for_output("listening on", Duration::from_secs(10)) {
+        let status = child.try_exit_status();
+        return Err(std::io::Error::other(format!(
+            "tcpdump in {ns} did not start listening within 10s (exit: {status:?}); stderr: {}",
+            child.stderr().trim()
+        )));
+    }
+    Ok((child, pcap))
+}
+
 impl ArpCapture {
     /// Starts `tcpdump -i <ifname> arp` in `ns`, writing `<log_dir>/<label>.pcap`, and returns
     /// once tcpdump reports it is listening (so nothing sent afterwards is missed).
@@ -63,50 +115,8 @@ impl ArpCapture {
         log_dir: &Path,
         label: &str,
     ) -> std::io::Result<Self> {
-        let pcap = log_dir.join(format!("{label}.pcap"));
-        let pcap_s = pcap.to_string_lossy().into_owned();
-        // --immediate-mode: deliver each frame at once rather than when a ring block fills;
-        // -s 256: ARP frames are at most 64 bytes (with a VLAN tag). libpcap sizes every slot of
-        // its capture ring for the snapshot length, so the default (256 KiB) leaves room for
-        // about eight frames at a time in immediate mode, and a burst of a few hundred loses most of them;
-        // -B 8192: 8 MiB of ring, tens of thousands of frames of slack for a descheduled tcpdump;
-        // -U: flush the file per packet so it can be read while running;
-        // -Z root: do not drop to the tcpdump user, who may not write the log directory.
-        let mut child = NsChild::spawn(
-            ns,
-            label,
-            log_dir,
-            "tcpdump",
-            &[
-                "-i",
-                ifname,
-                "-n",
-                "--immediate-mode",
-                "-s",
-                "256",
-                "-B",
-                "8192",
-                "-U",
-                "-Z",
-                "root",
-                "-w",
-                &pcap_s,
-                "arp",
-            ],
-        )?;
-        if !child.wait_for_output("listening on", Duration::from_secs(10)) {
-            let status = child.try_exit_status();
-            return Err(std::io::Error::other(format!(
-                "tcpdump in {ns} did not start listening within 10s (exit: {status:?}); stderr: {}",
-                child.stderr().trim()
-            )));
-        }
+        let (child, pcap) = start_tcpdump(ns, ifname, log_dir, label, "arp")?;
         Ok(Self { child, pcap })
-    }
-
-    /// The pcap file (kept with the LAN's logs when a test fails).
-    pub fn pcap_path(&self) -> &Path {
-        &self.pcap
     }
 
     /// The ARP frames captured so far.
@@ -170,52 +180,10 @@ fn kernel_drops(stderr: &str) -> Option<u64> {
 /// Parses a classic pcap file (either byte order, micro- or nanosecond stamps) and returns its
 /// Ethernet ARP frames for IPv4; a truncated final record (still being written) is ignored.
 pub fn parse_pcap(data: &[u8]) -> Vec<ArpPacket> {
-    let mut out = Vec::new();
-    if data.len() < 24 {
-        return out;
-    }
-    let magic_le = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
-    let (le, nanos) = match magic_le {
-        0xa1b2_c3d4 => (true, false),
-        0xa1b2_3c4d => (true, true),
-        0xd4c3_b2a1 => (false, false),
-        0x4d3c_b2a1 => (false, true),
-        _ => return out,
-    };
-    let u32_at = |b: &[u8], i: usize| {
-        let a = [b[i], b[i + 1], b[i + 2], b[i + 3]];
-        if le {
-            u32::from_le_bytes(a)
-        } else {
-            u32::from_be_bytes(a)
-        }
-    };
-    // Link type 1 = Ethernet; anything else is not ours to parse.
-    if u32_at(data, 20) != 1 {
-        return out;
-    }
-    let mut pos = 24;
-    while pos + 16 <= data.len() {
-        let secs = u32_at(data, pos) as u64;
-        let frac = u32_at(data, pos + 4) as u64;
-        let incl = u32_at(data, pos + 8) as usize;
-        let start = pos + 16;
-        if start + incl > data.len() {
-            break;
-        }
-        let frame = &data[start..start + incl];
-        pos = start + incl;
-        let sub = if nanos {
-            Duration::from_nanos(frac)
-        } else {
-            Duration::from_micros(frac)
-        };
-        let time = UNIX_EPOCH + Duration::from_secs(secs) + sub;
-        if let Some(p) = parse_arp_frame(frame, time) {
-            out.push(p);
-        }
-    }
-    out
+    super::frames::pcap_frames(data)
+        .iter()
+        .filter_map(|f| parse_arp_frame(&f.bytes, f.time))
+        .collect()
 }
 
 fn mac(b: &[u8]) -> MacAddr {
@@ -254,6 +222,7 @@ fn parse_arp_frame(f: &[u8], time: SystemTime) -> Option<ArpPacket> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn parses_a_hand_built_pcap() {

@@ -115,7 +115,7 @@ impl Churn {
     }
 
     /// Number of slots.
-    pub fn len(&self) -> usize {
+    pub fn slot_count(&self) -> usize {
         self.slots.len()
     }
 
@@ -297,7 +297,7 @@ pub fn unsettled(churn: &Churn, objects: &[Value]) -> Vec<String> {
         .map(|o| (o["metadata"]["name"].as_str().unwrap_or("").to_string(), o))
         .collect();
     let mut out = Vec::new();
-    for i in 0..churn.len() {
+    for i in 0..churn.slot_count() {
         let name = slot_name(i);
         match (churn.exists(i), by_name.get(&name)) {
             (false, None) => {}

@@ -41,24 +41,4 @@ impl Lan {
             cmd::nft_script(&h.ns, &script).unwrap_or_else(|e| panic!("netns harness: {e}"));
         }
     }
-
-    /// Removes the client's IPv6 neighbour entry for `ip`, so its next packet solicits afresh.
-    pub fn forget_neighbour6(&self, ip: Ipv6Addr) {
-        let ip = ip.to_string();
-        super::ip_n(
-            &self.client.ns,
-            &[
-                "-6",
-                "neigh",
-                "flush",
-                "to",
-                &ip,
-                "dev",
-                super::IFNAME,
-                "nud",
-                "all",
-            ],
-        )
-        .unwrap_or_else(|e| panic!("netns harness: {e}"));
-    }
 }

@@ -107,12 +107,7 @@ impl Cluster {
         timeout: Duration,
         want: impl Fn(usize) -> bool,
     ) -> Option<usize> {
-        let mut found = None;
-        poll(timeout, || {
-            found = self.announcer6(vip).filter(|n| want(*n));
-            found.is_some()
-        });
-        found
+        super::wait_for_node(timeout, || self.announcer6(vip).filter(|n| want(*n)))
     }
 
     /// `curl http://[vip]:port/` from the client.
@@ -137,46 +132,14 @@ impl Cluster {
         let owner = self
             .wait_announcer6(vip, Duration::from_secs(10), |_| true)
             .unwrap_or_else(|| panic!("nobody answers NDP for {vip}\n{}", self.speaker_logs()));
-        let sampler =
-            self.lan
-                .client()
-                .curl_sampler(&format!("http://[{vip}]/"), every, every * 10);
-        assert!(
-            sampler.wait_until(Duration::from_secs(5), |s| s
-                .iter()
-                .any(|x| x.result.is_ok())),
-            "curl -6 works before the failure\n{}",
-            self.speaker_logs()
+        let failover = self.follow_failover(
+            &format!("http://[{vip}]/"),
+            owner,
+            every,
+            within,
+            fail,
+            |c| c.announcer6(vip),
         );
-        let failed_at = sampler.snapshot().last().map_or(Duration::ZERO, |x| x.at);
-        fail(self, owner);
-        let old_body = format!("node-{owner}");
-        let from_another =
-            |x: &crate::netns::CurlSample| x.result.as_ref().is_ok_and(|b| *b != old_body);
-        let moved = sampler.wait_until(within, |s| s.last().is_some_and(from_another));
-        let samples = sampler.stop();
-        assert!(
-            moved,
-            "IPv6 traffic never recovered on another node\n{}",
-            self.speaker_logs()
-        );
-        let gap = crate::netns::longest_outage(&samples).map_or(Duration::ZERO, |o| o.len());
-        let switch = samples
-            .iter()
-            .find(|x| x.at > failed_at && from_another(x))
-            .map_or(Duration::MAX, |x| x.at.saturating_sub(failed_at));
-        let new = self
-            .announcer6(vip)
-            .expect("someone answers NDP for the VIP");
-        assert_ne!(new, owner, "another node took over");
-        (
-            vip,
-            super::Failover {
-                old: owner,
-                new,
-                gap,
-                switch,
-            },
-        )
+        (vip, failover)
     }
 }

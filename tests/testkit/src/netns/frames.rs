@@ -27,7 +27,7 @@ pub struct FrameCapture {
 
 impl FrameCapture {
     /// Starts `tcpdump -i <ifname> <filter>` in `ns`, writing `<log_dir>/<label>.pcap`, and
-    /// returns once tcpdump is listening. Same flags as the ARP capture (see `pcap.rs`).
+    /// returns once tcpdump is listening.
     pub(crate) fn start(
         ns: &str,
         ifname: &str,
@@ -35,43 +35,8 @@ impl FrameCapture {
         label: &str,
         filter: &str,
     ) -> std::io::Result<Self> {
-        let pcap = log_dir.join(format!("{label}.pcap"));
-        let pcap_s = pcap.to_string_lossy().into_owned();
-        let mut child = NsChild::spawn(
-            ns,
-            label,
-            log_dir,
-            "tcpdump",
-            &[
-                "-i",
-                ifname,
-                "-n",
-                "--immediate-mode",
-                "-s",
-                "256",
-                "-B",
-                "8192",
-                "-U",
-                "-Z",
-                "root",
-                "-w",
-                &pcap_s,
-                filter,
-            ],
-        )?;
-        if !child.wait_for_output("listening on", Duration::from_secs(10)) {
-            let status = child.try_exit_status();
-            return Err(std::io::Error::other(format!(
-                "tcpdump in {ns} did not start listening within 10s (exit: {status:?}); stderr: {}",
-                child.stderr().trim()
-            )));
-        }
+        let (child, pcap) = super::pcap::start_tcpdump(ns, ifname, log_dir, label, filter)?;
         Ok(Self { child, pcap })
-    }
-
-    /// The pcap file.
-    pub fn pcap_path(&self) -> &Path {
-        &self.pcap
     }
 
     /// The frames captured so far.

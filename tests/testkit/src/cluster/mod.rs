@@ -1,22 +1,17 @@
 //! A whole FerroLB cluster on one machine, for end-to-end tests and timed scenarios: kube-sim
 //! or a real kube-apiserver ([`ClusterSpec::backend`]),
-//! a namespace LAN (tests/netns), the real controller in the root namespace and a real speaker
-//! in every node namespace. Everything is torn down on drop, also on panic.
-//!
-//! Include it next to the harness: `mod netns; mod cluster;` (or with `#[path]` from benches).
-
-#![allow(dead_code)]
+//! a namespace LAN ([`crate::netns`]), the real controller in the root namespace and a real
+//! speaker in every node namespace. Everything is torn down on drop, also on panic.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferrolb_testkit::json::merge;
+use crate::json::merge;
 // The first sample of a metric, and the sum over its label sets, in the daemons' /metrics text.
-#[allow(unused_imports)] // Each user of this module uses a different subset.
-pub use ferrolb_testkit::metrics::{sum as metric_sum, value as metric};
-use ferrolb_testkit::{ApiBackend, TestApi};
+pub use crate::metrics::{sum as metric_sum, value as metric};
+use crate::{ApiBackend, TestApi};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -26,24 +21,6 @@ use serde_json::{json, Value};
 use crate::netns::{ApiEndpoint, Lan, MacAddr, NsChild};
 
 pub mod ipv6;
-
-/// The ferrolb binary under test.
-///
-/// Cargo sets `CARGO_BIN_EXE_ferrolb` when it compiles integration tests and benches, but not
-/// examples (`examples/sandbox.rs` includes this module too), so `env!` would not compile
-/// there. Without it, the binary is looked for where Cargo puts it relative to the running
-/// executable: `target/<profile>/deps/<test>` or `target/<profile>/examples/<example>` both
-/// sit one directory below `target/<profile>/ferrolb`. Callers that know better set
-/// [`ClusterSpec::ferrolb`].
-pub fn default_ferrolb() -> PathBuf {
-    if let Some(path) = option_env!("CARGO_BIN_EXE_ferrolb") {
-        return PathBuf::from(path);
-    }
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.join("ferrolb")))
-        .unwrap_or_else(|| PathBuf::from("ferrolb"))
-}
 
 /// The VIP pool every cluster uses: inside the nodes' 203.0.113.0/24 link subnet.
 pub const POOL: &str = "203.0.113.10-203.0.113.99";
@@ -90,7 +67,7 @@ pub struct ClusterSpec {
     pub garp: String,
     /// Extra speaker flags.
     pub speaker_args: Vec<String>,
-    /// The `ferrolb` binary to run (default: [`default_ferrolb`]).
+    /// The `ferrolb` binary to run (default: [`crate::binary::ferrolb`]).
     pub ferrolb: PathBuf,
     /// The API server (default kube-sim).
     pub backend: ApiBackend,
@@ -111,7 +88,7 @@ impl Default for ClusterSpec {
             nodes: 3,
             garp: "{ burst: 3, interval: 300ms, refresh: 0s }".into(),
             speaker_args: Vec::new(),
-            ferrolb: default_ferrolb(),
+            ferrolb: crate::binary::ferrolb(),
             backend: ApiBackend::Sim,
             ipv6: false,
             heartbeat_key: Some(E2E_HEARTBEAT_KEY.into()),
@@ -345,6 +322,23 @@ impl Cluster {
         );
     }
 
+    /// Creates `n` default LoadBalancer Services `s0`, `s1`, ... and waits until a node answers
+    /// ARP for each; returns their IPs and, in the same order, the node announcing each.
+    /// Panics with the speakers' logs if one is not announced within 10 s.
+    pub fn create_announced_services(&self, n: usize) -> (Vec<Ipv4Addr>, Vec<usize>) {
+        let vips: Vec<Ipv4Addr> = (0..n)
+            .map(|k| self.create_service(&format!("s{k}"), json!({})))
+            .collect();
+        let owners = vips
+            .iter()
+            .map(|v| {
+                self.wait_announcer(*v, Duration::from_secs(10), |_| true)
+                    .unwrap_or_else(|| panic!("nobody announces {v}\n{}", self.speaker_logs()))
+            })
+            .collect();
+        (vips, owners)
+    }
+
     /// The node (1-based) whose MAC this is.
     pub fn node_of_mac(&self, mac: MacAddr) -> Option<usize> {
         (1..=self.spec.nodes).find(|i| self.lan.node(*i).mac() == mac)
@@ -365,12 +359,7 @@ impl Cluster {
         timeout: Duration,
         want: impl Fn(usize) -> bool,
     ) -> Option<usize> {
-        let mut found = None;
-        poll(timeout, || {
-            found = self.announcer(vip).filter(|n| want(*n));
-            found.is_some()
-        });
-        found
+        wait_for_node(timeout, || self.announcer(vip).filter(|n| want(*n)))
     }
 
     /// `curl http://vip:port/` from the client.
@@ -418,6 +407,24 @@ impl Cluster {
     /// The sum of every sample of metric family `name` (all label sets) in a speaker's metrics.
     pub fn speaker_metric_sum(&self, i: usize, name: &str) -> f64 {
         metric_sum(&self.speaker_metrics(i), name)
+    }
+
+    /// Waits until speakers 1..=`nodes` renew at the relaxed cadence, i.e. every watcher hears
+    /// each of them: the heartbeat steady state. Right after start the speakers still learn
+    /// each other's heartbeat addresses from the Leases (well under a second), and a node that
+    /// fails before that is judged by its lease alone.
+    pub fn wait_relaxed(&self, nodes: usize, within: Duration) {
+        let relaxed = |i: usize| {
+            metric_sum(
+                &self.speaker_metrics(i),
+                "ferrolb_speaker_heartbeat_lease_relaxed",
+            ) == 1.0
+        };
+        assert!(
+            poll(within, || (1..=nodes).all(relaxed)),
+            "speakers never relaxed their lease cadence\n{}",
+            self.speaker_logs()
+        );
     }
 
     /// The speaker logs, for failure messages.
@@ -537,6 +544,19 @@ pub fn poll(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Polls `answer` until it names a node or `timeout` passes; the last answer.
+pub(crate) fn wait_for_node(
+    timeout: Duration,
+    answer: impl Fn() -> Option<usize>,
+) -> Option<usize> {
+    let mut found = None;
+    poll(timeout, || {
+        found = answer();
+        found.is_some()
+    });
+    found
+}
+
 /// Median and 99th percentile (nearest rank) of `values`.
 pub fn median_p99(values: &mut [f64]) -> (f64, f64) {
     values.sort_by(|a, b| a.total_cmp(b));
@@ -576,15 +596,32 @@ impl Cluster {
         let owner = self
             .wait_announcer(vip, Duration::from_secs(10), |_| true)
             .expect("the VIP is announced");
-        let sampler = self
-            .lan
-            .client()
-            .curl_sampler(&format!("http://{vip}/"), every, every * 10);
+        self.follow_failover(&format!("http://{vip}/"), owner, every, within, fail, |c| {
+            c.announcer(vip)
+        })
+    }
+
+    /// What [`Cluster::measure_failover`] and [`Cluster::measure_failover6`] share once the
+    /// VIP is announced by `owner` and reachable at `url`: the client curls it every `every`,
+    /// `fail` is applied to `owner`, and the gap and the switch time are read from the samples
+    /// once another node's pod answers (within `within`); `announcer` tells who answers for
+    /// the VIP afterwards. Panics if traffic does not recover on another node.
+    pub(crate) fn follow_failover(
+        &mut self,
+        url: &str,
+        owner: usize,
+        every: Duration,
+        within: Duration,
+        fail: impl FnOnce(&mut Cluster, usize),
+        announcer: impl Fn(&Cluster) -> Option<usize>,
+    ) -> Failover {
+        let sampler = self.lan.client().curl_sampler(url, every, every * 10);
         assert!(
             sampler.wait_until(Duration::from_secs(5), |s| s
                 .iter()
                 .any(|x| x.result.is_ok())),
-            "curl works before the failure"
+            "curl {url} works before the failure\n{}",
+            self.speaker_logs()
         );
         let failed_at = sampler.snapshot().last().map_or(Duration::ZERO, |x| x.at);
         fail(self, owner);
@@ -595,7 +632,7 @@ impl Cluster {
         let samples = sampler.stop();
         assert!(
             moved,
-            "traffic never recovered on another node\n{}",
+            "traffic to {url} never recovered on another node\n{}",
             self.speaker_logs()
         );
         let gap = crate::netns::longest_outage(&samples).map_or(Duration::ZERO, |o| o.len());
@@ -603,7 +640,7 @@ impl Cluster {
             .iter()
             .find(|x| x.at > failed_at && from_another(x))
             .map_or(Duration::MAX, |x| x.at.saturating_sub(failed_at));
-        let new = self.announcer(vip).expect("someone answers for the VIP");
+        let new = announcer(self).unwrap_or_else(|| panic!("someone answers for {url}"));
         assert_ne!(new, owner, "another node took over");
         Failover {
             old: owner,
