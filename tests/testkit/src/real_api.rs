@@ -516,6 +516,7 @@ fn free_ports() -> Result<[u16; 3], RealApiError> {
 
 /// Spawns `cmd` in a new process group with stdout and stderr appended to `log`, and with
 /// SIGKILL as its parent-death signal, so it dies with the test even when no `Drop` runs.
+#[allow(unsafe_code)] // libc process control; SAFETY comment inside
 fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Child, RealApiError> {
     let out = std::fs::File::create(log).map_err(io_err(format!("create {}", log.display())))?;
     let err = out
@@ -540,6 +541,7 @@ fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Child, RealApiError> {
 }
 
 /// SIGKILLs `child`'s whole process group and reaps the child.
+#[allow(unsafe_code)] // libc process control; SAFETY comment inside
 fn kill_group(mut child: Child) {
     if let Ok(pid) = i32::try_from(child.id()) {
         // SAFETY: kill(2) with a negative pid signals that process group; the group was

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 static STOP: AtomicBool = AtomicBool::new(false);
 static COUNT: AtomicUsize = AtomicUsize::new(0);
 
+#[allow(unsafe_code)] // libc signal handling; SAFETY comments inside
 extern "C" fn on_signal(_: libc::c_int) {
     // Only async-signal-safe operations here: atomics, write(2), _exit(2).
     if COUNT.fetch_add(1, Ordering::SeqCst) >= 1 {
@@ -23,6 +24,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 /// Installs the handlers for SIGINT, SIGTERM and SIGHUP.
+#[allow(unsafe_code)] // libc signal handling; SAFETY comments inside
 pub fn install() {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; the handler
