@@ -108,6 +108,13 @@ impl HeartbeatMetrics {
             "Suspect and alive messages sent (datagrams) and accepted, by kind",
             m.messages.clone(),
         );
+        // Every series exists from the start at 0, so `rate()` and the dashboard see a healthy
+        // cluster's zero instead of no data (the family prints nothing until a series exists).
+        for kind in ["suspect", "alive"] {
+            for direction in ["sent", "received"] {
+                m.messages_by(kind, direction, 0);
+            }
+        }
         m
     }
 
@@ -128,5 +135,27 @@ impl HeartbeatMetrics {
                 reason: reason.to_string(),
             })
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_counters_are_exported_at_zero_before_any_message() {
+        let mut registry = Registry::default();
+        let _m = HeartbeatMetrics::register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry)
+            .expect("encoding to a String cannot fail");
+        for kind in ["suspect", "alive"] {
+            for direction in ["sent", "received"] {
+                let series = format!(
+                    "ferrolb_speaker_heartbeat_messages_total{{kind=\"{kind}\",direction=\"{direction}\"}} 0"
+                );
+                assert!(text.contains(&series), "{series} missing from\n{text}");
+            }
+        }
     }
 }
