@@ -509,6 +509,19 @@ fn api_degraded_speaker_keeps_its_routes_and_adds_none() {
     );
 }
 
+/// `a` goes via every node, `b` (Local policy, endpoints on nodes 2 and 3) via those two: the
+/// whole table the router restart test expects before and after the restart.
+fn expect_full_table(lab: &BgpLab, a: Ipv4Addr, b: Ipv4Addr) {
+    for (vip, hops) in [(a, &[1, 2, 3][..]), (b, &[2, 3][..])] {
+        lab.expect_hops(
+            vip,
+            hops,
+            Duration::from_secs(10),
+            "the route goes via the expected nodes",
+        );
+    }
+}
+
 #[test]
 fn router_restart_brings_sessions_back_with_backoff_and_the_full_table() {
     let Some(mut lab) = BgpLab::start(3, "9s") else {
@@ -516,18 +529,7 @@ fn router_restart_brings_sessions_back_with_backoff_and_the_full_table() {
     };
     let a = lab.bgp_service("a", false, &[1]);
     let b = lab.bgp_service("b", true, &[2, 3]);
-    lab.expect_hops(
-        a,
-        &[1, 2, 3],
-        Duration::from_secs(10),
-        "the route goes via the expected nodes",
-    );
-    lab.expect_hops(
-        b,
-        &[2, 3],
-        Duration::from_secs(10),
-        "the route goes via the expected nodes",
-    );
+    expect_full_table(&lab, a, b);
     lab.router.stop_bird();
     assert!(
         poll(Duration::from_secs(5), || lab.hops(a).is_empty()
@@ -544,18 +546,7 @@ fn router_restart_brings_sessions_back_with_backoff_and_the_full_table() {
         lab.sessions(),
         lab.c.speaker_logs()
     );
-    lab.expect_hops(
-        a,
-        &[1, 2, 3],
-        Duration::from_secs(10),
-        "the route goes via the expected nodes",
-    );
-    lab.expect_hops(
-        b,
-        &[2, 3],
-        Duration::from_secs(10),
-        "the route goes via the expected nodes",
-    );
+    expect_full_table(&lab, a, b);
     for i in 1..=3 {
         // Metrics are refreshed on the speaker's 100 ms tick.
         let up_again = || {

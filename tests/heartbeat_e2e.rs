@@ -460,12 +460,7 @@ fn a_frozen_speaker_is_replaced_and_one_owner_remains_when_it_thaws() {
         c.speaker_logs()
     );
     assert!(
-        poll(Duration::from_secs(10), || c
-            .lan
-            .client()
-            .arping_macs(vip, Duration::from_millis(500))
-            .len()
-            == 1),
+        c.wait_one_mac(vip, Duration::from_secs(10)),
         "exactly one MAC answers after the thaw"
     );
 }

@@ -319,6 +319,22 @@ fn carrier_loss_on_the_owner_moves_the_ip_and_it_returns_at_most_once() {
 // ---------------------------------------------------------------------------------------------
 
 /// Made-up MACs for injected frames: 02:fe:00:00:0a:<n>, so replies can be told apart.
+/// Waits until speakers 1 and 2 log `line` for the side link `eth1` (they open a port on every
+/// up interface, this one included).
+fn wait_side_ports(c: &Cluster, line: &str, port: &str) {
+    for i in 1..=2 {
+        let s = c.speakers[i - 1].as_ref().expect("running");
+        assert!(
+            poll(Duration::from_secs(10), || s
+                .stderr()
+                .lines()
+                .any(|l| l.contains(line) && l.contains("eth1"))),
+            "node-{i} never opened {port} port on eth1\n{}",
+            c.speaker_logs()
+        );
+    }
+}
+
 fn fake_mac(n: u8) -> MacAddr {
     MacAddr([0x02, 0xfe, 0, 0, 0x0a, n])
 }
@@ -479,16 +495,7 @@ fn hostile_and_malformed_arp_gets_no_reply_crashes_nothing_and_costs_little() {
     // A second link, node <-> client, outside the LAN and every VIP subnet, on both nodes (the
     // owner is not known yet). The speaker opens an ARP port on it like on any up interface.
     let sides: Vec<String> = (1..=2).map(|i| c.lan.add_side_link(i)).collect();
-    for i in 1..=2 {
-        let s = c.speakers[i - 1].as_ref().expect("running");
-        assert!(
-            poll(Duration::from_secs(10), || s.stderr().lines().any(|l| l
-                .contains("listening for ARP")
-                && l.contains("eth1"))),
-            "node-{i} never opened an ARP port on eth1\n{}",
-            c.speaker_logs()
-        );
-    }
+    wait_side_ports(&c, "listening for ARP", "an ARP");
     let vip = c.create_service("web", json!({}));
     let owner = c
         .wait_announcer(vip, Duration::from_secs(10), |_| true)
@@ -982,16 +989,7 @@ fn hostile_and_malformed_ndp_gets_no_reply_crashes_nothing_and_costs_little() {
             side
         })
         .collect();
-    for i in 1..=2 {
-        let s = c.speakers[i - 1].as_ref().expect("running");
-        assert!(
-            poll(Duration::from_secs(10), || s.stderr().lines().any(|l| l
-                .contains("listening for IPv6 neighbor discovery")
-                && l.contains("eth1"))),
-            "node-{i} never opened an NDP port on eth1\n{}",
-            c.speaker_logs()
-        );
-    }
+    wait_side_ports(&c, "listening for IPv6 neighbor discovery", "an NDP");
     let vip = c.create_service6("web6", json!({}));
     let owner = c
         .wait_announcer6(vip, Duration::from_secs(10), |_| true)

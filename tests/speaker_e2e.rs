@@ -265,12 +265,7 @@ fn hard_failure_node_cut_off_the_lan_moves_the_ip() {
         c.lan.restore_node(old);
         let vip = c.wait_ip("web", Duration::from_secs(1));
         assert!(
-            poll(Duration::from_secs(10), || c
-                .lan
-                .client()
-                .arping_macs(vip, Duration::from_millis(500))
-                .len()
-                == 1),
+            c.wait_one_mac(vip, Duration::from_secs(10)),
             "after the node returns exactly one MAC answers\n{}",
             c.speaker_logs()
         );

@@ -251,6 +251,8 @@ impl HeartbeatView {
 
 #[cfg(test)]
 mod tests {
+    // unwrap() here only parses literal fixtures (addresses, node names like "n3" whose tail is
+    // a number): it cannot fail unless the test itself is wrong.
     use super::*;
     use serde_json::json;
     use std::time::Duration;

@@ -352,6 +352,18 @@ impl Cluster {
             .and_then(|m| self.node_of_mac(m))
     }
 
+    /// Waits until exactly one MAC answers ARP for `vip` (each look listens for 500 ms): one
+    /// owner, however many claimed the IP a moment ago.
+    pub fn wait_one_mac(&self, vip: Ipv4Addr, within: Duration) -> bool {
+        poll(within, || {
+            self.lan
+                .client()
+                .arping_macs(vip, Duration::from_millis(500))
+                .len()
+                == 1
+        })
+    }
+
     /// Waits until some node answers ARP for `vip` (and `want(node)` holds), returning it.
     pub fn wait_announcer(
         &self,
